@@ -1,0 +1,44 @@
+# Vesper Console: `make run` brings up the whole thing locally, `make test` runs the suite.
+# Both install what they need on a fresh Debian machine (as root: apt-get for Mosquitto and Chromium).
+
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test lint bench bench-quick system-deps browser-deps clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+system-deps:
+	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
+		echo "installing mosquitto from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+browser-deps:
+	@test -x /usr/bin/chromium || { \
+		echo "installing chromium from Debian's packages"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+
+run: system-deps $(STAMP)
+	$(PY) -m vesper_sim.devrun
+
+test: system-deps browser-deps $(STAMP)
+	$(PY) -m ruff check .
+	$(PY) -m pytest
+
+lint: $(STAMP)
+	$(PY) -m ruff check .
+
+bench: system-deps $(STAMP)
+	$(PY) -m bench
+
+bench-quick: system-deps $(STAMP)
+	$(PY) -m bench --quick
+
+clean:
+	rm -rf $(VENV) var

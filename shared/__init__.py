@@ -1,0 +1,1 @@
+"""Code both Vesper processes import: config, topics, event model, store, MQTT client."""

@@ -1,0 +1,64 @@
+"""The classified event model of SPEC §4 and its JSON form."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+ALERT_SEVERITY = {"WARNING": "warning", "CRITICAL": "critical", "FAILED": "critical"}
+ALERT_RANK = {"FAILED": 0, "CRITICAL": 1, "WARNING": 2}
+EVENT_SEVERITY = {
+    "alert_cleared": "info",
+    "playback_started": "info",
+    "playback_stopped": "info",
+    "info": "info",
+    "device_offline": "warning",
+    "device_online": "info",
+}
+
+
+def iso(ts: float | None) -> str | None:
+    """Epoch seconds to an ISO-8601 UTC string with milliseconds."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True)
+class NewEvent:
+    """An event decided by the ingest, before the store gives it an id."""
+
+    type: str
+    source_id: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    severity: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.severity:
+            object.__setattr__(self, "severity", EVENT_SEVERITY.get(self.type, "info"))
+
+
+def event_dict(event_id: int, ts: float, type_: str, severity: str, source_id: str, payload: Any) -> dict[str, Any]:
+    """The wire form of one stored event."""
+    return {
+        "id": event_id,
+        "ts": iso(ts),
+        "type": type_,
+        "severity": severity,
+        "source_id": source_id,
+        "payload": payload,
+    }
+
+
+def dumps(obj: Any) -> str:
+    """Compact JSON used on the wire and in the database."""
+    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+
+
+def parse_published(data: bytes | str) -> list[dict[str, Any]]:
+    """Decode a published message: one event object or an array of them."""
+    obj = json.loads(data)
+    items = obj if isinstance(obj, list) else [obj]
+    return [e for e in items if isinstance(e, dict) and isinstance(e.get("id"), int)]

@@ -1,0 +1,115 @@
+"""Fixtures: a real Mosquitto on a free port, a config per test, real Vesper processes."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import config as config_mod
+from shared import store
+from tests.support import Peer, Process, ingest_args
+from vesper_sim import broker as broker_mod
+
+
+class Broker:
+    """A running mosquitto that tests can stop and start again with the same persistence."""
+
+    def __init__(self, directory: Path, port: int) -> None:
+        self.directory = directory
+        self.port = port
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        """Start (or restart) on the same port and persistence directory."""
+        self.proc = broker_mod.start(self.directory, self.port)
+
+    def stop(self, kill: bool = False) -> None:
+        """SIGTERM (saves persistence) or SIGKILL."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.kill() if kill else self.proc.terminate()
+            self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture
+def broker(tmp_path: Path) -> Iterator[Broker]:
+    """A fresh mosquitto on a free port (never the system one on 1883)."""
+    b = Broker(tmp_path / "mosquitto", broker_mod.free_port())
+    b.start()
+    yield b
+    b.stop()
+
+
+def write_config(path: Path, port: int, db: Path, **overrides: dict[str, Any]) -> Path:
+    """A TOML config for one test; `overrides` are whole sections of extra keys."""
+    sections: dict[str, dict[str, Any]] = {
+        "mqtt": {"port": port, "client_id": f"vesper-ingest-{port}"},
+        "database": {"path": str(db)},
+        "liveness": {"heartbeat_timeout_s": 90.0, "sweep_interval_s": 0.2},
+        "ingest": {"summary_interval_s": 1.0},
+    }
+    for name, values in overrides.items():
+        sections.setdefault(name, {}).update(values)
+    lines = []
+    for name, values in sections.items():
+        lines.append(f"[{name}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {value!r}".replace("'", '"'))
+    path.write_text("\n".join(lines) + "\n")
+    config_mod.load(path)  # fail here, not in the child, if the test wrote a bad file
+    return path
+
+
+@pytest.fixture
+def make_config(tmp_path: Path, broker: Broker) -> Callable[..., Path]:
+    """Write this test's config file; keyword sections override the defaults."""
+
+    def make(**overrides: dict[str, Any]) -> Path:
+        return write_config(tmp_path / "vesper.toml", broker.port, tmp_path / "vesper.db", **overrides)
+
+    return make
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    """The SQLite file the test's processes use."""
+    return tmp_path / "vesper.db"
+
+
+@pytest.fixture
+def start_ingest(tmp_path: Path) -> Iterator[Callable[[Path], Process]]:
+    """Start the real ingest process; every one started is stopped at teardown."""
+    started: list[Process] = []
+
+    def start(config: Path, wait_connected: bool = True) -> Process:
+        proc = Process(ingest_args(), config, tmp_path / f"ingest-{len(started)}.log")
+        started.append(proc)
+        if wait_connected:
+            proc.wait_output("connected to")
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+@pytest.fixture
+def peer(broker: Broker) -> Iterator[Peer]:
+    """A device-side MQTT client that also listens to the published events."""
+    p = Peer(broker.port, subscribe=["vesper/console/published"])
+    yield p
+    p.close()
+
+
+@pytest.fixture
+def read_db(db_path: Path) -> Callable[[], Any]:
+    """Open the test database read-only, as the web does."""
+
+    def open_() -> Any:
+        return store.connect(db_path, readonly=True)
+
+    return open_

@@ -1,0 +1,1 @@
+"""The ingest process: device MQTT traffic into current state and classified events."""

@@ -1,0 +1,76 @@
+"""Apply one classified message to the store, inside the caller's transaction."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from shared import store
+from shared.events import ALERT_SEVERITY, NewEvent, iso
+from vesper_ingest.classify import Alert, Heartbeat, Info, Message
+from vesper_ingest.liveness import announces_online
+
+
+def _alive(conn: sqlite3.Connection, device_id: str, now: float) -> list[NewEvent]:
+    """Record a live sign; an offline device coming back is announced."""
+    before, last_seen = store.mark_alive(conn, device_id, now)
+    if announces_online(before):
+        return [NewEvent("device_online", device_id, {"last_seen": iso(now), "previous_last_seen": iso(last_seen)})]
+    return []
+
+
+def heartbeat(conn: sqlite3.Connection, msg: Heartbeat, now: float) -> list[NewEvent]:
+    """Live heartbeats update last_seen silently; retained ones only make a device known."""
+    if msg.retained:
+        store.ensure_device(conn, msg.device_id, now)
+        if msg.body is not None:
+            store.set_heartbeat_if_empty(conn, msg.device_id, msg.body)
+        return []
+    events = _alive(conn, msg.device_id, now)
+    if msg.body is not None:
+        store.set_heartbeat(conn, msg.device_id, msg.body)
+    return events
+
+
+def alert(conn: sqlite3.Connection, msg: Alert, now: float) -> list[NewEvent]:
+    """Upsert or delete the subsystem's row; a repeat of the current state emits nothing."""
+    events = _alive(conn, msg.device_id, now)
+    current = store.get_alert(conn, msg.device_id, msg.subsystem)
+    previous = current[0] if current else None
+    if msg.state == "CLEARED":
+        if current is None:
+            return events
+        store.delete_alert(conn, msg.device_id, msg.subsystem)
+        return events + [
+            NewEvent("alert_cleared", msg.device_id, {"subsystem": msg.subsystem, "previous_state": previous})
+        ]
+    if current == (msg.state, msg.message):
+        return events
+    store.upsert_alert(conn, msg.device_id, msg.subsystem, msg.state, msg.message, now)
+    payload = {"subsystem": msg.subsystem, "state": msg.state, "message": msg.message, "previous_state": previous}
+    return events + [NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])]
+
+
+def info(conn: sqlite3.Connection, msg: Info, now: float) -> list[NewEvent]:
+    """Playback info updates the device; any other type becomes an `info` event."""
+    events = _alive(conn, msg.device_id, now)
+    melody = msg.payload.get("melody_uid")
+    if msg.type == "playback_started":
+        store.set_playback(conn, msg.device_id, True, melody)
+        return events + [NewEvent("playback_started", msg.device_id, {"melody_uid": melody})]
+    if msg.type == "playback_stopped":
+        before = store.set_playback(conn, msg.device_id, False, None)
+        return events + [NewEvent("playback_stopped", msg.device_id, {"melody_uid": melody or before})]
+    return events + [NewEvent("info", msg.device_id, {"type": msg.type, "payload": msg.payload})]
+
+
+HANDLERS: dict[type, Callable[[sqlite3.Connection, Message, float], list[NewEvent]]] = {
+    Heartbeat: heartbeat,  # type: ignore[dict-item]
+    Alert: alert,  # type: ignore[dict-item]
+    Info: info,  # type: ignore[dict-item]
+}
+
+
+def apply(conn: sqlite3.Connection, msg: Message, now: float) -> list[NewEvent]:
+    """Apply one message; returns the events it causes (not yet stored)."""
+    return HANDLERS[type(msg)](conn, msg, now)

@@ -1,0 +1,163 @@
+"""Pure classification of one device message: a Message or a Rejected with its reason."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from shared.topics import Topics, is_valid_device_id
+
+MAX_PAYLOAD = 64 * 1024
+MAX_HEARTBEAT_KEPT = 4 * 1024
+MAX_NAME = 64
+MAX_MESSAGE = 1024
+ALERT_STATES = ("WARNING", "CRITICAL", "FAILED", "CLEARED")
+ALERT_FIELDS = {"subsystem", "state", "msg"}
+INFO_FIELDS = {"type", "payload"}
+
+REASONS = (
+    "bad_topic",
+    "bad_device_id",
+    "oversized",
+    "not_utf8",
+    "not_json",
+    "not_object",
+    "missing_field",
+    "unknown_field",
+    "bad_type",
+    "bad_value",
+)
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """A heartbeat; `body` is the JSON object to keep, if it is one and small."""
+
+    device_id: str
+    retained: bool
+    body: str | None
+
+
+@dataclass(frozen=True)
+class Alert:
+    """A subsystem state transition."""
+
+    device_id: str
+    subsystem: str
+    state: str
+    message: str | None
+
+
+@dataclass(frozen=True)
+class Info:
+    """An info message: playback or any other type."""
+
+    device_id: str
+    type: str
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Rejected:
+    """A message that is not applied, with why."""
+
+    reason: str
+    detail: str = ""
+    device_id: str | None = None
+
+
+Message = Heartbeat | Alert | Info
+
+
+def _decode_object(payload: bytes) -> dict[str, Any] | Rejected:
+    """UTF-8 JSON object, or the reason it is not one."""
+    try:
+        text = payload.decode("utf-8")
+    except UnicodeDecodeError:
+        return Rejected("not_utf8")
+    try:
+        obj = json.loads(text)
+    except (ValueError, RecursionError):
+        return Rejected("not_json")
+    if not isinstance(obj, dict):
+        return Rejected("not_object", type(obj).__name__)
+    return obj
+
+
+def _check_fields(obj: dict[str, Any], required: set[str], allowed: set[str]) -> Rejected | None:
+    missing = sorted(required - obj.keys())
+    if missing:
+        return Rejected("missing_field", missing[0])
+    unknown = sorted(obj.keys() - allowed)
+    if unknown:
+        return Rejected("unknown_field", unknown[0][:MAX_NAME])
+    return None
+
+
+def _name_ok(value: Any) -> bool:
+    return isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()
+
+
+def _heartbeat(device_id: str, payload: bytes, retained: bool) -> Heartbeat:
+    body = None
+    if len(payload) <= MAX_HEARTBEAT_KEPT:
+        obj = _decode_object(payload)
+        if isinstance(obj, dict):
+            body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
+    return Heartbeat(device_id, retained, body)
+
+
+def _alert(device_id: str, payload: bytes) -> Alert | Rejected:
+    obj = _decode_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    bad = _check_fields(obj, {"subsystem", "state"}, ALERT_FIELDS)
+    if bad:
+        return bad
+    subsystem, state, msg = obj["subsystem"], obj["state"], obj.get("msg")
+    if not isinstance(subsystem, str) or not isinstance(state, str) or not isinstance(msg, str | None):
+        return Rejected("bad_type")
+    if not _name_ok(subsystem):
+        return Rejected("bad_value", "subsystem")
+    if state not in ALERT_STATES:
+        return Rejected("bad_value", "state")
+    if msg is not None and len(msg) > MAX_MESSAGE:
+        return Rejected("bad_value", "msg")
+    return Alert(device_id, subsystem, state, msg)
+
+
+def _info(device_id: str, payload: bytes) -> Info | Rejected:
+    obj = _decode_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    bad = _check_fields(obj, {"type"}, INFO_FIELDS)
+    if bad:
+        return bad
+    kind, data = obj["type"], obj.get("payload", {})
+    if not isinstance(kind, str) or not isinstance(data, dict):
+        return Rejected("bad_type")
+    if not _name_ok(kind):
+        return Rejected("bad_value", "type")
+    melody = data.get("melody_uid")
+    if kind.startswith("playback_") and melody is not None and not _name_ok(melody):
+        return Rejected("bad_value", "melody_uid")
+    return Info(device_id, kind, data)
+
+
+def classify(topics: Topics, topic: str, payload: bytes, retained: bool) -> Message | Rejected:
+    """Turn one received MQTT message into a Message, or a Rejected naming the reason."""
+    parsed = topics.parse_status(topic)
+    if parsed is None:
+        return Rejected("bad_topic")
+    device_id, kind = parsed
+    if not is_valid_device_id(device_id):
+        return Rejected("bad_device_id", device_id[:80])
+    if len(payload) > MAX_PAYLOAD:
+        return Rejected("oversized", str(len(payload)), device_id)
+    if kind == "heartbeat":
+        return _heartbeat(device_id, payload, retained)
+    result = _alert(device_id, payload) if kind == "alerts" else _info(device_id, payload)
+    if isinstance(result, Rejected):
+        return Rejected(result.reason, result.detail, device_id)
+    return result
