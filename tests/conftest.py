@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import subprocess
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -11,7 +13,7 @@ import pytest
 
 from shared import config as config_mod
 from shared import store
-from tests.support import Peer, Process, ingest_args
+from tests.support import Peer, Process, ingest_args, wait_for, web_args
 from vesper_sim import broker as broker_mod
 
 
@@ -48,6 +50,7 @@ def write_config(path: Path, port: int, db: Path, **overrides: dict[str, Any]) -
     """A TOML config for one test; `overrides` are whole sections of extra keys."""
     sections: dict[str, dict[str, Any]] = {
         "mqtt": {"port": port, "client_id": f"vesper-ingest-{port}"},
+        "web": {"bind": f"127.0.0.1:{broker_mod.free_port()}"},
         "database": {"path": str(db)},
         "liveness": {"heartbeat_timeout_s": 90.0, "sweep_interval_s": 0.2},
         "ingest": {"summary_interval_s": 1.0},
@@ -95,6 +98,35 @@ def start_ingest(tmp_path: Path) -> Iterator[Callable[[Path], Process]]:
     yield start
     for proc in started:
         proc.kill()
+
+
+@pytest.fixture
+def start_web(tmp_path: Path) -> Iterator[Callable[..., Process]]:
+    """Start the real web process (gunicorn, gevent worker) and wait until /healthz answers."""
+    started: list[Process] = []
+
+    def start(config: Path, wait_ready: bool = True) -> Process:
+        proc = Process(web_args(), config, tmp_path / f"web-{len(started)}.log")
+        started.append(proc)
+        if wait_ready:
+            url = f"http://{config_mod.load(config).web.bind}/healthz"
+            wait_for(lambda: _answers(url) or proc.proc.poll() is not None, 30, f"{url} to answer")
+            assert proc.proc.poll() is None, proc.output()
+        return proc
+
+    yield start
+    for proc in started:
+        proc.kill()
+
+
+def _answers(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True
+    except OSError:
+        return False
 
 
 @pytest.fixture

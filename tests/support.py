@@ -136,3 +136,8 @@ class Process:
 def ingest_args() -> list[str]:
     """Command line of the ingest process."""
     return [sys.executable, "-m", "vesper_ingest"]
+
+
+def web_args() -> list[str]:
+    """Command line of the web process, as the Procfile has it."""
+    return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "vesper_web:create_app()"]
