@@ -1,0 +1,122 @@
+"""Table tests of the pure classifier (SPEC §2)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from shared.topics import Topics
+from vesper_ingest.classify import REASONS, Alert, Heartbeat, Info, Rejected, classify
+
+T = Topics("vesper")
+
+
+def j(obj: object) -> bytes:
+    return json.dumps(obj).encode()
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "retained", "expected"),
+    [
+        (
+            "vesper/bell-1/status/alerts",
+            j({"subsystem": "FileManager", "state": "WARNING", "msg": "ConfigManager health check failed"}),
+            False,
+            Alert("bell-1", "FileManager", "WARNING", "ConfigManager health check failed"),
+        ),
+        (
+            "vesper/bell-1/status/alerts",
+            j({"subsystem": "FileManager", "state": "CLEARED"}),
+            False,
+            Alert("bell-1", "FileManager", "CLEARED", None),
+        ),
+        ("vesper/b/status/alerts", j({"subsystem": "A", "state": "FAILED"}), False, Alert("b", "A", "FAILED", None)),
+        (
+            "vesper/bell-1/status/info",
+            j({"type": "playback_started", "payload": {"melody_uid": "ABC123"}}),
+            False,
+            Info("bell-1", "playback_started", {"melody_uid": "ABC123"}),
+        ),
+        ("vesper/bell-1/status/info", j({"type": "playback_stopped"}), False, Info("bell-1", "playback_stopped", {})),
+        ("vesper/x.y:z_1-2/status/info", j({"type": "door_open"}), False, Info("x.y:z_1-2", "door_open", {})),
+        ("vesper/bell-1/status/heartbeat", j({"uptime": 3}), True, Heartbeat("bell-1", True, '{"uptime":3}')),
+        ("vesper/bell-1/status/heartbeat", b"\xff\xfe", False, Heartbeat("bell-1", False, None)),
+        ("vesper/bell-1/status/heartbeat", b"[1,2]", False, Heartbeat("bell-1", False, None)),
+        ("vesper/bell-1/status/heartbeat", j({"pad": "x" * 5000}), False, Heartbeat("bell-1", False, None)),
+    ],
+)
+def test_good_messages(topic, payload, retained, expected):
+    assert classify(T, topic, payload, retained) == expected
+
+
+ALERTS = "vesper/d1/status/alerts"
+INFO = "vesper/d1/status/info"
+
+
+@pytest.mark.parametrize(
+    ("topic", "payload", "reason"),
+    [
+        ("other/d1/status/alerts", j({}), "bad_topic"),
+        ("vesper/d1/status/weird", j({}), "bad_topic"),
+        ("vesper/d1/status/alerts/extra", j({}), "bad_topic"),
+        ("vesper//status/alerts", j({}), "bad_device_id"),
+        ("vesper/" + "a" * 65 + "/status/alerts", j({}), "bad_device_id"),
+        ("vesper/bad id/status/alerts", j({}), "bad_device_id"),
+        ("vesper/dév/status/alerts", j({}), "bad_device_id"),
+        ("vesper/a\x00b/status/alerts", j({}), "bad_device_id"),
+        ("vesper/<img>/status/alerts", j({}), "bad_device_id"),
+        (ALERTS, b"x" * (64 * 1024 + 1), "oversized"),
+        (ALERTS, b"\xff\xfe\xfd", "not_utf8"),
+        (ALERTS, b"{not json", "not_json"),
+        (ALERTS, b"[" * 30_000 + b"]" * 30_000, "not_json"),
+        (ALERTS, b"[1, 2]", "not_object"),
+        (ALERTS, b'"WARNING"', "not_object"),
+        (ALERTS, j({"state": "WARNING"}), "missing_field"),
+        (ALERTS, j({"subsystem": "A"}), "missing_field"),
+        (ALERTS, j({"subsystem": "A", "state": "WARNING", "extra": 1}), "unknown_field"),
+        (ALERTS, j({"subsystem": 5, "state": "WARNING"}), "bad_type"),
+        (ALERTS, j({"subsystem": "A", "state": ["WARNING"]}), "bad_type"),
+        (ALERTS, j({"subsystem": "A", "state": "WARNING", "msg": 7}), "bad_type"),
+        (ALERTS, j({"subsystem": "A", "state": "HEALTHY"}), "bad_value"),
+        (ALERTS, j({"subsystem": "", "state": "WARNING"}), "bad_value"),
+        (ALERTS, j({"subsystem": "A" * 65, "state": "WARNING"}), "bad_value"),
+        (ALERTS, j({"subsystem": "A\nB", "state": "WARNING"}), "bad_value"),
+        (ALERTS, j({"subsystem": "A", "state": "WARNING", "msg": "m" * 1025}), "bad_value"),
+        (INFO, j({"payload": {}}), "missing_field"),
+        (INFO, j({"type": "x", "when": 1}), "unknown_field"),
+        (INFO, j({"type": 1}), "bad_type"),
+        (INFO, j({"type": "x", "payload": [1]}), "bad_type"),
+        (INFO, j({"type": ""}), "bad_value"),
+        (INFO, j({"type": "playback_started", "payload": {"melody_uid": 5}}), "bad_value"),
+    ],
+)
+def test_bad_messages_are_rejected_with_reason(topic, payload, reason):
+    result = classify(T, topic, payload, False)
+    assert isinstance(result, Rejected) and result.reason == reason, result
+    assert result.reason in REASONS
+
+
+def test_other_prefix():
+    assert classify(Topics("fleet"), "fleet/d/status/info", j({"type": "x"}), False) == Info("d", "x", {})
+    assert classify(Topics("fleet"), "vesper/d/status/info", j({"type": "x"}), False) == Rejected("bad_topic")
+
+
+@given(topic=st.text(max_size=80), payload=st.binary(max_size=300), retained=st.booleans())
+def test_never_raises_on_anything(topic, payload, retained):
+    result = classify(T, topic, payload, retained)
+    assert isinstance(result, Heartbeat | Alert | Info) or result.reason in REASONS
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(), lambda c: st.lists(c) | st.dictionaries(st.text(), c)
+)
+
+
+@given(obj=JSON)
+def test_never_raises_on_any_json(obj):
+    for topic in (ALERTS, INFO, "vesper/d1/status/heartbeat"):
+        result = classify(T, topic, json.dumps(obj).encode(), False)
+        assert isinstance(result, Heartbeat | Alert | Info) or result.reason in REASONS

@@ -1,0 +1,134 @@
+"""The ingest under SIGKILL, hostile input and a second copy: nothing good is lost."""
+
+from __future__ import annotations
+
+import json
+import random
+import subprocess
+import sys
+
+from shared import store
+from tests.support import ROOT, wait_for
+
+SUBSYSTEMS = ("FileManager", "TimeKeeper", "Audio")
+
+
+def transitions(n: int, devices: int, seed: int) -> list[tuple[str, dict[str, str]]]:
+    """A known random sequence of alert transitions, each message unique."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        device = f"dev-{rng.randrange(devices):03d}"
+        state = rng.choice(("WARNING", "CRITICAL", "FAILED", "CLEARED", "CLEARED"))
+        body = {"subsystem": rng.choice(SUBSYSTEMS), "state": state}
+        if state != "CLEARED":
+            body["msg"] = f"t{i}"
+        out.append((device, body))
+    return out
+
+
+def implied_state(seq: list[tuple[str, dict[str, str]]]) -> list[tuple[str, str, str, str]]:
+    """The active-alert table the sequence implies."""
+    state: dict[tuple[str, str], tuple[str, str]] = {}
+    for device, body in seq:
+        key = (device, body["subsystem"])
+        if body["state"] == "CLEARED":
+            state.pop(key, None)
+        else:
+            state[key] = (body["state"], body["msg"])
+    return sorted((d, s, st, m) for (d, s), (st, m) in state.items())
+
+
+def test_sigkill_mid_burst_loses_nothing(make_config, start_ingest, peer, read_db):
+    cfg = make_config()
+    seq = transitions(3000, 200, seed=7)
+    ingest = start_ingest(cfg)
+    kills = 0
+    for i, (device, body) in enumerate(seq):
+        peer.client.publish(f"vesper/{device}/status/alerts", json.dumps(body), qos=1)
+        if i in (800, 1800):
+            # Kill only once the ingest is visibly mid-burst: events are being committed.
+            floor = store.last_event_id(read_db())
+            wait_for(lambda f=floor: store.last_event_id(read_db()) > f + 50, 30, "the ingest to be committing")
+            ingest.kill()
+            kills += 1
+            ingest = start_ingest(cfg)
+    expected = implied_state(seq)
+    wait_for(lambda: store.all_alerts(read_db()) == expected, 60, "the active-alert table to match the sequence")
+    conn = read_db()
+    assert store.all_alerts(conn) == expected, f"{len(seq)} transitions, {kills} kills"
+    assert store.integrity_ok(conn)
+    assert kills == 2
+
+
+BAD = [
+    ("vesper/d-good/status/alerts", b"\xff\xfe\x00garbage"),  # not_utf8
+    ("vesper/d-good/status/alerts", b"{nope"),  # not_json
+    ("vesper/d-good/status/alerts", b"[1,2,3]"),  # not_object
+    ("vesper/d-good/status/alerts", b'{"state": "WARNING"}'),  # missing_field
+    ("vesper/d-good/status/alerts", b'{"subsystem": "A", "state": "WARNING", "x": 1}'),  # unknown_field
+    ("vesper/d-good/status/alerts", b'{"subsystem": 1, "state": "WARNING"}'),  # bad_type
+    ("vesper/d-good/status/alerts", b'{"subsystem": "A", "state": "MELTING"}'),  # bad_value
+    ("vesper/d-good/status/info", b'{"type": 42}'),  # bad_type
+    ("vesper/d-good/status/alerts", b"x" * 1_000_000),  # oversized (1 MB)
+    ("vesper/bad id/status/alerts", b'{"subsystem": "A", "state": "WARNING"}'),  # bad_device_id
+    ("vesper/" + "z" * 65 + "/status/alerts", b'{"subsystem": "A", "state": "WARNING"}'),  # bad_device_id
+    ("vesper/d\u00e9v/status/info", b'{"type": "x"}'),  # bad_device_id
+    ("vesper/<img src=x>/status/alerts", b'{"subsystem": "A", "state": "WARNING"}'),  # bad_device_id
+]
+EXPECTED_REJECTIONS = {
+    "rejected.not_utf8": 1,
+    "rejected.not_json": 1,
+    "rejected.not_object": 1,
+    "rejected.missing_field": 1,
+    "rejected.unknown_field": 1,
+    "rejected.bad_type": 2,
+    "rejected.bad_value": 1,
+    "rejected.oversized": 1,
+    "rejected.bad_device_id": 4,
+}
+
+
+def test_bad_input_is_counted_and_good_input_applied(make_config, start_ingest, peer, read_db):
+    ingest = start_ingest(make_config())
+    rounds = 3
+    good = 0
+    for r in range(rounds):
+        for i, (topic, payload) in enumerate(BAD):
+            peer.publish(topic, payload, qos=1)
+            body = {"subsystem": f"S{i}", "state": "WARNING" if r % 2 == 0 else "CRITICAL", "msg": f"r{r}"}
+            peer.publish("vesper/d-good/status/alerts", body)
+            good += 1
+    events = peer.wait_events(good, type="alert", timeout=30)
+    assert len(events) == good
+    rows = store.alerts(read_db(), "d-good")
+    assert sorted((a["subsystem"], a["state"], a["message"]) for a in rows) == sorted(
+        (f"S{i}", "WARNING", "r2") for i in range(len(BAD))
+    )
+    expected = {name: n * rounds for name, n in EXPECTED_REJECTIONS.items()}
+
+    def counted() -> bool:
+        c = store.counters(read_db())
+        return {k: v for k, v in c.items() if k.startswith("rejected.")} == expected
+
+    wait_for(counted, 10, f"rejection counters {expected}; have {store.counters(read_db())}")
+    assert ingest.proc.poll() is None, "the ingest died"
+    assert "rejected message: not_json" in ingest.output()
+    # Rate limited: three rounds of the same reason inside 10 s are logged once.
+    assert ingest.output().count("rejected message: not_json") == 1
+    assert store.device(read_db(), "bad id") is None
+
+
+def test_second_ingest_on_same_database_refuses(make_config, start_ingest):
+    cfg = make_config()
+    start_ingest(cfg)
+    out = subprocess.run(
+        [sys.executable, "-m", "vesper_ingest"],
+        cwd=ROOT,
+        env={"VESPER_CONFIG": str(cfg), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 3
+    assert "another vesper_ingest" in out.stdout and "already running" in out.stdout
