@@ -3,40 +3,12 @@
 from __future__ import annotations
 
 import json
-import random
 import subprocess
 import sys
 
 from shared import store
 from tests.support import ROOT, wait_for
-
-SUBSYSTEMS = ("FileManager", "TimeKeeper", "Audio")
-
-
-def transitions(n: int, devices: int, seed: int) -> list[tuple[str, dict[str, str]]]:
-    """A known random sequence of alert transitions, each message unique."""
-    rng = random.Random(seed)
-    out = []
-    for i in range(n):
-        device = f"dev-{rng.randrange(devices):03d}"
-        state = rng.choice(("WARNING", "CRITICAL", "FAILED", "CLEARED", "CLEARED"))
-        body = {"subsystem": rng.choice(SUBSYSTEMS), "state": state}
-        if state != "CLEARED":
-            body["msg"] = f"t{i}"
-        out.append((device, body))
-    return out
-
-
-def implied_state(seq: list[tuple[str, dict[str, str]]]) -> list[tuple[str, str, str, str]]:
-    """The active-alert table the sequence implies."""
-    state: dict[tuple[str, str], tuple[str, str]] = {}
-    for device, body in seq:
-        key = (device, body["subsystem"])
-        if body["state"] == "CLEARED":
-            state.pop(key, None)
-        else:
-            state[key] = (body["state"], body["msg"])
-    return sorted((d, s, st, m) for (d, s), (st, m) in state.items())
+from vesper_sim.sequences import implied_state, transitions
 
 
 def test_sigkill_mid_burst_loses_nothing(make_config, start_ingest, peer, read_db):
