@@ -112,6 +112,9 @@ def one_round(n: int, devices: int, seed: int, tmp: Path) -> dict[str, float]:
         bare_rate = (stats["n"] - 1) / (stats["last"] - stats["first"])
 
         ingest = subprocess.Popen([sys.executable, "-m", "vesper_ingest"], cwd=ROOT, env=env, stdout=log, stderr=log)
+        if os.environ.get("BENCH_PYSPY"):  # profile the drain: py-spy's collapsed stacks to this file
+            spy = ["py-spy", "record", "--format", "raw", "-r", "500", "-d", "2", "-o", os.environ["BENCH_PYSPY"]]
+            subprocess.Popen([*spy, "--pid", str(ingest.pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         while store.device(conn, "sentinel") is None:
             time.sleep(0.005)
         done = time.time()

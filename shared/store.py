@@ -134,6 +134,20 @@ def mark_alive(conn: sqlite3.Connection, device_id: str, now: float) -> tuple[st
     return row[0], row[1]
 
 
+def record_seen(conn: sqlite3.Connection, rows: list[tuple[float, str | None, str]]) -> None:
+    """Batch of (last_seen, heartbeat or None, device_id) for existing devices: online, seen then."""
+    conn.executemany(
+        "UPDATE devices SET last_seen = ?, liveness = 'online', last_heartbeat = COALESCE(?, last_heartbeat)"
+        " WHERE id = ?",
+        rows,
+    )
+
+
+def liveness_all(conn: sqlite3.Connection) -> list[tuple[str, str, float | None]]:
+    """(id, liveness, last_seen) of every device."""
+    return conn.execute("SELECT id, liveness, last_seen FROM devices").fetchall()
+
+
 def set_heartbeat(conn: sqlite3.Connection, device_id: str, heartbeat: str) -> None:
     """Keep the device's last heartbeat payload (JSON text)."""
     conn.execute("UPDATE devices SET last_heartbeat = ? WHERE id = ?", (heartbeat, device_id))

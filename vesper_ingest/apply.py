@@ -8,52 +8,52 @@ from collections.abc import Callable
 from shared import store
 from shared.events import ALERT_SEVERITY, NewEvent, iso
 from vesper_ingest.classify import Alert, Heartbeat, Info, Message
+from vesper_ingest.fleet import Fleet
 from vesper_ingest.liveness import announces_online
 
 
-def _alive(conn: sqlite3.Connection, device_id: str, now: float) -> list[NewEvent]:
+def _alive(
+    fleet: Fleet, conn: sqlite3.Connection, device_id: str, now: float, body: str | None = None
+) -> list[NewEvent]:
     """Record a live sign; an offline device coming back is announced."""
-    before, last_seen = store.mark_alive(conn, device_id, now)
+    before, last_seen = fleet.alive(conn, device_id, now, body)
     if announces_online(before):
         return [NewEvent("device_online", device_id, {"last_seen": iso(now), "previous_last_seen": iso(last_seen)})]
     return []
 
 
-def heartbeat(conn: sqlite3.Connection, msg: Heartbeat, now: float) -> list[NewEvent]:
+def heartbeat(fleet: Fleet, conn: sqlite3.Connection, msg: Heartbeat, now: float) -> list[NewEvent]:
     """Live heartbeats update last_seen silently; retained ones only make a device known."""
     if msg.retained:
-        store.ensure_device(conn, msg.device_id, now)
-        if msg.body is not None:
-            store.set_heartbeat_if_empty(conn, msg.device_id, msg.body)
+        fleet.ensure(conn, msg.device_id, now, msg.body)
         return []
-    events = _alive(conn, msg.device_id, now)
-    if msg.body is not None:
-        store.set_heartbeat(conn, msg.device_id, msg.body)
-    return events
+    return _alive(fleet, conn, msg.device_id, now, msg.body)
 
 
-def alert(conn: sqlite3.Connection, msg: Alert, now: float) -> list[NewEvent]:
+def alert(fleet: Fleet, conn: sqlite3.Connection, msg: Alert, now: float) -> list[NewEvent]:
     """Upsert or delete the subsystem's row; a repeat of the current state emits nothing."""
-    events = _alive(conn, msg.device_id, now)
-    current = store.get_alert(conn, msg.device_id, msg.subsystem)
+    events = _alive(fleet, conn, msg.device_id, now)
+    key = (msg.device_id, msg.subsystem)
+    current = fleet.alerts.get(key)
     previous = current[0] if current else None
     if msg.state == "CLEARED":
         if current is None:
             return events
         store.delete_alert(conn, msg.device_id, msg.subsystem)
-        return events + [
-            NewEvent("alert_cleared", msg.device_id, {"subsystem": msg.subsystem, "previous_state": previous})
-        ]
+        del fleet.alerts[key]
+        cleared = {"subsystem": msg.subsystem, "previous_state": previous}
+        return events + [NewEvent("alert_cleared", msg.device_id, cleared)]
     if current == (msg.state, msg.message):
         return events
     store.upsert_alert(conn, msg.device_id, msg.subsystem, msg.state, msg.message, now)
+    fleet.alerts[key] = (msg.state, msg.message)
     payload = {"subsystem": msg.subsystem, "state": msg.state, "message": msg.message, "previous_state": previous}
     return events + [NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])]
 
 
-def info(conn: sqlite3.Connection, msg: Info, now: float) -> list[NewEvent]:
+def info(fleet: Fleet, conn: sqlite3.Connection, msg: Info, now: float) -> list[NewEvent]:
     """Playback info updates the device; any other type becomes an `info` event."""
-    events = _alive(conn, msg.device_id, now)
+    events = _alive(fleet, conn, msg.device_id, now)
     melody = msg.payload.get("melody_uid")
     if msg.type == "playback_started":
         store.set_playback(conn, msg.device_id, True, melody)
@@ -64,13 +64,13 @@ def info(conn: sqlite3.Connection, msg: Info, now: float) -> list[NewEvent]:
     return events + [NewEvent("info", msg.device_id, {"type": msg.type, "payload": msg.payload})]
 
 
-HANDLERS: dict[type, Callable[[sqlite3.Connection, Message, float], list[NewEvent]]] = {
+HANDLERS: dict[type, Callable[[Fleet, sqlite3.Connection, Message, float], list[NewEvent]]] = {
     Heartbeat: heartbeat,  # type: ignore[dict-item]
     Alert: alert,  # type: ignore[dict-item]
     Info: info,  # type: ignore[dict-item]
 }
 
 
-def apply(conn: sqlite3.Connection, msg: Message, now: float) -> list[NewEvent]:
+def apply(fleet: Fleet, conn: sqlite3.Connection, msg: Message, now: float) -> list[NewEvent]:
     """Apply one message; returns the events it causes (not yet stored)."""
-    return HANDLERS[type(msg)](conn, msg, now)
+    return HANDLERS[type(msg)](fleet, conn, msg, now)

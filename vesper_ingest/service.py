@@ -7,6 +7,7 @@ import queue
 import sqlite3
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,7 @@ from shared.events import NewEvent, dumps, iso
 from shared.mqtt import describe, make_client
 from shared.topics import KINDS, Topics
 from vesper_ingest import apply, classify, liveness
+from vesper_ingest.fleet import Fleet
 from vesper_ingest.outbox import Outbox
 from vesper_ingest.stats import Stats
 
@@ -48,6 +50,7 @@ class Ingest:
         self.clock = clock
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.conn = store.open_store(cfg.database.path)
+        self.fleet = Fleet(self.conn)
         self.stats = Stats()
         self.inbox: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
         self.stopping = threading.Event()
@@ -123,45 +126,67 @@ class Ingest:
             except queue.Empty:
                 return batch
 
-    def _store_events(self, conn: sqlite3.Connection, events: list[NewEvent], now: float) -> None:
+    def _store_events(self, conn: sqlite3.Connection, events: list[NewEvent], now: float, counts: Counter[str]) -> None:
         for ev in events:
             store.insert_event(conn, now, ev.type, ev.severity, ev.source_id, dumps(ev.payload))
-            self.stats.count(f"events.{ev.type}")
+            counts[f"events.{ev.type}"] += 1
 
-    def _apply_one(self, conn: sqlite3.Connection, item: Inbound, now: float) -> None:
-        """Classify and apply one message under a savepoint, so one bad message cannot sink the batch."""
-        kind = item.topic.rsplit("/", 1)[-1]
-        self.stats.count(f"messages.{kind if kind in KINDS else 'other'}")
-        conn.execute("SAVEPOINT message")
-        try:
-            result = classify.classify(self.topics, item.topic, item.payload, item.retained)
-            if isinstance(result, classify.Rejected):
-                self.stats.rejected(result.reason, result.detail, result.device_id, now)
-            else:
-                self._store_events(conn, apply.apply(conn, result, now), now)
-        except sqlite3.OperationalError:
-            conn.execute("ROLLBACK TO message")
-            raise
-        except Exception:
-            conn.execute("ROLLBACK TO message")
-            self.stats.rejected("internal_error", "", None, now)
-            log.exception("applying a message on %r failed", item.topic[:200])
-        conn.execute("RELEASE message")
+    def _apply_batch(
+        self, conn: sqlite3.Connection, batch: list[Inbound], now: float, careful: bool
+    ) -> tuple[Counter[str], list[classify.Rejected]]:
+        """Apply every message of the batch; `careful` isolates each under a savepoint."""
+        counts: Counter[str] = Counter()
+        rejected: list[classify.Rejected] = []
+        for item in batch:
+            kind = item.topic.rsplit("/", 1)[-1]
+            counts[f"messages.{kind if kind in KINDS else 'other'}"] += 1
+            if careful:
+                conn.execute("SAVEPOINT message")
+            try:
+                result = classify.classify(self.topics, item.topic, item.payload, item.retained)
+                if isinstance(result, classify.Rejected):
+                    rejected.append(result)
+                else:
+                    self._store_events(conn, apply.apply(self.fleet, conn, result, now), now, counts)
+            except sqlite3.OperationalError:
+                raise
+            except Exception:
+                if not careful:
+                    raise
+                conn.execute("ROLLBACK TO message")
+                rejected.append(classify.Rejected("internal_error", "", None))
+                log.exception("applying a message on %r failed", item.topic[:200])
+            if careful:
+                conn.execute("RELEASE message")
+        self.fleet.flush(conn)
+        self.outbox.save_marker(conn)
+        return counts, rejected
 
     def process(self, batch: list[Inbound]) -> None:
         """Commit the batch, then acknowledge it, then publish its events."""
         now = self.clock()
+        careful = False
         while True:
             try:
                 with store.write(self.conn) as conn:
-                    for item in batch:
-                        self._apply_one(conn, item, now)
-                    self.outbox.save_marker(conn)
+                    counts, rejected = self._apply_batch(conn, batch, now, careful)
                 break
             except sqlite3.OperationalError:
                 log.exception("database write failed; retrying the batch of %d", len(batch))
+                self.fleet.reload(self.conn)
                 if self.stopping.wait(1.0):
                     return
+            except Exception:
+                # A bug met one message: roll back, then isolate each message so only it is lost.
+                log.warning("a batch of %d failed; applying its messages one by one", len(batch))
+                self.fleet.reload(self.conn)
+                careful = True
+        if careful:
+            self.fleet.reload(self.conn)
+        for name, n in counts.items():
+            self.stats.count(name, n)
+        for r in rejected:
+            self.stats.rejected(r.reason, r.detail, r.device_id, now)
         for item in batch:
             if item.qos > 0 and item.generation == self.generation:
                 # Acked only after the commit. A message from an earlier connection is not acked
@@ -173,20 +198,24 @@ class Ingest:
         """Declare overdue devices offline (compare-and-set), save counters and the marker."""
         cutoff = liveness.sweep_cutoff(now, self.cfg.liveness.heartbeat_timeout_s, self.connected_since)
         deltas = self.stats.take_unsaved()
+        offline: Counter[str] = Counter()
         try:
             with store.write(self.conn) as conn:
                 if cutoff is not None:
                     for device_id, last_seen in store.overdue_devices(conn, cutoff):
                         if store.mark_offline(conn, device_id, cutoff):
-                            self._store_events(
-                                conn, [NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)})], now
-                            )
+                            gone = NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)})
+                            self._store_events(conn, [gone], now, offline)
+                            self.fleet.went_offline(device_id)
                 store.add_counters(conn, deltas)
                 self.outbox.save_marker(conn)
         except sqlite3.OperationalError:
             self.stats.restore_unsaved(deltas)
+            self.fleet.reload(self.conn)
             log.exception("sweep failed; will retry")
             return
+        for name, n in offline.items():
+            self.stats.count(name, n)
         self.outbox.flush()
 
     def prune(self, now: float) -> None:

@@ -1,0 +1,63 @@
+"""In-memory mirror of liveness and active alerts, with last-seen writes batched per commit.
+
+Valid because exactly one ingest owns the database (see lock.py); reloaded after any rollback.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+
+from shared import store
+
+
+class Fleet:
+    """What the ingest knows of every device, so the hot path reads no rows."""
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.reload(conn)
+
+    def reload(self, conn: sqlite3.Connection) -> None:
+        """Read the truth back from the database (at start and after a rollback)."""
+        self.devices: dict[str, tuple[str, float | None]] = {d: (lv, ls) for d, lv, ls in store.liveness_all(conn)}
+        self.alerts: dict[tuple[str, str], tuple[str, str | None]] = {
+            (d, s): (st, m) for d, s, st, m in store.all_alerts(conn)
+        }
+        self._seen: dict[str, tuple[float, str | None]] = {}
+
+    def known(self, device_id: str) -> bool:
+        """True once the device has a row."""
+        return device_id in self.devices
+
+    def ensure(self, conn: sqlite3.Connection, device_id: str, now: float, heartbeat: str | None) -> None:
+        """Make a device known without making it online (retained heartbeat)."""
+        if device_id not in self.devices:
+            store.ensure_device(conn, device_id, now)
+            if heartbeat is not None:
+                store.set_heartbeat_if_empty(conn, device_id, heartbeat)
+            self.devices[device_id] = ("unknown", None)
+
+    def alive(
+        self, conn: sqlite3.Connection, device_id: str, now: float, heartbeat: str | None = None
+    ) -> tuple[str | None, float | None]:
+        """Record a live sign; returns (liveness, last_seen) as they were before."""
+        before = self.devices.get(device_id)
+        self.devices[device_id] = ("online", now)
+        if before is None:
+            store.mark_alive(conn, device_id, now)  # the row must exist for later statements
+            if heartbeat is not None:
+                store.set_heartbeat(conn, device_id, heartbeat)
+            return None, None
+        pending = self._seen.get(device_id)
+        self._seen[device_id] = (now, heartbeat if heartbeat is not None else pending[1] if pending else None)
+        return before
+
+    def went_offline(self, device_id: str) -> None:
+        """The sweep set a device offline."""
+        _, last_seen = self.devices.get(device_id, ("offline", None))
+        self.devices[device_id] = ("offline", last_seen)
+
+    def flush(self, conn: sqlite3.Connection) -> None:
+        """Write the batch's last-seen times (one row per device) inside its transaction."""
+        if self._seen:
+            store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])
+            self._seen.clear()
