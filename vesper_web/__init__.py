@@ -1,0 +1,5 @@
+"""The web process: JSON API, live event stream and operator console (SPEC §5)."""
+
+from vesper_web.app import create_app
+
+__all__ = ["create_app"]

@@ -1,0 +1,72 @@
+"""The Flask app factory: API, stream and console blueprints, JSON errors, security headers."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+
+from flask import Flask, Response, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import HTTPException
+
+from shared.config import Config, load
+from vesper_web import api, db, headers, stream
+from vesper_web.hub import Hub
+
+log = logging.getLogger(__name__)
+
+JSON_PREFIXES = ("/api/", "/events/stream")
+JSON_PATHS = ("/api", "/healthz")
+
+
+def create_app(config: Config | None = None) -> Flask:
+    """Build the web app; it opens no broker connection (the gunicorn hook starts the bridge)."""
+    cfg = config if config is not None else load()
+    app = Flask("vesper_web", static_folder=None)  # the console blueprint serves /static
+    app.config["VESPER"] = cfg
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["vesper_hub"] = Hub(cfg.database.path, cfg.web.stream_queue_size, cfg.web.max_streams)
+    db.init_app(app)
+    headers.init_app(app)
+    app.register_error_handler(HTTPException, json_error)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(stream.bp)
+    app.add_url_rule("/healthz", "healthz", healthz)
+    _register_console(app)
+    return app
+
+
+def _register_console(app: Flask) -> None:
+    """The console's pages live in their own blueprint, built separately."""
+    try:
+        console = importlib.import_module("vesper_web.console")
+    except ModuleNotFoundError as exc:
+        if exc.name != "vesper_web.console":
+            raise
+        log.warning("vesper_web.console is missing: serving the API and the stream only")
+        return
+    app.register_blueprint(console.bp)
+
+
+def json_error(exc: HTTPException) -> ResponseReturnValue:
+    """API, stream and health errors as {"error": "..."} with the status (and headers, e.g. Allow)."""
+    if not (request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS):
+        return exc  # the console's pages keep HTML errors
+    response: Response = exc.get_response()
+    response.set_data(json.dumps({"error": exc.description}))
+    response.content_type = "application/json"
+    return response
+
+
+def healthz() -> ResponseReturnValue:
+    """Process health and whether this worker's bridge is connected to the broker."""
+    hub: Hub = current_app.extensions["vesper_hub"]
+    bridge = current_app.extensions.get("vesper_bridge")
+    return jsonify(
+        {
+            "status": "ok",
+            "bridge": {"connected": bool(bridge and bridge.connected), "last_event_id": hub.last_id},
+            "streams": hub.stats(),
+        }
+    )
