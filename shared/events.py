@@ -52,6 +52,17 @@ def event_dict(event_id: int, ts: float, type_: str, severity: str, source_id: s
     }
 
 
+def wire_json(event_id: int, ts: float, type_: str, severity: str, source_id: str, payload_json: str) -> str:
+    """The wire form as JSON text, built around an already-encoded payload (no re-encoding).
+
+    type, severity and source_id are plain: ids are validated to [A-Za-z0-9_.:-] before storage.
+    """
+    return (
+        f'{{"id":{event_id},"ts":"{iso(ts)}","type":"{type_}","severity":"{severity}",'
+        f'"source_id":"{source_id}","payload":{payload_json}}}'
+    )
+
+
 def dumps(obj: Any) -> str:
     """Compact JSON used on the wire and in the database."""
     return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)

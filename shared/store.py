@@ -276,6 +276,13 @@ def events_after(
     return [_event_row(r) for r in rows.fetchall()]
 
 
+def event_rows_after(conn: sqlite3.Connection, after: int, limit: int) -> list[tuple[int, float, str, str, str, str]]:
+    """Raw (id, ts, type, severity, source_id, payload JSON) rows with id > after, oldest first."""
+    return conn.execute(
+        f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ? ORDER BY id LIMIT ?", (after, limit)
+    ).fetchall()
+
+
 def events_between(conn: sqlite3.Connection, after: int, upto: int) -> list[dict[str, Any]]:
     """Stored events with after < id <= upto, oldest first."""
     rows = conn.execute(f"SELECT {EVENT_COLUMNS} FROM events WHERE id > ? AND id <= ? ORDER BY id", (after, upto))

@@ -61,3 +61,15 @@ def test_write_rolls_back_on_error(tmp_path):
     except sqlite3.IntegrityError:
         pass
     assert store.device(conn, "d") is None
+
+
+def test_wire_json_matches_the_api_form(tmp_path):
+    import json
+
+    from shared.events import wire_json
+
+    conn = store.open_store(tmp_path / "v.db")
+    with store.write(conn):
+        store.insert_event(conn, 1.5, "alert", "warning", "d-1", '{"subsystem":"A","message":"<b>\\"x\\"</b>"}')
+    (row,) = store.event_rows_after(conn, 0, 10)
+    assert json.loads(wire_json(*row)) == store.events_after(conn)[0]

@@ -5,18 +5,19 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
-from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from shared import store
-from shared.events import dumps
+from shared.events import wire_json
 
 log = logging.getLogger(__name__)
 
 MARKER = "published_id"
-CHUNK = 100  # events per MQTT message when a backlog is published (SPEC §4 allows arrays)
+CHUNK = 100  # events per MQTT message (SPEC §4 allows an array of consecutive events)
 MAX_PENDING = 2000  # unacknowledged publishes before we wait for the broker
+
+Wire = tuple[int, str]  # (event id, event JSON)
 
 
 class Outbox:
@@ -56,8 +57,12 @@ class Outbox:
             store.set_meta(conn, MARKER, str(confirmed))
             self.saved = confirmed
 
-    def flush(self) -> int:
-        """Publish every committed event after the last sent one; returns how many were sent."""
+    def flush(self, fresh: list[Wire] | None = None) -> int:
+        """Publish every committed event after the last sent one; returns how many were sent.
+
+        `fresh` are the events the caller just committed, already encoded: when nothing older is
+        waiting they are sent as they are, without reading them back from the database.
+        """
         if not self.client.is_connected():
             return 0
         if self._resend:
@@ -68,19 +73,27 @@ class Outbox:
                 self._early.clear()
             self.republished += max(0, self.sent - start)
             self.sent = start
+        if fresh and fresh[0][0] == self.sent + 1:
+            return self._publish_all(fresh)
         total = 0
         while len(self._pending) < MAX_PENDING:
-            events = store.events_after(self.conn, self.sent, limit=CHUNK * 10)
-            if not events:
+            rows = store.event_rows_after(self.conn, self.sent, CHUNK * 10)
+            if not rows:
                 break
-            for i in range(0, len(events), CHUNK):
-                if not self._publish(events[i : i + CHUNK]):
-                    return total
-                total += len(events[i : i + CHUNK])
+            sent = self._publish_all([(r[0], wire_json(*r)) for r in rows])
+            total += sent
+            if sent < len(rows):
+                break
         return total
 
-    def _publish(self, events: list[dict[str, Any]]) -> bool:
-        body = dumps(events[0] if len(events) == 1 else events)
+    def _publish_all(self, events: list[Wire]) -> int:
+        for i in range(0, len(events), CHUNK):
+            if not self._publish(events[i : i + CHUNK]):
+                return i
+        return len(events)
+
+    def _publish(self, events: list[Wire]) -> bool:
+        body = events[0][1] if len(events) == 1 else "[" + ",".join(e[1] for e in events) + "]"
         info = self.client.publish(self.topic, body, qos=1)
         if info.rc != mqtt.MQTT_ERR_SUCCESS:
             # NO_CONN or QUEUE_SIZE: paho may drop it; resend from the confirmed marker later.
@@ -90,8 +103,8 @@ class Outbox:
             if info.mid in self._early:
                 self._early.discard(info.mid)
             else:
-                self._pending[info.mid] = events[0]["id"]
-        self.sent = events[-1]["id"]
+                self._pending[info.mid] = events[0][0]
+        self.sent = events[-1][0]
         return True
 
     def idle(self) -> bool:

@@ -16,7 +16,7 @@ import paho.mqtt.client as mqtt
 
 from shared import store
 from shared.config import Config
-from shared.events import NewEvent, dumps, iso
+from shared.events import NewEvent, dumps, iso, wire_json
 from shared.mqtt import describe, make_client
 from shared.topics import KINDS, Topics
 from vesper_ingest import apply, classify, liveness
@@ -62,6 +62,7 @@ class Ingest:
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self.outbox = Outbox(self.client, self.topics.published, self.conn)
+        self._fresh: list[tuple[int, str]] = []  # events of the transaction in progress, encoded
 
     # --- paho callbacks: short, and nothing escapes them ----------------------------------
 
@@ -128,7 +129,9 @@ class Ingest:
 
     def _store_events(self, conn: sqlite3.Connection, events: list[NewEvent], now: float, counts: Counter[str]) -> None:
         for ev in events:
-            store.insert_event(conn, now, ev.type, ev.severity, ev.source_id, dumps(ev.payload))
+            payload = dumps(ev.payload)
+            event_id = store.insert_event(conn, now, ev.type, ev.severity, ev.source_id, payload)
+            self._fresh.append((event_id, wire_json(event_id, now, ev.type, ev.severity, ev.source_id, payload)))
             counts[f"events.{ev.type}"] += 1
 
     def _apply_batch(
@@ -167,6 +170,7 @@ class Ingest:
         now = self.clock()
         careful = False
         while True:
+            self._fresh = []
             try:
                 with store.write(self.conn) as conn:
                     counts, rejected = self._apply_batch(conn, batch, now, careful)
@@ -192,13 +196,14 @@ class Ingest:
                 # Acked only after the commit. A message from an earlier connection is not acked
                 # here: the broker redelivers it and the repeat is applied idempotently.
                 self.client.ack(item.mid, item.qos)
-        self.outbox.flush()
+        self.outbox.flush(self._fresh)
 
     def sweep(self, now: float) -> None:
         """Declare overdue devices offline (compare-and-set), save counters and the marker."""
         cutoff = liveness.sweep_cutoff(now, self.cfg.liveness.heartbeat_timeout_s, self.connected_since)
         deltas = self.stats.take_unsaved()
         offline: Counter[str] = Counter()
+        self._fresh = []
         try:
             with store.write(self.conn) as conn:
                 if cutoff is not None:
@@ -216,7 +221,7 @@ class Ingest:
             return
         for name, n in offline.items():
             self.stats.count(name, n)
-        self.outbox.flush()
+        self.outbox.flush(self._fresh)
 
     def prune(self, now: float) -> None:
         """Drop events older than the retention."""
