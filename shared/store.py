@@ -48,6 +48,10 @@ MIGRATIONS: list[str] = [
     CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
     CREATE TABLE counters (name TEXT PRIMARY KEY, value INTEGER NOT NULL);
     """,
+    # 2: alert messages applied, by MQTT packet id, to recognise the broker's redeliveries.
+    """
+    CREATE TABLE delivered (mid INTEGER PRIMARY KEY, digest BLOB NOT NULL, at REAL NOT NULL);
+    """,
 ]
 
 ALERT_ORDER = "CASE state WHEN 'FAILED' THEN 0 WHEN 'CRITICAL' THEN 1 ELSE 2 END, subsystem"
@@ -217,6 +221,17 @@ def mark_offline(conn: sqlite3.Connection, device_id: str, cutoff: float) -> boo
         (device_id, cutoff),
     )
     return cur.rowcount == 1
+
+
+def was_delivered(conn: sqlite3.Connection, mid: int, digest: bytes, since: float) -> bool:
+    """True if this packet id carried this exact message, applied at or after `since`."""
+    row = conn.execute("SELECT 1 FROM delivered WHERE mid = ? AND digest = ? AND at >= ?", (mid, digest, since))
+    return row.fetchone() is not None
+
+
+def record_delivered(conn: sqlite3.Connection, rows: list[tuple[int, bytes, float]]) -> None:
+    """Remember (mid, digest, at) of applied alert messages; one row per packet id."""
+    conn.executemany("INSERT OR REPLACE INTO delivered (mid, digest, at) VALUES (?, ?, ?)", rows)
 
 
 def prune_events(conn: sqlite3.Connection, before: float) -> int:

@@ -8,7 +8,7 @@ import sys
 
 from shared import store
 from tests.support import ROOT, wait_for
-from vesper_sim.sequences import implied_state, transitions
+from vesper_sim.sequences import implied_events, implied_state, transitions
 
 
 def test_sigkill_mid_burst_loses_nothing(make_config, start_ingest, peer, read_db):
@@ -31,6 +31,12 @@ def test_sigkill_mid_burst_loses_nothing(make_config, start_ingest, peer, read_d
     assert store.all_alerts(conn) == expected, f"{len(seq)} transitions, {kills} kills"
     assert store.integrity_ok(conn)
     assert kills == 2
+    # Exactly once: redeliveries of applied messages after each kill emit no second event.
+    events = [
+        (e["type"], e["source_id"], e["payload"]["subsystem"], e["payload"].get("message"))
+        for e in store.events_after(conn, 0, limit=100_000)
+    ]
+    assert sorted(events, key=str) == sorted(implied_events(seq), key=str), f"{len(events)} events"
 
 
 BAD = [

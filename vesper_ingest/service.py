@@ -19,7 +19,7 @@ from shared.config import Config
 from shared.events import NewEvent, dumps, iso, wire_json
 from shared.mqtt import describe, make_client
 from shared.topics import KINDS, Topics
-from vesper_ingest import apply, classify, liveness
+from vesper_ingest import apply, classify, liveness, redelivery
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.outbox import Outbox
 from vesper_ingest.stats import Stats
@@ -40,6 +40,7 @@ class Inbound:
     mid: int
     qos: int
     generation: int
+    dup: bool = False
 
 
 class Ingest:
@@ -96,7 +97,15 @@ class Ingest:
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
             self.inbox.put(
-                Inbound(message.topic, message.payload, bool(message.retain), message.mid, message.qos, self.generation)
+                Inbound(
+                    message.topic,
+                    message.payload,
+                    bool(message.retain),
+                    message.mid,
+                    message.qos,
+                    self.generation,
+                    bool(message.dup),
+                )
             )
         except Exception:
             log.exception("on_message failed")
@@ -140,9 +149,16 @@ class Ingest:
         """Apply every message of the batch; `careful` isolates each under a savepoint."""
         counts: Counter[str] = Counter()
         rejected: list[classify.Rejected] = []
+        delivered: list[tuple[int, bytes, float]] = []
         for item in batch:
             kind = item.topic.rsplit("/", 1)[-1]
             counts[f"messages.{kind if kind in KINDS else 'other'}"] += 1
+            if kind == "alerts" and item.qos == 1:
+                digest = redelivery.digest(item.topic, item.payload)
+                if item.dup and store.was_delivered(conn, item.mid, digest, now - redelivery.WINDOW_S):
+                    counts["messages.redelivered"] += 1
+                    continue
+                delivered.append((item.mid, digest, now))
             if careful:
                 conn.execute("SAVEPOINT message")
             try:
@@ -162,6 +178,7 @@ class Ingest:
             if careful:
                 conn.execute("RELEASE message")
         self.fleet.flush(conn)
+        store.record_delivered(conn, delivered)
         self.outbox.save_marker(conn)
         return counts, rejected
 

@@ -33,3 +33,18 @@ def implied_state(seq: list[Transition]) -> list[tuple[str, str, str, str]]:
         else:
             state[key] = (body["state"], body["msg"])
     return sorted((d, s, st, m) for (d, s), (st, m) in state.items())
+
+
+def implied_events(seq: list[Transition]) -> list[tuple[str, str, str, str | None]]:
+    """The (type, device, subsystem, message) alert events the sequence implies, once each, in order."""
+    state: dict[tuple[str, str], tuple[str, str | None]] = {}
+    out: list[tuple[str, str, str, str | None]] = []
+    for device, body in seq:
+        key = (device, body["subsystem"])
+        if body["state"] == "CLEARED":
+            if state.pop(key, None) is not None:
+                out.append(("alert_cleared", device, body["subsystem"], None))
+        elif state.get(key) != (body["state"], body.get("msg")):
+            state[key] = (body["state"], body.get("msg"))
+            out.append(("alert", device, body["subsystem"], body.get("msg")))
+    return out
