@@ -6,6 +6,7 @@ import contextlib
 import logging
 import socket
 import ssl
+import sys
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -25,6 +26,17 @@ def _nodelay(client: mqtt.Client, userdata: Any, sock: Any) -> None:
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
 
+def _connect_failed(cfg: MqttConfig) -> Any:
+    """Log why a connection attempt failed (paho only logs it at DEBUG); it retries with backoff."""
+
+    def on_connect_fail(client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its `except OSError`, so the error is the current exception.
+        error = sys.exc_info()[1]
+        log.error("cannot connect to %s: %s; retrying", describe(cfg), error or "connection failed")
+
+    return on_connect_fail
+
+
 def make_client(cfg: MqttConfig, client_id: str, *, persistent: bool = False, manual_ack: bool = False) -> mqtt.Client:
     """A callback-API-v2 client with credentials, TLS, backoff and TCP_NODELAY from the config.
 
@@ -41,6 +53,7 @@ def make_client(cfg: MqttConfig, client_id: str, *, persistent: bool = False, ma
     client.enable_logger(logging.getLogger(f"paho.{client_id}"))
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     client.on_socket_open = _nodelay
+    client.on_connect_fail = _connect_failed(cfg)
     if cfg.username:
         client.username_pw_set(cfg.username, cfg.password or None)
     if cfg.tls_ca_file:
