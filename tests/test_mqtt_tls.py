@@ -10,7 +10,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from shared import store
 from tests.conftest import Broker
-from tests.support import wait_for
+from tests.support import ROOT, wait_for
 from tests.tls import tls_broker_settings
 from vesper_sim import broker as broker_mod
 
@@ -62,3 +62,23 @@ def test_wrong_password_is_refused_with_a_clear_line_and_retried(tls_broker, mak
     ingest.wait_output("refused the connection", count=2)
     assert "Not authorized" in ingest.output() or "Bad user name or password" in ingest.output()
     assert ingest.proc.poll() is None
+
+
+def test_production_acl_lets_a_device_write_only_its_own_topics(tmp_path, make_config, start_ingest, read_db):
+    lines, ca, _ = tls_broker_settings(tmp_path / "pki")
+    acl = (ROOT / "deploy" / "vesper.acl").read_text()
+    (tmp_path / "vesper.acl").write_text(acl)
+    b = Broker(tmp_path / "mosquitto-acl", broker_mod.free_port())
+    b.proc = broker_mod.start(b.directory, b.port, extra=lines + f"acl_file {tmp_path / 'vesper.acl'}\n")
+    try:
+        cfg = make_config(
+            mqtt={"port": b.port, "tls_ca_file": str(ca), "username": "vesper", "password": "s3cret-pass"}
+        )
+        start_ingest(cfg)
+        # bell-1 forges an alert for bell-2 (dropped by the broker), then reports its own.
+        device_publish(b.port, ca, "vesper/bell-2/status/alerts", b'{"subsystem": "A", "state": "FAILED"}')
+        device_publish(b.port, ca, "vesper/bell-1/status/alerts", b'{"subsystem": "A", "state": "WARNING"}')
+        wait_for(lambda: store.alerts(read_db(), "bell-1"), 10, "bell-1's own alert")
+        assert store.device(read_db(), "bell-2") is None
+    finally:
+        b.stop()
