@@ -1,0 +1,54 @@
+"""gunicorn settings for the web process (Procfile `web`): gevent workers, one MQTT bridge each."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+import time
+from typing import Any
+
+from shared.config import ConfigError, load
+
+try:
+    _cfg = load()  # $VESPER_CONFIG, else ./config.toml
+except ConfigError as _exc:
+    print(f"vesper_web: {_exc}", file=sys.stderr)
+    raise SystemExit(2) from None
+
+logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
+
+bind = [_cfg.web.bind]
+workers = _cfg.web.workers
+worker_class = "gevent"
+worker_connections = max(1000, _cfg.web.max_streams + 100)  # at the cap even a JSON request waits
+preload_app = False  # a bridge started before the fork is dead in the workers
+graceful_timeout = 5
+timeout = 30
+keepalive = 5
+accesslog = None
+control_socket_disable = True  # gunicorn 27 would otherwise create ~/.gunicorn/gunicorn.ctl
+
+SHUTDOWN_POLL_S = 0.5
+
+
+def post_worker_init(worker: Any) -> None:
+    """Start this worker's bridge (after gevent's monkey patching: its loop runs as a greenlet)."""
+    from vesper_web.bridge import start_for_app
+
+    start_for_app(worker.wsgi)
+    threading.Thread(target=_end_streams_on_exit, args=(worker,), daemon=True, name="stream-closer").start()
+
+
+def _end_streams_on_exit(worker: Any) -> None:
+    """On SIGTERM, end open streams at once instead of after graceful_timeout; clients resume by id."""
+    while worker.alive:
+        time.sleep(SHUTDOWN_POLL_S)
+    worker.wsgi.extensions["vesper_hub"].close_all()
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """Disconnect this worker's bridge cleanly."""
+    from vesper_web.bridge import stop_for_app
+
+    stop_for_app(getattr(worker, "wsgi", None))
