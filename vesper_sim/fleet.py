@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from shared.topics import Topics
 
 HEARTBEAT_S = 30.0
-ALERT_MEAN_S = 90.0
+ALERT_MEAN_S = 120.0
 PLAYBACK_MEAN_S = 120.0
 SILENCE_MEAN_S = 600.0
 SILENCE_LENGTH_S = 180.0
@@ -81,8 +81,9 @@ class Fleet:
                     out.append(self._heartbeat(device, at))
             elif action == "alert":
                 self._push(self.rng.expovariate(1 / ALERT_MEAN_S), index, action, at)
-                if at >= device.silent_until:
-                    out.append(self._transition(device))
+                transition = self._transition(device) if at >= device.silent_until else None
+                if transition is not None:
+                    out.append(transition)
             elif action == "playback":
                 self._push(self.rng.expovariate(1 / PLAYBACK_MEAN_S), index, action, at)
                 if at >= device.silent_until:
@@ -105,11 +106,14 @@ class Fleet:
             body["msg"] = self.rng.choice(MESSAGES[subsystem])
         return Out(self.topics.status(device.id, "alerts"), json.dumps(body).encode(), 1)
 
-    def _transition(self, device: Device) -> Out:
+    def _transition(self, device: Device) -> Out | None:
+        """Mostly recoveries when something is wrong, and healthy devices mostly stay so."""
+        if device.alerts and self.rng.random() < 0.8:
+            return self._alert(device, self.rng.choice(sorted(device.alerts)), "CLEARED")
+        if not device.alerts and self.rng.random() < 0.75:
+            return None
         subsystem = self.rng.choice(SUBSYSTEMS)
-        if subsystem in device.alerts and self.rng.random() < 0.7:
-            return self._alert(device, subsystem, "CLEARED")
-        return self._alert(device, subsystem, self.rng.choices(("WARNING", "CRITICAL", "FAILED"), (6, 3, 1))[0])
+        return self._alert(device, subsystem, self.rng.choices(("WARNING", "CRITICAL", "FAILED"), (7, 2, 1))[0])
 
     def _playback(self, device: Device) -> Out:
         if device.playing:
