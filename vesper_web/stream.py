@@ -98,16 +98,13 @@ def _frames(sub: Subscriber, after: int | None, db_path: str | Path, keepalive_s
         except queue.Empty:
             item = None
         batch: list[bytes] = []
-        while item is not None and not sub.closed:
+        while item is not None:
             if item[0] > sent:  # live events the catch-up already sent are skipped by id
                 sent = item[0]
                 batch.append(item[2])
-            if len(batch) >= MAX_BATCH:
+            if len(batch) >= MAX_BATCH or sub.queue.empty():
                 break
-            try:
-                item = sub.queue.get_nowait()
-            except queue.Empty:
-                item = None
+            item = sub.queue.get_nowait()  # only this generator takes from its queue
         if sub.closed:
             return  # dropped (fell behind) or the worker is stopping: the client resumes by id
         if time.monotonic() >= next_keepalive:
