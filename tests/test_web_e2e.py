@@ -271,3 +271,14 @@ def test_slow_client_is_dropped_and_others_do_not_notice(make_config, start_web,
     peer.publish("vesper/console/published", dumps({**event, "id": event_id + 1, "payload": {}}))
     assert reader.events(1)[0]["id"] == event_id + 1
     reader.close()
+
+
+def test_sigterm_ends_open_streams_promptly(make_config, start_web) -> None:
+    cfg = make_config(web={"keepalive_s": 15.0})
+    proc = start_web(cfg)
+    stream = Stream(config_mod.load(cfg).web.bind)
+    started = time.monotonic()
+    assert proc.stop(timeout=TIMEOUT) == 0
+    assert stream.response.readline() == b""  # the stream ended cleanly; the client resumes by id
+    assert time.monotonic() - started < 4.0, "open streams held the worker until graceful_timeout"
+    stream.close()

@@ -35,15 +35,15 @@ def _last_event_id() -> int | None:
     return int(raw)
 
 
-def _closer(environ: dict[str, Any]) -> Callable[[], None] | None:
-    """Shut down a dropped client's socket, so a greenlet blocked writing to it is freed now."""
+def _shutdown(environ: dict[str, Any], how: int) -> Callable[[], None] | None:
+    """A function that shuts the client's socket (gunicorn only; None under a test client)."""
     sock = environ.get("gunicorn.socket")
     if sock is None:
         return None
 
     def shut() -> None:
         with suppress(OSError):
-            sock.shutdown(socket.SHUT_RDWR)
+            sock.shutdown(how)
 
     return shut
 
@@ -58,10 +58,13 @@ def stream() -> ResponseReturnValue:
     hub: Hub = current_app.extensions["vesper_hub"]
     cfg = current_app.config["VESPER"]
     # Registered before the catch-up query: what arrives meanwhile waits in the queue.
-    sub = hub.subscribe(device, on_drop=_closer(request.environ))
+    # A dropped client may be blocked writing: shutting both directions frees its greenlet now.
+    sub = hub.subscribe(device, on_drop=_shutdown(request.environ, socket.SHUT_RDWR))
     if sub is None:
         abort(503, "too many open streams on this worker; retry later")
-    body = _frames(sub, after, cfg.database.path, cfg.web.keepalive_s)
+    # A stream the server ends also ends its connection, not a keep-alive wait for another request.
+    end = _shutdown(request.environ, socket.SHUT_RD)
+    body = _frames(hub, sub, after, cfg.database.path, cfg.web.keepalive_s, end)
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
@@ -82,33 +85,45 @@ def _catch_up(db_path: str | Path, after: int, device: str | None) -> Iterator[t
             after = rows[-1]["id"]
 
 
-def _frames(sub: Subscriber, after: int | None, db_path: str | Path, keepalive_s: float) -> Iterator[bytes]:
+def _frames(
+    hub: Hub,
+    sub: Subscriber,
+    after: int | None,
+    db_path: str | Path,
+    keepalive_s: float,
+    end: Callable[[], None] | None = None,
+) -> Iterator[bytes]:
     """The stream body: connected, catch-up, then live frames with no id sent twice."""
-    sent = 0
-    yield sse.connected()
-    if after is not None:
-        sent = after
-        for event_id, frame in _catch_up(db_path, after, sub.device):
-            sent = event_id
-            yield frame
-    next_keepalive = time.monotonic() + keepalive_s
-    while not sub.closed:
-        try:
-            item = sub.queue.get(timeout=max(0.0, next_keepalive - time.monotonic()))
-        except queue.Empty:
-            item = None
-        batch: list[bytes] = []
-        while item is not None:
-            if item[0] > sent:  # live events the catch-up already sent are skipped by id
-                sent = item[0]
-                batch.append(item[2])
-            if len(batch) >= MAX_BATCH or sub.queue.empty():
-                break
-            item = sub.queue.get_nowait()  # only this generator takes from its queue
-        if sub.closed:
-            return  # dropped (fell behind) or the worker is stopping: the client resumes by id
-        if time.monotonic() >= next_keepalive:
-            batch.append(sse.keepalive())
-            next_keepalive = time.monotonic() + keepalive_s
-        if batch:
-            yield b"".join(batch)
+    try:
+        yield sse.connected()
+        sent = 0
+        if after is not None:
+            sent = after
+            for event_id, frame in _catch_up(db_path, after, sub.device):
+                sent = event_id
+                yield frame
+        next_keepalive = time.monotonic() + keepalive_s
+        while True:
+            try:
+                item = sub.queue.get(timeout=max(0.0, next_keepalive - time.monotonic()))
+            except queue.Empty:
+                item = None
+            batch: list[bytes] = []
+            while item is not None:
+                if item[0] > sent:  # live events the catch-up already sent are skipped by id
+                    sent = item[0]
+                    batch.append(item[2])
+                if len(batch) >= MAX_BATCH or sub.queue.empty():
+                    break
+                item = sub.queue.get_nowait()  # only this generator takes from its queue
+            if sub.closed:
+                if end is not None:
+                    end()
+                return  # dropped (fell behind) or the worker is stopping: the client resumes by id
+            if time.monotonic() >= next_keepalive:
+                batch.append(sse.keepalive())
+                next_keepalive = time.monotonic() + keepalive_s
+            if batch:
+                yield b"".join(batch)
+    finally:
+        hub.unsubscribe(sub)
