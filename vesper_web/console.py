@@ -1,0 +1,40 @@
+"""The operator console: three server-rendered pages that small vanilla JS keeps live (SPEC §5).
+
+The pages hold no device data of their own: each script reads the JSON API when its stream
+opens (and again on every reconnect) and then follows `/events/stream`, so the API stays the
+one source of truth and a page never shows state it missed while disconnected.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, render_template, request
+
+from shared import store
+from shared.topics import is_valid_device_id
+from vesper_web.db import get_db
+
+bp = Blueprint("console", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+
+
+@bp.get("/")
+def devices() -> str:
+    """The fleet: one row per device with its health dot."""
+    return render_template("devices.html", page="devices")
+
+
+@bp.get("/devices/<device_id>")
+def device(device_id: str) -> tuple[str, int] | str:
+    """One device: active alerts, liveness, playback, a health-check button; a never-seen id fills in live."""
+    if not is_valid_device_id(device_id):
+        return render_template("not_found.html", page="not_found"), 404
+    known = store.device_liveness(get_db(), device_id) is not None
+    return render_template("device.html", page="device", device_id=device_id, known=known)
+
+
+@bp.get("/events")
+def events() -> tuple[str, int] | str:
+    """The live event timeline, optionally for one device (?device=ID)."""
+    device_id = request.args.get("device", "").strip()
+    if device_id and not is_valid_device_id(device_id):
+        return render_template("events.html", page="events", device_id="", bad_device=True), 400
+    return render_template("events.html", page="events", device_id=device_id, bad_device=False)

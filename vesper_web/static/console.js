@@ -1,0 +1,284 @@
+// Shared helpers for the console pages: DOM building, the API, the live stream, time display.
+//
+// Every string that came from a device (ids, subsystems, messages, melody uids, info types)
+// reaches the page through textContent or a text node, never through HTML parsing.
+
+export const HEALTH_LABEL = {
+  ok: "ok",
+  warning: "warning",
+  critical: "critical",
+  offline: "offline",
+  unknown: "unknown",
+};
+
+export const STATE_RANK = { FAILED: 0, CRITICAL: 1, WARNING: 2 };
+
+// Build an element. `props`: className, text, dataset, attrs; children are nodes or strings.
+export function el(tag, props = {}, ...children) {
+  const node = document.createElement(tag);
+  if (props.className) node.className = props.className;
+  if (props.text !== undefined && props.text !== null) node.textContent = String(props.text);
+  for (const [key, value] of Object.entries(props.dataset || {})) {
+    if (value !== undefined && value !== null) node.dataset[key] = String(value);
+  }
+  for (const [key, value] of Object.entries(props.attrs || {})) {
+    if (value !== undefined && value !== null && value !== false) node.setAttribute(key, String(value));
+  }
+  for (const child of children) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+export function deviceUrl(id) {
+  return "/devices/" + encodeURIComponent(id);
+}
+
+export function deviceApi(id, suffix = "") {
+  return "/api/devices/" + encodeURIComponent(id) + suffix;
+}
+
+// GET a JSON document; resolves to {status, body} so callers can tell 404 from failure.
+export async function getJSON(url) {
+  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  let body = null;
+  if ((response.headers.get("Content-Type") || "").includes("json")) body = await response.json();
+  return { status: response.status, ok: response.ok, body };
+}
+
+// --- time ------------------------------------------------------------------------------------
+
+export function relativeTime(iso, now = Date.now()) {
+  if (!iso) return "never";
+  const then = Date.parse(iso);
+  if (Number.isNaN(then)) return "–";
+  const s = Math.max(0, Math.round((now - then) / 1000));
+  if (s < 2) return "just now";
+  if (s < 60) return `${s} s ago`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m} min ago`;
+  const h = Math.floor(m / 60);
+  if (h < 48) return `${h} h ago`;
+  return `${Math.floor(h / 24)} d ago`;
+}
+
+const clockFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+const dateFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
+
+export function clockTime(iso) {
+  if (!iso) return "–";
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "–";
+  const today = new Date().toDateString() === d.toDateString();
+  return today ? clockFmt.format(d) : `${dateFmt.format(d)} ${clockFmt.format(d)}`;
+}
+
+export function fullTime(iso) {
+  if (!iso) return "";
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? "" : fullFmt.format(d);
+}
+
+// Point a <time> element at an instant; class "rel" keeps it ticking as "12 s ago".
+export function setTime(node, iso, relative = true) {
+  if (iso) node.setAttribute("datetime", iso);
+  else node.removeAttribute("datetime");
+  node.title = fullTime(iso);
+  node.classList.toggle("rel", relative);
+  node.textContent = relative ? relativeTime(iso) : clockTime(iso);
+  return node;
+}
+
+export function timeEl(iso, relative = true) {
+  return setTime(document.createElement("time"), iso, relative);
+}
+
+function tickClocks() {
+  const now = Date.now();
+  for (const node of document.querySelectorAll("time.rel")) {
+    const text = relativeTime(node.getAttribute("datetime"), now);
+    if (node.textContent !== text) node.textContent = text;
+  }
+}
+
+setInterval(tickClocks, 1000);
+
+// --- badges ----------------------------------------------------------------------------------
+
+export function dot(health) {
+  const h = HEALTH_LABEL[health] ? health : "unknown";
+  return el("span", { className: "dot", dataset: { health: h }, attrs: { title: HEALTH_LABEL[h], "aria-hidden": "true" } });
+}
+
+export function healthBadge(health) {
+  const h = HEALTH_LABEL[health] ? health : "unknown";
+  return el("span", { className: "badge", dataset: { health: h }, text: HEALTH_LABEL[h] });
+}
+
+export function playbackText(playback) {
+  if (!playback || !playback.active) return null;
+  return playback.melody_uid ? String(playback.melody_uid) : "playing";
+}
+
+export function playbackEl(playback) {
+  const melody = playbackText(playback);
+  if (melody === null) return el("span", { className: "muted", text: "idle" });
+  return el("span", { className: "playing" }, el("span", { className: "play-icon", attrs: { "aria-hidden": "true" } }), el("span", { className: "mono", text: melody }));
+}
+
+// --- events ----------------------------------------------------------------------------------
+
+export const TYPE_LABEL = {
+  alert: "Alert",
+  alert_cleared: "Cleared",
+  playback_started: "Playback started",
+  playback_stopped: "Playback stopped",
+  info: "Info",
+  device_offline: "Offline",
+  device_online: "Online",
+};
+
+function text(value) {
+  return value === null || value === undefined ? "" : String(value);
+}
+
+// One plain-text line describing an event (device strings stay strings).
+export function describeEvent(event) {
+  const p = event.payload && typeof event.payload === "object" ? event.payload : {};
+  const was = p.previous_state ? ` (was ${text(p.previous_state)})` : "";
+  switch (event.type) {
+    case "alert":
+      return `${text(p.subsystem)} ${text(p.state)}${p.message ? ": " + text(p.message) : ""}${was}`;
+    case "alert_cleared":
+      return `${text(p.subsystem)} recovered${was}`;
+    case "playback_started":
+      return p.melody_uid ? `Melody ${text(p.melody_uid)}` : "Melody started";
+    case "playback_stopped":
+      return p.melody_uid ? `Melody ${text(p.melody_uid)} stopped` : "Stopped";
+    case "info": {
+      const detail = p.payload === undefined || p.payload === null ? "" : " " + JSON.stringify(p.payload);
+      return `${text(p.type)}${detail}`;
+    }
+    case "device_offline":
+      return p.last_seen ? `Silent since ${clockTime(p.last_seen)}` : "Silent, never heard live";
+    case "device_online":
+      return "Heard from again";
+    default:
+      return JSON.stringify(p);
+  }
+}
+
+// A timeline row: time, severity, device (optional), event type, details.
+export function eventRow(event, { withDevice = true } = {}) {
+  const severity = ["info", "warning", "critical"].includes(event.severity) ? event.severity : "info";
+  const cells = [
+    el("td", { className: "c-time" }, timeEl(event.ts, false)),
+    el("td", { className: "c-sev" }, el("span", { className: "sev", dataset: { severity }, text: severity })),
+  ];
+  if (withDevice) {
+    cells.push(el("td", { className: "c-source" }, el("a", { className: "mono", attrs: { href: deviceUrl(text(event.source_id)) }, text: event.source_id })));
+  }
+  cells.push(
+    el("td", { className: "c-type", text: TYPE_LABEL[event.type] || text(event.type) }),
+    // The type is repeated inside the details for narrow screens, where its own column is hidden.
+    el("td", { className: "c-detail" }, el("span", { className: "type-inline", text: TYPE_LABEL[event.type] || text(event.type) }), describeEvent(event)),
+  );
+  return el("tr", { className: "ev", dataset: { eventId: event.id, severity, type: event.type } }, ...cells);
+}
+
+// --- live stream -----------------------------------------------------------------------------
+
+const indicator = () => document.getElementById("live-indicator");
+
+function setLive(state) {
+  const node = indicator();
+  if (!node) return;
+  node.dataset.state = state;
+  node.textContent = state;
+}
+
+// Follow /events/stream. `onOpen` runs on every (re)connect so the page re-reads the API;
+// `onEvent` gets each classified event. EventSource resumes with Last-Event-ID by itself.
+export function follow(url, { onOpen, onEvent }) {
+  let source = null;
+  // Re-read the page's state from the API; while that fails the page may be stale, so say so and retry.
+  const current = (s) => source === s && s.readyState === EventSource.OPEN;
+  const reread = (s, attempt) => {
+    Promise.resolve()
+      .then(onOpen)
+      .then(
+        () => current(s) && setLive("live"),
+        () => {
+          if (!current(s)) return;
+          setLive("reconnecting");
+          setTimeout(() => current(s) && reread(s, attempt + 1), Math.min(1000 * 2 ** attempt, 15000));
+        },
+      );
+  };
+  const connect = () => {
+    const s = new EventSource(url);
+    source = s;
+    s.addEventListener("open", () => {
+      setLive("live");
+      reread(s, 0);
+    });
+    s.addEventListener("error", () => {
+      if (source !== s) return;
+      setLive("reconnecting");
+      // CLOSED means the browser gave up (e.g. an HTTP error): start a fresh source later.
+      if (s.readyState === EventSource.CLOSED) {
+        source = null;
+        setTimeout(connect, 3000);
+      }
+    });
+    s.addEventListener("message", (message) => {
+      let data;
+      try {
+        data = JSON.parse(message.data);
+      } catch {
+        return;
+      }
+      for (const item of Array.isArray(data) ? data : [data]) {
+        if (item && typeof item === "object" && item.type !== "connected") onEvent(item);
+      }
+    });
+  };
+  connect();
+  // Leaving the page closes the stream; coming back from the back/forward cache opens a new one.
+  window.addEventListener("pagehide", () => {
+    if (source) source.close();
+    source = null;
+  });
+  window.addEventListener("pageshow", (event) => {
+    if (event.persisted && !source) connect();
+  });
+}
+
+// Run `task(key)` for a key at most once at a time; calls made meanwhile coalesce into one rerun.
+export function coalescing(task) {
+  const running = new Map();
+  const run = async (key) => {
+    const entry = running.get(key);
+    if (entry) {
+      entry.again = true;
+      return;
+    }
+    const mine = { again: false };
+    running.set(key, mine);
+    try {
+      do {
+        mine.again = false;
+        try {
+          await task(key);
+        } catch {
+          // A failed read is retried by the next event or by the next stream reconnect.
+        }
+      } while (mine.again);
+    } finally {
+      running.delete(key);
+    }
+  };
+  return run;
+}
