@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
 import json
-import logging
 
 from flask import Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Config, load
-from vesper_web import api, db, headers, stream
+from vesper_web import api, console, db, headers, stream
 from vesper_web.hub import Hub
-
-log = logging.getLogger(__name__)
 
 JSON_PREFIXES = ("/api/", "/events/stream")
 JSON_PATHS = ("/api", "/healthz")
@@ -33,20 +29,8 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
-    _register_console(app)
-    return app
-
-
-def _register_console(app: Flask) -> None:
-    """The console's pages live in their own blueprint, built separately."""
-    try:
-        console = importlib.import_module("vesper_web.console")
-    except ModuleNotFoundError as exc:
-        if exc.name != "vesper_web.console":
-            raise
-        log.warning("vesper_web.console is missing: serving the API and the stream only")
-        return
     app.register_blueprint(console.bp)
+    return app
 
 
 def json_error(exc: HTTPException) -> ResponseReturnValue:
