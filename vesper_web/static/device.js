@@ -46,8 +46,12 @@ function renderAlerts() {
       ),
     ),
   );
+  const known = root.dataset.state === "known";
   $("alert-count").textContent = String(alerts.size);
-  $("alert-count").dataset.health = sorted.length ? severityOf(sorted[0].state) : "ok";
+  $("alert-count").dataset.health = sorted.length ? severityOf(sorted[0].state) : known ? "ok" : "unknown";
+  // "No active alerts" is a health statement: only make it about a device that exists.
+  $("no-alerts").textContent = known ? "No active alerts" : "Nothing reported yet";
+  $("no-alerts").classList.toggle("ok-text", known);
   $("no-alerts").hidden = alerts.size > 0;
 }
 
