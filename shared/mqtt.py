@@ -50,7 +50,6 @@ def make_client(cfg: MqttConfig, client_id: str, *, persistent: bool = False, ma
         protocol=mqtt.MQTTv311,
         manual_ack=manual_ack,
     )
-    client.enable_logger(logging.getLogger(f"paho.{client_id}"))
     client.reconnect_delay_set(RECONNECT_MIN_S, RECONNECT_MAX_S)
     client.on_socket_open = _nodelay
     client.on_connect_fail = _connect_failed(cfg)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import sqlite3
 import threading
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
@@ -23,7 +24,9 @@ Wire = tuple[int, str]  # (event id, event JSON)
 class Outbox:
     """Tracks what was sent and what the broker confirmed; only the worker thread publishes."""
 
-    def __init__(self, client: mqtt.Client, topic: str, conn: sqlite3.Connection) -> None:
+    def __init__(
+        self, client: mqtt.Client, topic: str, conn: sqlite3.Connection, count: Callable[[str, int], None]
+    ) -> None:
         self.client = client
         self.topic = topic
         self.conn = conn
@@ -33,7 +36,7 @@ class Outbox:
         self._pending: dict[int, int] = {}  # mid -> first event id in that message
         self._early: set[int] = set()
         self._resend = False
-        self.republished = 0
+        self.count = count  # events.published, events.published_late (from the backlog), events.republished
 
     def reconnected(self) -> None:
         """Called on connect: anything unconfirmed is sent again (consumers dedupe by id)."""
@@ -71,16 +74,20 @@ class Outbox:
             with self._lock:
                 self._pending.clear()
                 self._early.clear()
-            self.republished += max(0, self.sent - start)
+            self.count("events.republished", max(0, self.sent - start))
             self.sent = start
         if fresh and fresh[0][0] == self.sent + 1:
-            return self._publish_all(fresh)
+            sent = self._publish_all(fresh)
+            self.count("events.published", sent)
+            return sent
         total = 0
         while len(self._pending) < MAX_PENDING:
             rows = store.event_rows_after(self.conn, self.sent, CHUNK * 10)
             if not rows:
                 break
             sent = self._publish_all([(r[0], wire_json(*r)) for r in rows])
+            self.count("events.published", sent)
+            self.count("events.published_late", sent)
             total += sent
             if sent < len(rows):
                 break

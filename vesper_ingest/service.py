@@ -62,7 +62,7 @@ class Ingest:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
-        self.outbox = Outbox(self.client, self.topics.published, self.conn)
+        self.outbox = Outbox(self.client, self.topics.published, self.conn, self.stats.count)
         self._fresh: list[tuple[int, str]] = []  # events of the transaction in progress, encoded
 
     # --- paho callbacks: short, and nothing escapes them ----------------------------------
