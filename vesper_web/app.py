@@ -9,7 +9,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from shared.config import Config, load
-from vesper_web import api, console, db, headers, stream
+from vesper_web import api, console, db, headers, metrics, stream
 from vesper_web.hub import Hub
 
 JSON_PREFIXES = ("/api/", "/events/stream")
@@ -30,6 +30,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(stream.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.register_blueprint(console.bp)
+    app.register_blueprint(metrics.bp)
     return app
 
 

@@ -52,6 +52,8 @@ class Bridge:
         self.client_id = worker_client_id(cfg)
         self.connected = False
         self.stopping = False
+        self.connects = 0
+        self.delivered = 0  # events the hub delivered (live and filled), each counted once
         self._last_fail_log = 0.0
         self.client = make_client(cfg.mqtt, self.client_id)
         self.client.on_connect = _guarded(self._on_connect)
@@ -96,6 +98,7 @@ class Bridge:
             log.error("broker %s refused the bridge: %s", describe(self.cfg.mqtt), reason)
             return
         self.connected = True
+        self.connects += 1
         client.subscribe(self.cfg.published_topic, qos=1)  # in on_connect, so it survives reconnects
         log.info("bridge connected to %s as %s", describe(self.cfg.mqtt), self.client_id)
 
@@ -116,11 +119,17 @@ class Bridge:
             return
         # Subscribed: every event committed from here on arrives by MQTT; read what came before.
         filled = self.hub.resync()
+        self.delivered += filled
         if filled:
             log.info("bridge read %d events missed while disconnected from the database", filled)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.hub.receive(message.payload)
+        self.delivered += self.hub.receive(message.payload)
+
+    @property
+    def reconnects(self) -> int:
+        """Connections after the first (each one follows a lost broker)."""
+        return max(0, self.connects - 1)
 
 
 def start_for_app(app: Flask) -> Bridge:
