@@ -72,4 +72,4 @@ def parse_published(data: bytes | str) -> list[dict[str, Any]]:
     """Decode a published message: one event object or an array of them."""
     obj = json.loads(data)
     items = obj if isinstance(obj, list) else [obj]
-    return [e for e in items if isinstance(e, dict) and isinstance(e.get("id"), int)]
+    return [e for e in items if isinstance(e, dict) and type(e.get("id")) is int]  # not bool, a subclass of int

@@ -374,3 +374,8 @@ def device(conn: sqlite3.Connection, device_id: str) -> dict[str, Any] | None:
 def integrity_ok(conn: sqlite3.Connection) -> bool:
     """PRAGMA integrity_check says ok."""
     return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def event_ids(conn: sqlite3.Connection, after: int = 0) -> list[int]:
+    """Ids of the stored events after `after`, in order (payloads left undecoded)."""
+    return [row[0] for row in conn.execute("SELECT id FROM events WHERE id > ? ORDER BY id", (after,))]

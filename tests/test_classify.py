@@ -46,6 +46,14 @@ def j(obj: object) -> bytes:
         ("vesper/bell-1/status/heartbeat", b"\xff\xfe", False, Heartbeat("bell-1", False, None)),
         ("vesper/bell-1/status/heartbeat", b"[1,2]", False, Heartbeat("bell-1", False, None)),
         ("vesper/bell-1/status/heartbeat", j({"pad": "x" * 5000}), False, Heartbeat("bell-1", False, None)),
+        # A heartbeat is a sign of life whatever it holds; a body the API could not serve is not kept.
+        ("vesper/bell-1/status/heartbeat", b'{"t":1e400}', False, Heartbeat("bell-1", False, None)),
+        ("vesper/bell-1/status/heartbeat", b'{"t":NaN}', False, Heartbeat("bell-1", False, None)),
+        ("vesper/bell-1/status/heartbeat", b'{"fw":"\\udc80"}', False, Heartbeat("bell-1", False, None)),
+        ("vesper/b/status/heartbeat", b'{"a":' + b"[" * 40 + b"]" * 40 + b"}", False, Heartbeat("b", False, None)),
+        ("vesper/b/status/heartbeat", j({"t": 21.5, "v": "é"}), False, Heartbeat("b", False, '{"t":21.5,"v":"é"}')),
+        ("vesper/b/status/info", j({"type": "x", "payload": {"a": {"b": [1.5e300]}}}), False,
+         Info("b", "x", {"a": {"b": [1.5e300]}})),
     ],
 )
 def test_good_messages(topic, payload, retained, expected):
@@ -90,6 +98,15 @@ INFO = "vesper/d1/status/info"
         (INFO, j({"type": 1}), "bad_type"),
         (INFO, j({"type": "x", "payload": [1]}), "bad_type"),
         (INFO, j({"type": ""}), "bad_value"),
+        # JSON Python reads but a browser, SQLite or the web's deeper stack could not take back.
+        (INFO, b'{"type": "x", "payload": {"v": NaN}}', "not_json"),
+        (INFO, b'{"type": "x", "payload": {"v": -Infinity}}', "not_json"),
+        (INFO, b'{"type": "x", "payload": {"v": 1e400}}', "bad_value"),
+        (INFO, b'{"type": "x", "payload": {"v": [-2e308]}}', "bad_value"),
+        (INFO, b'{"type": "x", "payload": ' + b'{"a":' * 32 + b"1" + b"}" * 33, "bad_value"),
+        (INFO, b'{"type": "x", "payload": {"k": "\\ud800"}}', "not_utf8"),
+        (INFO, b'{"type": "x", "payload": {"\\udfff": 1}}', "not_utf8"),
+        (ALERTS, b'{"subsystem": "A", "state": "WARNING", "msg": "a\\ud83d"}', "not_utf8"),
         (INFO, j({"type": "playback_started", "payload": {"melody_uid": 5}}), "bad_value"),
     ],
 )

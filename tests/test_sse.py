@@ -182,12 +182,31 @@ def test_resync_reads_large_backlogs_in_chunks(db: Path) -> None:
 
 
 def test_pruned_ids_are_not_waited_for(tmp_path: Path) -> None:
-    store.open_store(tmp_path / "empty.db").close()
-    hub = Hub(tmp_path / "empty.db", 10, 10)
+    conn = store.open_store(tmp_path / "pruned.db")
+    with store.write(conn):
+        for i in range(9):
+            store.insert_event(conn, 1.0 if i < 8 else T0, "info", "info", "a", "{}")
+        store.prune_events(conn, before=2.0)  # 1-8 are gone; 9 is the only one left
+    conn.close()
+    hub = Hub(tmp_path / "pruned.db", 10, 10)
     sub = hub.subscribe()
     assert sub is not None
-    event = {"id": 9, "ts": "x", "type": "info", "severity": "info", "source_id": "a", "payload": {}}
-    assert hub.receive(_published(event)) == 1 and hub.last_id == 9 and _drain(sub) == [9]
+    nine = _stored(tmp_path / "pruned.db", 9)[0]
+    assert hub.receive(_published(nine)) == 1 and hub.last_id == 9 and _drain(sub) == [9]
+
+
+def test_ids_the_database_never_gave_are_ignored(db: Path) -> None:
+    hub = Hub(db, 100, 10)
+    hub.start(3)
+    sub = hub.subscribe()
+    assert sub is not None
+    forged = [{"id": i, "source_id": "forged", "payload": {}} for i in (2**62, 10**30, 9)]
+    for event in forged:
+        assert hub.receive(_published(event)) == 0
+    assert hub.receive(b'[{"id": true}, {"id": 4.0}]') == 0
+    assert hub.receive(b"[" * 100_000) == 0  # past the recursion limit: ignored, not raised
+    assert hub.last_id == 3 and hub.bad == 5 and _drain(sub) == []
+    assert hub.receive(_published(_stored(db, 5)[0])) == 2 and _drain(sub) == [4, 5]  # real ones still flow
 
 
 def test_device_filter(db: Path) -> None:
@@ -229,7 +248,7 @@ def test_bad_payloads_are_ignored(db: Path) -> None:
     hub.start(5)
     for payload in [b"not json", b"\xff\xfe", b"[1, 2]", b'{"id": "x"}', b"{}"]:
         assert hub.receive(payload) == 0
-    assert hub.last_id == 5 and hub.bad == 2
+    assert hub.last_id == 5 and hub.bad == 5  # none of them carries an event
 
 
 def test_close_all_wakes_and_closes(db: Path) -> None:

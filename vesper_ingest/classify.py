@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -12,6 +13,10 @@ MAX_PAYLOAD = 64 * 1024
 MAX_HEARTBEAT_KEPT = 4 * 1024
 MAX_NAME = 64
 MAX_MESSAGE = 1024
+# Objects and arrays inside objects and arrays. Real payloads are 1 or 2 deep; a payload the ingest
+# can still parse at 980 deep made the web's JSON decoding (deeper in its own stack) hit the
+# recursion limit: /api/events answered 500 for as long as the event was recent.
+MAX_DEPTH = 32
 ALERT_STATES = ("WARNING", "CRITICAL", "FAILED", "CLEARED")
 ALERT_FIELDS = {"subsystem", "state", "msg"}
 INFO_FIELDS = {"type", "payload"}
@@ -70,19 +75,56 @@ class Rejected:
 Message = Heartbeat | Alert | Info
 
 
+class _OutOfRange(ValueError):
+    """A number JSON can write but a double cannot hold (1e400): Python would keep it as infinity."""
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _OutOfRange(text[:40])
+    return value
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN, Infinity: Python accepts them, browsers do not
+
+
+def _unstorable(obj: Any, text: str) -> Rejected | None:
+    """Nesting too deep, or a lone surrogate (only a \\uD800-style escape can make one)."""
+    if "\\u" not in text and text.count("{") + text.count("[") <= MAX_DEPTH:
+        return None  # the common case, decided without walking the value
+    stack: list[tuple[Any, int]] = [(obj, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > MAX_DEPTH:
+                return Rejected("bad_value", f"nested deeper than {MAX_DEPTH}")
+            items = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+        elif isinstance(value, str):
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError:
+                return Rejected("not_utf8", "lone surrogate escape")
+    return None
+
+
 def _decode_object(payload: bytes) -> dict[str, Any] | Rejected:
-    """UTF-8 JSON object, or the reason it is not one."""
+    """UTF-8 JSON object that SQLite, the API and a browser can all take, or the reason it is not one."""
     try:
         text = payload.decode("utf-8")
     except UnicodeDecodeError:
         return Rejected("not_utf8")
     try:
-        obj = json.loads(text)
+        obj = json.loads(text, parse_float=_finite, parse_constant=_not_json)
+    except _OutOfRange as exc:
+        return Rejected("bad_value", f"number out of range {exc}")
     except (ValueError, RecursionError):
         return Rejected("not_json")
     if not isinstance(obj, dict):
         return Rejected("not_object", type(obj).__name__)
-    return obj
+    return _unstorable(obj, text) or obj
 
 
 def _check_fields(obj: dict[str, Any], required: set[str], allowed: set[str]) -> Rejected | None:

@@ -94,10 +94,11 @@ class Hub:
         """One message from the published topic; returns how many events were delivered."""
         try:
             events = sorted(parse_published(payload), key=lambda e: e["id"])
-        except ValueError:
-            self.bad += 1
-            if self.bad == 1 or self.bad % 1000 == 0:
-                log.warning("ignored %d messages on the published topic that are not event JSON", self.bad)
+        except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
+            self._ignore("not event JSON")
+            return 0
+        if not events:
+            self._ignore("JSON without an event in it")
             return 0
         delivered = 0
         with self._feed:
@@ -105,10 +106,23 @@ class Hub:
                 if event["id"] <= self.last_id:
                     continue  # a duplicate (QoS 1 redelivery, or already read from SQLite)
                 if event["id"] > self.last_id + 1:
+                    if event["id"] > self._stored_last_id():  # an id SQLite never gave: forged, not a hole
+                        self._ignore(f"an event id ({event['id']}) past the database's last")
+                        break  # jumping to it would hide every real event below it; the rest are higher
                     delivered += self._read_stored(upto=event["id"] - 1)
                 self._deliver(event["id"], event.get("source_id", ""), dumps(event))
                 delivered += 1
         return delivered
+
+    def _ignore(self, what: str) -> None:
+        """Count a message on the published topic that carries no event we can trust."""
+        self.bad += 1
+        if self.bad == 1 or self.bad % 1000 == 0:
+            log.warning("ignored %d messages on the published topic, the last: %s", self.bad, what)
+
+    def _stored_last_id(self) -> int:
+        with closing(store.connect(self.db_path, readonly=True)) as conn:
+            return store.last_event_id(conn)
 
     def resync(self) -> int:
         """After a (re)connect: deliver every stored event past last_id that MQTT may have missed."""
