@@ -8,7 +8,7 @@ import threading
 import time
 from typing import Any
 
-from shared.config import ConfigError, load
+from shared.config import ConfigError, exposure_error, load
 
 try:
     _cfg = load()  # $VESPER_CONFIG, else ./config.toml
@@ -28,8 +28,22 @@ timeout = 30
 keepalive = 5
 accesslog = None
 control_socket_disable = True  # gunicorn 27 would otherwise create ~/.gunicorn/gunicorn.ctl
+limit_request_line = 4094  # a longer URL (a 70,000-character "device id") is a 414 before any Python runs
+limit_request_fields = 100
+limit_request_field_size = 8190
+if _cfg.web.tls_cert_file:
+    certfile = _cfg.web.tls_cert_file
+    keyfile = _cfg.web.tls_key_file
 
 SHUTDOWN_POLL_S = 0.5
+
+
+def on_starting(server: Any) -> None:
+    """Refuse to listen beyond loopback without sign-in, whatever bind (config or --bind) gunicorn was given."""
+    refusal = exposure_error(_cfg, server.cfg.bind)
+    if refusal:
+        print(f"vesper_web: {refusal}", file=sys.stderr, flush=True)
+        raise SystemExit(2)
 
 
 def post_worker_init(worker: Any) -> None:

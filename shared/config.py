@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
+import re
 import tomllib
+from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -64,6 +67,28 @@ class WebConfig:
     stream_queue_size: int = 1000
     keepalive_s: float = 15.0
     max_streams: int = 900
+    health_check_interval_s: float = 10.0
+    proxy_hops: int = 0
+    tls_cert_file: str = ""
+    tls_key_file: str = ""
+
+
+@dataclass(frozen=True)
+class AuthConfig:
+    """Who may use the web process: operators' password hashes and scripts' token hashes."""
+
+    users: tuple[str, ...] = ()
+    tokens: tuple[str, ...] = ()
+    secret_key: str = ""
+    session_hours: float = 12.0
+    login_backoff_s: float = 1.0
+    login_backoff_max_s: float = 60.0
+    metrics_public: bool = False
+
+    @property
+    def enabled(self) -> bool:
+        """True once any operator or token is configured: from then on every request needs one."""
+        return bool(self.users or self.tokens)
 
 
 @dataclass(frozen=True)
@@ -84,6 +109,7 @@ class Config:
     events: EventsConfig = field(default_factory=EventsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
+    auth: AuthConfig = field(default_factory=AuthConfig)
 
     @property
     def published_topic(self) -> str:
@@ -91,8 +117,17 @@ class Config:
         return f"{self.mqtt.topic_prefix}/console/published"
 
 
+TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
+NAMED_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:(scrypt|pbkdf2)(:[0-9a-z:]+)?\$[^$]+\$[0-9a-f]+")
+NAMED_TOKEN_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:sha256:[0-9a-f]{64}")
+
+
 def _coerce(key: str, kind: type, value: Any) -> Any:
-    """Check one value against its declared type; ints are accepted for floats."""
+    """Check one value against its declared type; ints are accepted for floats, lists become tuples."""
+    if kind is tuple:
+        if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+            raise ConfigError(f"config key {key}: expected a list of strings")
+        return tuple(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, bool):
@@ -111,7 +146,7 @@ def _section(name: str, cls: type, raw: Any) -> Any:
     for key, value in raw.items():
         if key not in known:
             raise ConfigError(f"config key {name}.{key}: unknown key")
-        kind = {"str": str, "int": int, "float": float}[str(known[key].type)]
+        kind = TYPES[str(known[key].type)]
         values[key] = _coerce(f"{name}.{key}", kind, value)
     return cls(**values)
 
@@ -129,12 +164,55 @@ def _validate(cfg: Config) -> None:
         ("web.workers", cfg.web.workers >= 1),
         ("web.stream_queue_size", cfg.web.stream_queue_size >= 1),
         ("web.max_streams", cfg.web.max_streams >= 1),
+        ("web.health_check_interval_s", cfg.web.health_check_interval_s >= 0),
+        ("web.proxy_hops", 0 <= cfg.web.proxy_hops <= 5),
+        ("web.tls_key_file", bool(cfg.web.tls_key_file) == bool(cfg.web.tls_cert_file)),
+        ("auth.secret_key", cfg.auth.secret_key == "" or len(cfg.auth.secret_key) >= 32),
+        ("auth.session_hours", cfg.auth.session_hours > 0),
+        ("auth.login_backoff_s", cfg.auth.login_backoff_s >= 0),
+        ("auth.login_backoff_max_s", cfg.auth.login_backoff_max_s >= cfg.auth.login_backoff_s),
         ("ingest.max_batch", cfg.ingest.max_batch >= 1),
         ("database.path", bool(cfg.database.path)),
     ]
     for key, ok in checks:
         if not ok:
             raise ConfigError(f"config key {key}: value out of range")
+    for key, entries, rule, how in (
+        ("auth.users", cfg.auth.users, NAMED_HASH, "python -m vesper_web.passwd user NAME"),
+        ("auth.tokens", cfg.auth.tokens, NAMED_TOKEN_HASH, "python -m vesper_web.passwd token NAME"),
+    ):
+        names = [entry.partition(":")[0] for entry in entries]
+        for i, entry in enumerate(entries):
+            if not rule.fullmatch(entry):  # never echo the entry: it may be a pasted password
+                raise ConfigError(f'config key {key}[{i}]: expected "name:hash" as printed by `{how}`')
+        if len(set(names)) != len(names):
+            raise ConfigError(f"config key {key}: a name appears twice")
+
+
+def is_loopback_bind(bind: str) -> bool:
+    """True for host:port binds on a loopback address (127.0.0.0/8, ::1, localhost); unix sockets are not."""
+    host, sep, _port = bind.rpartition(":")
+    host = host.strip("[]").lower()
+    if not sep or not host:
+        return False  # ":8000" means every interface
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False  # another host name, "unix:/path", "fd://3": reachable from elsewhere
+
+
+def exposure_error(cfg: Config, binds: Iterable[str]) -> str | None:
+    """Why the web must not start (listening beyond loopback with nobody to sign in); None if it may."""
+    exposed = [bind for bind in binds if not is_loopback_bind(bind)]
+    if not exposed or cfg.auth.enabled:
+        return None
+    return (
+        f"web.bind {exposed[0]} is not a loopback address and no authentication is configured: refusing to "
+        "start. Add operators ([auth] users) or API tokens ([auth] tokens) with hashes from "
+        "`python -m vesper_web.passwd`, or bind to 127.0.0.1."
+    )
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

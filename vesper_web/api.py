@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import json
+import math
 import re
+import time
 from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
+from flask.blueprints import BlueprintSetupState
 from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.topics import Topics, is_valid_device_id
+from vesper_web import auth
 from vesper_web.db import get_db
+from vesper_web.ratelimit import Interval
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -19,6 +24,12 @@ HEALTH_CHECK = json.dumps({"v": 2, "cmd": "system.health"})
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 1000
 INTEGER = re.compile(r"[0-9]{1,18}")  # fits SQLite's 64-bit integers
+
+
+@bp.record_once
+def _command_limit(state: BlueprintSetupState) -> None:
+    """One health check per device per interval, in this worker."""
+    state.app.extensions["vesper_command_limit"] = Interval(state.app.config["VESPER"].web.health_check_interval_s)
 
 
 def valid_device_id(device_id: str) -> str:
@@ -82,12 +93,35 @@ def events() -> ResponseReturnValue:
     return jsonify({"events": found})
 
 
-@bp.post("/devices/<device_id>/health-check")
+@bp.get("/me")
+def me() -> ResponseReturnValue:
+    """Who the console thinks is asking (the pages use it to notice an expired sign-in)."""
+    who = auth.principal() or auth.LOCAL
+    return jsonify({"kind": who.kind, "name": who.name, "auth": current_app.config["VESPER"].auth.enabled})
+
+
+# An id holding "/" (%2F) or nothing at all still reaches this view, to be refused as an id with 400.
+@bp.post("/devices/<path:device_id>/health-check")
+@bp.post("/devices//health-check", defaults={"device_id": ""}, merge_slashes=False)
 def health_check(device_id: str) -> ResponseReturnValue:
-    """Ask the device to run its health check now; it answers on its alerts topic."""
+    """Ask the device to run its health check now; it answers on its alerts topic. Every command is audited."""
     _known_device(device_id)
+    limit: Interval = current_app.extensions["vesper_command_limit"]
+    who, client = auth.principal() or auth.LOCAL, request.remote_addr
+    wait = limit.take(device_id, time.monotonic())
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        if limit.first_refusal(device_id):
+            auth.audit.info("command system.health to %s by %s from %s: refused, sent < %g s ago",
+                            device_id, who, client, limit.interval_s)  # fmt: skip
+        response = jsonify({"error": f"a health check was sent to {device_id} moments ago; retry in {retry} s"})
+        return response, 429, {"Retry-After": str(retry)}
     topic = Topics(current_app.config["VESPER"].mqtt.topic_prefix).control(device_id)
     bridge = current_app.extensions.get("vesper_bridge")
     if bridge is None or not bridge.publish(topic, HEALTH_CHECK):
+        limit.release(device_id)
+        auth.audit.warning("command system.health to %s by %s from %s: not sent, broker unreachable",
+                           device_id, who, client)  # fmt: skip
         abort(503, "the MQTT broker is unreachable; try again")
+    auth.audit.info("command system.health to %s by %s from %s: sent", device_id, who, client)
     return jsonify({"status": "sent"}), 202

@@ -7,9 +7,10 @@ import json
 from flask import Flask, Response, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared.config import Config, load
-from vesper_web import api, console, db, headers, metrics, stream
+from shared.config import Config, ConfigError, exposure_error, load
+from vesper_web import api, auth, console, db, headers, login, metrics, stream
 from vesper_web.hub import Hub
 
 JSON_PREFIXES = ("/api/", "/events/stream")
@@ -19,17 +20,25 @@ JSON_PATHS = ("/api", "/healthz")
 def create_app(config: Config | None = None) -> Flask:
     """Build the web app; it opens no broker connection (the gunicorn hook starts the bridge)."""
     cfg = config if config is not None else load()
+    refusal = exposure_error(cfg, [cfg.web.bind])  # gunicorn.conf.py checks its real binds too
+    if refusal:
+        raise ConfigError(refusal)
     app = Flask("vesper_web", static_folder=None)  # the console blueprint serves /static
+    if cfg.web.proxy_hops:
+        hops = cfg.web.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     app.config["VESPER"] = cfg
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["vesper_hub"] = Hub(cfg.database.path, cfg.web.stream_queue_size, cfg.web.max_streams)
     db.init_app(app)
+    auth.init_app(app, cfg)  # first before_request: nothing runs for a caller it turns away
     headers.init_app(app)
     app.register_error_handler(HTTPException, json_error)
     app.register_blueprint(api.bp)
     app.register_blueprint(stream.bp)
     app.add_url_rule("/healthz", "healthz", healthz)
     app.register_blueprint(console.bp)
+    app.register_blueprint(login.bp)
     app.register_blueprint(metrics.bp)
     return app
 

@@ -6,6 +6,8 @@ import functools
 import logging
 import os
 import socket
+import ssl
+import sys
 import time
 from collections.abc import Callable
 from contextlib import closing
@@ -103,10 +105,13 @@ class Bridge:
         log.info("bridge connected to %s as %s", describe(self.cfg.mqtt), self.client_id)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
+        # paho calls this inside its `except OSError`: the error is the current exception. A TLS
+        # refusal (wrong CA, wrong host name) is a misconfiguration: say so on every attempt.
+        error = sys.exc_info()[1]
         now = time.monotonic()
-        if now - self._last_fail_log >= FAIL_LOG_INTERVAL_S:
+        if isinstance(error, ssl.SSLError) or now - self._last_fail_log >= FAIL_LOG_INTERVAL_S:
             self._last_fail_log = now
-            log.warning("bridge cannot reach the broker at %s; retrying", describe(self.cfg.mqtt))
+            log.warning("bridge cannot connect to %s: %s; retrying", describe(self.cfg.mqtt), error or "no answer")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected = False

@@ -39,9 +39,18 @@ export function deviceApi(id, suffix = "") {
   return "/api/devices/" + encodeURIComponent(id) + suffix;
 }
 
+// The sign-in has expired (or was never made): go to the sign-in page, and come back here after.
+export function toSignIn() {
+  window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
+}
+
 // GET a JSON document; resolves to {status, body} so callers can tell 404 from failure.
 export async function getJSON(url) {
   const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
+  if (response.status === 401) {
+    toSignIn();
+    throw new Error("signed out");
+  }
   let body = null;
   if ((response.headers.get("Content-Type") || "").includes("json")) body = await response.json();
   return { status: response.status, ok: response.ok, body };
@@ -227,10 +236,12 @@ export function follow(url, { onOpen, onEvent }) {
     s.addEventListener("error", () => {
       if (source !== s) return;
       setLive("reconnecting");
-      // CLOSED means the browser gave up (e.g. an HTTP error): start a fresh source later.
+      // CLOSED means the browser gave up (e.g. an HTTP error): start a fresh source later,
+      // unless the error was a 401 (EventSource cannot tell us, /api/me can).
       if (s.readyState === EventSource.CLOSED) {
         source = null;
-        setTimeout(connect, 3000);
+        const retry = () => setTimeout(connect, 3000);
+        getJSON("/api/me").then(retry, retry);
       }
     });
     s.addEventListener("message", (message) => {

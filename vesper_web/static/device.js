@@ -11,6 +11,7 @@ import {
   playbackEl,
   setTime,
   timeEl,
+  toSignIn,
 } from "./console.js";
 
 const root = document.getElementById("device");
@@ -182,7 +183,15 @@ $("health-check").addEventListener("click", async () => {
       credentials: "same-origin",
       headers: { "X-Requested-With": "vesper-console", Accept: "application/json" },
     });
-    const [kind, message] = RESULT[response.status] || ["error", `Failed: HTTP ${response.status}`];
+    if (response.status === 401) {
+      toSignIn();
+      return;
+    }
+    let [kind, message] = RESULT[response.status] || ["error", `Failed: HTTP ${response.status}`];
+    if (response.status === 429) {
+      const wait = Number(response.headers.get("Retry-After")) || 10;
+      [kind, message] = ["error", `A health check was sent moments ago; try again in ${wait} s`];
+    }
     result.dataset.result = kind;
     result.textContent = message;
   } catch {

@@ -1,0 +1,204 @@
+"""Who is asking: operators' signed session cookies and scripts' bearer tokens, checked before every view.
+
+The guard runs before every request, so a route added later is closed unless it is listed in
+OPEN_ENDPOINTS. Without [auth] users or tokens (allowed on loopback only) everyone is the local
+operator, and the Host must name loopback too, so a DNS-rebinding page cannot reach the console.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from flask.typing import ResponseReturnValue
+from werkzeug.security import check_password_hash, generate_password_hash
+
+from shared.config import AuthConfig, Config, ConfigError
+from vesper_web import csrf
+from vesper_web.ratelimit import Backoff
+
+audit = logging.getLogger("vesper_web.audit")
+
+OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "login.login", "login.logout"})
+JSON_PREFIXES = ("/api/", "/events/stream", "/metrics")
+MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form
+KEY_FILE = "session.key"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who made a request: an operator ("user"), a script ("token") or anyone on loopback ("local")."""
+
+    kind: str
+    name: str
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.name}"
+
+
+LOCAL = Principal("local", "(no sign-in configured)")
+
+
+class Credentials:
+    """The configured users and tokens; every comparison takes the same time whatever matches."""
+
+    def __init__(self, auth: AuthConfig) -> None:
+        self.users = dict(entry.split(":", 1) for entry in auth.users)
+        self.tokens = [(name, bytes.fromhex(h.removeprefix("sha256:"))) for name, h in
+                       (entry.split(":", 1) for entry in auth.tokens)]  # fmt: skip
+        self._dummy = ""
+
+    def check_password(self, name: str, password: str) -> bool:
+        """True for a configured user's right password; an unknown name costs the same hash time."""
+        stored = self.users.get(name)
+        if stored is None and not self._dummy and self.users:  # hashed like the first user's: same cost
+            method = next(iter(self.users.values())).split("$", 1)[0]
+            self._dummy = generate_password_hash(secrets.token_hex(16), method=method)
+        ok = check_password_hash(stored or self._dummy, password[:1024]) if (stored or self._dummy) else False
+        return ok and stored is not None
+
+    def token_name(self, token: str) -> str | None:
+        """The name of the token whose SHA-256 this is, or None."""
+        digest = hashlib.sha256(token.encode()).digest()
+        found = None
+        for name, expected in self.tokens:  # no early exit
+            if hmac.compare_digest(digest, expected):
+                found = name
+        return found
+
+    def fingerprint(self, name: str) -> str | None:
+        """Ties a session to the user's current hash: changing the password ends old sessions."""
+        stored = self.users.get(name)
+        return hashlib.sha256(stored.encode()).hexdigest()[:16] if stored else None
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Flask's signed cookie, marked Secure whenever the request came over TLS."""
+
+    def get_cookie_secure(self, app: Flask) -> bool:
+        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
+
+
+def stable_key(path: Path) -> str:
+    """The session key kept in `path`, created (0600) by whichever worker gets there first."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as out:
+            out.write(secrets.token_hex(32) + "\n")
+        try:
+            os.link(tmp, path)  # atomic: a second worker racing here reads the first one's key
+        except FileExistsError:
+            pass
+        finally:
+            tmp.unlink()
+    key = path.read_text().strip()
+    if len(key) < 32:
+        raise ConfigError(f"auth.secret_key: {path} holds fewer than 32 characters; delete it to make a new one")
+    return key
+
+
+def loopback_host(host: str) -> bool:
+    """True when a Host header names this machine's loopback interface."""
+    name = (urlsplit("//" + host).hostname or "") if host else ""
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def sign_in(name: str) -> None:
+    """Start a fresh session for `name` (a new CSRF token too: nothing from before sign-in carries over)."""
+    session.clear()
+    session.permanent = True
+    session["user"] = name
+    session["fp"] = current_app.extensions["vesper_credentials"].fingerprint(name)
+    csrf.token()
+
+
+def principal() -> Principal | None:
+    """Who this request is from, as the guard decided."""
+    return g.get("principal")
+
+
+def _from_bearer(creds: Credentials) -> Principal | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return None  # e.g. Basic from a proxy in front: not ours to judge
+    name = creds.token_name(value.strip())
+    if name is None:
+        abort(_unauthorized("invalid API token", 'Bearer realm="Vesper Console", error="invalid_token"'))
+    return Principal("token", name)
+
+
+def _from_session(creds: Credentials) -> Principal | None:
+    name = session.get("user")
+    if not isinstance(name, str):
+        return None
+    fingerprint = creds.fingerprint(name)
+    if fingerprint is None or not hmac.compare_digest(fingerprint, str(session.get("fp", ""))):
+        session.clear()  # the user was removed or has a new password
+        return None
+    return Principal("user", name)
+
+
+def _unauthorized(message: str, challenge: str = 'Bearer realm="Vesper Console"') -> ResponseReturnValue:
+    response = jsonify({"error": message})
+    response.status_code = 401
+    response.headers["WWW-Authenticate"] = challenge
+    return response
+
+
+def guard() -> ResponseReturnValue | None:
+    """before_request: bound the body, identify the caller (401 or sign-in page), then check CSRF."""
+    if (request.content_length or 0) > MAX_BODY:
+        abort(413, f"request bodies are limited to {MAX_BODY} bytes")
+    cfg: Config = current_app.config["VESPER"]
+    open_ = request.endpoint in OPEN_ENDPOINTS or (request.path == "/metrics" and cfg.auth.metrics_public)
+    if not cfg.auth.enabled:
+        if request.endpoint != "healthz" and not loopback_host(request.host):
+            abort(403, "without sign-in configured this console answers only on a loopback host name")
+        g.principal = LOCAL
+    else:
+        creds: Credentials = current_app.extensions["vesper_credentials"]
+        g.principal = _from_bearer(creds) or _from_session(creds)
+        if g.principal is None and not open_:
+            if request.method in ("GET", "HEAD") and not request.path.startswith(JSON_PREFIXES):
+                target = request.full_path if request.query_string else request.path
+                return redirect(url_for("login.login", next=target))
+            return _unauthorized("sign in or send an API token (Authorization: Bearer)")
+    if g.principal is None or g.principal.kind != "token":  # a bearer token is never sent by a browser on its own
+        csrf.protect(cfg.auth.enabled)
+    return None
+
+
+def init_app(app: Flask, cfg: Config) -> None:
+    """Install the guard, the session cookie settings and the template helpers."""
+    app.config.update(
+        MAX_CONTENT_LENGTH=MAX_BODY,
+        SESSION_COOKIE_NAME="vesper_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_REFRESH_EACH_REQUEST=False,  # a sign-in lasts session_hours, however busy the page
+        PERMANENT_SESSION_LIFETIME=timedelta(hours=cfg.auth.session_hours),
+    )
+    app.session_interface = SessionInterface()
+    if cfg.auth.enabled:
+        app.secret_key = cfg.auth.secret_key or stable_key(Path(cfg.database.path).parent / KEY_FILE)
+    app.extensions["vesper_credentials"] = Credentials(cfg.auth)
+    app.extensions["vesper_login_backoff"] = Backoff(cfg.auth.login_backoff_s, cfg.auth.login_backoff_max_s)
+    app.before_request(guard)
+    app.context_processor(lambda: {"principal": principal(), "csrf_token": csrf.token})

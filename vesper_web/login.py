@@ -1,0 +1,83 @@
+"""Sign-in and sign-out pages: a plain form, no script, and the same answer for any wrong part."""
+
+from __future__ import annotations
+
+import math
+import time
+from urllib.parse import urlsplit
+
+from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
+from flask.typing import ResponseReturnValue
+
+from vesper_web import auth
+from vesper_web.ratelimit import Backoff
+
+bp = Blueprint("login", __name__, template_folder="templates")
+
+WRONG = "Wrong user name or password."
+MAX_NAME = 64
+
+
+def safe_next(target: str | None) -> str:
+    """A path on this site to go to after sign-in; anything else (another host, a scheme, //x) is "/"."""
+    if not target or len(target) > 2048 or not target.startswith("/") or target.startswith(("//", "/\\")):
+        return "/"
+    if any(ord(c) < 32 or c == "\\" for c in target):
+        return "/"
+    parts = urlsplit(target)
+    return target if not parts.scheme and not parts.netloc else "/"
+
+
+def _client() -> str:
+    return request.remote_addr or "unknown"
+
+
+def _page(error: str | None, status: int, name: str = "", headers: dict[str, str] | None = None) -> ResponseReturnValue:
+    nxt = safe_next(request.values.get("next"))
+    return render_template("login.html", page="login", error=error, next=nxt, username=name), status, headers or {}
+
+
+@bp.route("/login", methods=["GET", "POST"])
+def login() -> ResponseReturnValue:
+    """The sign-in form; failures back off per address and per user name and never say which part was wrong."""
+    if not current_app.config["VESPER"].auth.enabled:
+        return redirect(url_for("console.devices"))
+    if request.method == "GET":
+        current = auth.principal()
+        if current is not None and current.kind == "user":
+            return redirect(safe_next(request.args.get("next")))
+        return _page(None, 200)
+    name = request.form.get("username", "")[:MAX_NAME]
+    password = request.form.get("password", "")
+    backoff: Backoff = current_app.extensions["vesper_login_backoff"]
+    keys = (f"addr:{_client()}", f"user:{name.lower()}")
+    now = time.monotonic()
+    wait = max(backoff.wait(key, now) for key in keys)
+    if wait > 0:
+        retry = max(1, math.ceil(wait))
+        auth.audit.warning("sign-in refused for %r from %s: too many failures, %d s left", name, _client(), retry)
+        return _page(f"Too many failed sign-ins. Try again in {retry} s.", 429, name, {"Retry-After": str(retry)})
+    if current_app.extensions["vesper_credentials"].check_password(name, password):
+        for key in keys:
+            backoff.reset(key)
+        auth.sign_in(name)
+        auth.audit.info("sign-in: user %s from %s", name, _client())
+        return redirect(safe_next(request.form.get("next")), 303)
+    delay = max(backoff.fail(key, now) for key in keys)
+    failures = max(backoff.failures(key) for key in keys)
+    auth.audit.warning(
+        "sign-in failed for %r from %s (%d in a row; next try in %.1f s)", name, _client(), failures, delay
+    )
+    return _page(WRONG, 401, name)
+
+
+@bp.post("/logout")
+def logout() -> ResponseReturnValue:
+    """End the session (the guard already checked this came from the console's own form)."""
+    if not current_app.config["VESPER"].auth.enabled:
+        return redirect(url_for("console.devices"), 303)
+    current = auth.principal()
+    if current is not None and current.kind == "user":
+        auth.audit.info("sign-out: user %s from %s", current.name, _client())
+    session.clear()
+    return redirect(url_for("login.login"), 303)
