@@ -257,6 +257,7 @@ def test_close_all_wakes_and_closes(db: Path) -> None:
     assert sub is not None
     hub.close_all()
     assert sub.closed and sub.queue.get_nowait() is None and hub.clients == 0
+    assert hub.subscribe() is None  # a stopping worker takes no new stream: it would hold the worker up
 
 
 # --- the stream view through Flask's test client ---------------------------------------------

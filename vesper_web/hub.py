@@ -46,6 +46,7 @@ class Hub:
         self.dropped = 0
         self.filled = 0  # events read from SQLite because MQTT did not bring them
         self.bad = 0
+        self.closing = False  # the worker is stopping: no new streams (they would hold it until graceful_timeout)
         self._subs: dict[Subscriber, None] = {}
         self._snapshot: tuple[Subscriber, ...] = ()
         self._lock = threading.Lock()
@@ -55,9 +56,9 @@ class Hub:
     # --- clients ---------------------------------------------------------------------------
 
     def subscribe(self, device: str | None = None, on_drop: Callable[[], None] | None = None) -> Subscriber | None:
-        """Register a client; None when this worker already serves max_streams."""
+        """Register a client; None when this worker already serves max_streams or is stopping."""
         with self._lock:
-            if len(self._subs) >= self.max_streams:
+            if self.closing or len(self._subs) >= self.max_streams:
                 return None
             sub = Subscriber(device, self.queue_size, on_drop)
             self._subs[sub] = None
@@ -77,6 +78,7 @@ class Hub:
 
     def close_all(self) -> None:
         """End every stream (worker shutdown): clients reconnect elsewhere with Last-Event-ID."""
+        self.closing = True
         for sub in self._snapshot:
             sub.closed = True
             with suppress(queue.Full):  # a full queue means it is awake anyway
