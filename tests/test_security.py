@@ -23,7 +23,7 @@ from shared import store
 from shared.config import ConfigError
 from tests.support import ROOT
 from vesper_web import create_app
-from vesper_web.auth import Credentials
+from vesper_web.credentials import Credentials
 from vesper_web.csrf import origin_of
 from vesper_web.headers import CONTENT_SECURITY_POLICY
 from vesper_web.login import safe_next

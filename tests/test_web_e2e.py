@@ -249,7 +249,7 @@ def test_slow_client_is_dropped_and_others_do_not_notice(make_config, start_web,
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect((host, int(port)))
-    stalled.sendall(b"GET /events/stream HTTP/1.1\r\nHost: x\r\n\r\n")  # and never reads again
+    stalled.sendall(b"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads again
     reader = Stream(bind)
     wait_for(lambda: get_json(bind, "/healthz")["streams"]["clients"] == 2, TIMEOUT, "two stream clients")
     # Large events fill the stalled socket's kernel buffers (MBs) in a few messages. They are

@@ -7,24 +7,18 @@ operator, and the Host must name loopback too, so a DNS-rebinding page cannot re
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import ipaddress
 import logging
-import os
-import secrets
 from dataclasses import dataclass
-from datetime import timedelta
-from pathlib import Path
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
-from flask.sessions import SecureCookieSessionInterface
 from flask.typing import ResponseReturnValue
-from werkzeug.security import check_password_hash, generate_password_hash
 
-from shared.config import AuthConfig, Config, ConfigError
-from vesper_web import csrf
+from shared.config import Config
+from vesper_web import csrf, sessions
+from vesper_web.credentials import Credentials
 from vesper_web.ratelimit import Backoff
 
 audit = logging.getLogger("vesper_web.audit")
@@ -32,7 +26,6 @@ audit = logging.getLogger("vesper_web.audit")
 OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "login.login", "login.logout"})
 JSON_PREFIXES = ("/api/", "/events/stream", "/metrics")
 MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form
-KEY_FILE = "session.key"
 
 
 @dataclass(frozen=True)
@@ -47,66 +40,6 @@ class Principal:
 
 
 LOCAL = Principal("local", "(no sign-in configured)")
-
-
-class Credentials:
-    """The configured users and tokens; every comparison takes the same time whatever matches."""
-
-    def __init__(self, auth: AuthConfig) -> None:
-        self.users = dict(entry.split(":", 1) for entry in auth.users)
-        self.tokens = [(name, bytes.fromhex(h.removeprefix("sha256:"))) for name, h in
-                       (entry.split(":", 1) for entry in auth.tokens)]  # fmt: skip
-        self._dummy = ""
-
-    def check_password(self, name: str, password: str) -> bool:
-        """True for a configured user's right password; an unknown name costs the same hash time."""
-        stored = self.users.get(name)
-        if stored is None and not self._dummy and self.users:  # hashed like the first user's: same cost
-            method = next(iter(self.users.values())).split("$", 1)[0]
-            self._dummy = generate_password_hash(secrets.token_hex(16), method=method)
-        ok = check_password_hash(stored or self._dummy, password[:1024]) if (stored or self._dummy) else False
-        return ok and stored is not None
-
-    def token_name(self, token: str) -> str | None:
-        """The name of the token whose SHA-256 this is, or None."""
-        digest = hashlib.sha256(token.encode()).digest()
-        found = None
-        for name, expected in self.tokens:  # no early exit
-            if hmac.compare_digest(digest, expected):
-                found = name
-        return found
-
-    def fingerprint(self, name: str) -> str | None:
-        """Ties a session to the user's current hash: changing the password ends old sessions."""
-        stored = self.users.get(name)
-        return hashlib.sha256(stored.encode()).hexdigest()[:16] if stored else None
-
-
-class SessionInterface(SecureCookieSessionInterface):
-    """Flask's signed cookie, marked Secure whenever the request came over TLS."""
-
-    def get_cookie_secure(self, app: Flask) -> bool:
-        return bool(app.config["SESSION_COOKIE_SECURE"]) or request.is_secure
-
-
-def stable_key(path: Path) -> str:
-    """The session key kept in `path`, created (0600) by whichever worker gets there first."""
-    if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as out:
-            out.write(secrets.token_hex(32) + "\n")
-        try:
-            os.link(tmp, path)  # atomic: a second worker racing here reads the first one's key
-        except FileExistsError:
-            pass
-        finally:
-            tmp.unlink()
-    key = path.read_text().strip()
-    if len(key) < 32:
-        raise ConfigError(f"auth.secret_key: {path} holds fewer than 32 characters; delete it to make a new one")
-    return key
 
 
 def loopback_host(host: str) -> bool:
@@ -187,17 +120,8 @@ def guard() -> ResponseReturnValue | None:
 
 def init_app(app: Flask, cfg: Config) -> None:
     """Install the guard, the session cookie settings and the template helpers."""
-    app.config.update(
-        MAX_CONTENT_LENGTH=MAX_BODY,
-        SESSION_COOKIE_NAME="vesper_session",
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_REFRESH_EACH_REQUEST=False,  # a sign-in lasts session_hours, however busy the page
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=cfg.auth.session_hours),
-    )
-    app.session_interface = SessionInterface()
-    if cfg.auth.enabled:
-        app.secret_key = cfg.auth.secret_key or stable_key(Path(cfg.database.path).parent / KEY_FILE)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    sessions.init_app(app, cfg)
     app.extensions["vesper_credentials"] = Credentials(cfg.auth)
     app.extensions["vesper_login_backoff"] = Backoff(cfg.auth.login_backoff_s, cfg.auth.login_backoff_max_s)
     app.before_request(guard)
