@@ -78,7 +78,8 @@ class Reader:
             self._sock = sock
             resume = f"Last-Event-ID: {self.last}\r\n" if self.ids else ""
             # HTTP/1.0: the body comes unchunked and ends with the connection.
-            sock.sendall(f"GET /events/stream HTTP/1.0\r\nAccept: text/event-stream\r\n{resume}\r\n".encode())
+            host = f"Host: {self.address[0]}:{self.address[1]}\r\n"
+            sock.sendall(f"GET /events/stream HTTP/1.0\r\n{host}Accept: text/event-stream\r\n{resume}\r\n".encode())
             buf = b""
             while b"\r\n\r\n" not in buf:
                 chunk = sock.recv(1 << 16)
@@ -345,7 +346,7 @@ def test_stalled_client_is_dropped_others_get_everything(make_config, start_inge
     stalled = socket.socket()
     stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     stalled.connect(readers[0].address)
-    stalled.sendall(b"GET /events/stream HTTP/1.0\r\n\r\n")  # and never reads again
+    stalled.sendall(f"GET /events/stream HTTP/1.0\r\nHost: {bind}\r\n\r\n".encode())  # and never reads again
     wait_for(lambda: metrics(bind)["vesper_web_stream_clients"] == 4, TIMEOUT, "four stream clients")
     # Warm up (first requests, first events) before the baseline.
     publish_all(peer, [("warm-0", {"subsystem": "Audio", "state": "WARNING", "msg": "warm"})])
