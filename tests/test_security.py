@@ -582,3 +582,12 @@ def test_a_valid_but_scheme_like_id_only_ever_becomes_a_path(open_app: Flask) ->
     hrefs = re.findall(r'href="([^"]*)"', page)
     assert "/devices/javascript:alert" in hrefs
     assert all(h.startswith("/") for h in hrefs), hrefs
+
+
+def test_metrics_follow_the_config(tmp_path: Path) -> None:
+    closed = seeded_app(make_cfg(tmp_path, tokens=[TOKEN_LINE])).test_client()
+    assert closed.get("/metrics").status_code == 401
+    assert closed.get("/metrics", headers=BEARER).status_code == 200  # a scraper with a token
+    public = seeded_app(make_cfg(tmp_path, tokens=[TOKEN_LINE], metrics_public=True)).test_client()
+    assert public.get("/metrics").status_code == 200
+    assert public.get("/api/devices").status_code == 401  # nothing else opens with it
