@@ -448,7 +448,9 @@ def test_csrf_without_sign_in_configured(open_app: Flask, headers: dict[str, str
     assert open_app.test_client().post("/api/devices/bell-1/health-check", headers=headers).status_code == status
 
 
-@pytest.mark.parametrize("host", ["evil.example", "evil.example:8000", "10.0.0.5:8000", "127.0.0.1.evil.example"])
+@pytest.mark.parametrize(
+    "host", ["evil.example", "evil.example:8000", "10.0.0.5:8000", "127.0.0.1.evil.example", "evil@127.0.0.1"]
+)
 def test_dns_rebinding_is_refused_without_sign_in(open_app: Flask, host: str) -> None:
     """A page whose name re-resolves to 127.0.0.1 is same-origin with itself, but its Host gives it away."""
     client = open_app.test_client()

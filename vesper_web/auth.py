@@ -44,7 +44,9 @@ LOCAL = Principal("local", "(no sign-in configured)")
 
 def loopback_host(host: str) -> bool:
     """True when a Host header names this machine's loopback interface."""
-    name = (urlsplit("//" + host).hostname or "") if host else ""
+    if not host or any(c in host for c in "@/\\?#"):
+        return False  # no browser sends these in a Host header
+    name = urlsplit("//" + host).hostname or ""
     if name == "localhost":
         return True
     try:
