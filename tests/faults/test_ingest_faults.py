@@ -98,30 +98,38 @@ class Heartbeater:
         self.peer.close()
 
 
-def offline_events(peer_or_conn) -> list[str]:
-    return [e["source_id"] for e in store.events_after(peer_or_conn, 0, 100_000) if e["type"] == "device_offline"]
+def offline_events(conn) -> list[str]:
+    return [e["source_id"] for e in store.events_after(conn, 0, 100_000) if e["type"] == "device_offline"]
+
+
+def outage(broker, read_db, take_down, bring_back, timeout: float) -> tuple[list[str], float]:
+    """Five live devices and one that dies while `take_down` .. `bring_back` lasts two timeouts.
+
+    Returns the devices reported offline by the end and how long after `bring_back` the dead
+    one was reported.
+    """
+    alive = [Heartbeater(broker.port, f"alive-{i}") for i in range(5)]
+    dying = Heartbeater(broker.port, "dying")
+    try:
+        wait_for(lambda: len(store.devices(read_db())) == 6, 10, "six devices online")
+        take_down()
+        dying.close()  # really dies while the console cannot hear it
+        time.sleep(timeout * 2)  # the outage itself lasts two timeouts
+        bring_back()
+        back = time.monotonic()
+        wait_for(lambda: offline_events(read_db()) == ["dying"], 20, "the dead device to be reported")
+        reported = time.monotonic() - back
+        time.sleep(timeout)  # the live devices keep talking: still nobody else is reported
+        return offline_events(read_db()), reported
+    finally:
+        for hb in alive:
+            hb.close()
 
 
 def test_broker_outage_longer_than_timeout_cries_no_wolf(broker, make_config, start_ingest, read_db):
     timeout = 2.0
     start_ingest(make_config(liveness={"heartbeat_timeout_s": timeout}))
-    alive = [Heartbeater(broker.port, f"alive-{i}") for i in range(5)]
-    dying = Heartbeater(broker.port, "dying")
-    try:
-        wait_for(lambda: len(store.devices(read_db())) == 6, 10, "six devices online")
-        broker.stop()
-        dying.close()  # really dies during the outage
-        time.sleep(timeout * 2)  # the outage itself: the broker is away for two timeouts
-        broker.start()
-        back = time.monotonic()
-        wait_for(lambda: offline_events(read_db()) == ["dying"], 20, "the dead device to be reported")
-        reported = time.monotonic() - back
-        # Keep the live devices talking a little longer: still nobody else is reported.
-        time.sleep(timeout)
-        offline = offline_events(read_db())
-    finally:
-        for hb in alive:
-            hb.close()
+    offline, reported = outage(broker, read_db, broker.stop, broker.start, timeout)
     assert offline == ["dying"], f"false offline events: {offline}"
     assert reported >= timeout * 0.9, f"reported {reported:.2f}s after the broker returned, inside the grace"
     print(
@@ -134,22 +142,7 @@ def test_ingest_down_longer_than_timeout_cries_no_wolf(broker, make_config, star
     timeout = 2.0
     cfg = make_config(liveness={"heartbeat_timeout_s": timeout})
     ingest = start_ingest(cfg)
-    alive = [Heartbeater(broker.port, f"alive-{i}") for i in range(5)]
-    silent = Heartbeater(broker.port, "silent")
-    try:
-        wait_for(lambda: len(store.devices(read_db())) == 6, 10, "six devices online")
-        ingest.kill()
-        silent.close()
-        time.sleep(timeout * 2)  # the ingest is away for two timeouts
-        start_ingest(cfg)
-        back = time.monotonic()
-        wait_for(lambda: offline_events(read_db()) == ["silent"], 20, "the silent device to be reported")
-        reported = time.monotonic() - back
-        time.sleep(timeout)
-        offline = offline_events(read_db())
-    finally:
-        for hb in alive:
-            hb.close()
-    assert offline == ["silent"], f"false offline events: {offline}"
+    offline, reported = outage(broker, read_db, ingest.kill, lambda: start_ingest(cfg), timeout)
+    assert offline == ["dying"], f"false offline events: {offline}"
     assert reported >= timeout * 0.9, f"reported {reported:.2f}s after restart, inside the grace"
-    print(f"faults/5: ingest down {timeout * 2:.0f}s: 0 false device_offline of 5; silent one after {reported:.1f}s")
+    print(f"faults/5: ingest down {timeout * 2:.0f}s: 0 false device_offline of 5; the dead one after {reported:.1f}s")
