@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import queue
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +21,7 @@ from vesper_web.hub import Hub, Subscriber
 bp = Blueprint("stream", __name__)
 
 CATCH_UP_CHUNK = 500
-MAX_BATCH = 200  # frames written with one send when a client's queue has several waiting
+MAX_BATCH = 200  # frames written with one send when several are waiting for a client
 
 
 def _last_event_id() -> int | None:
@@ -57,9 +56,9 @@ def stream() -> ResponseReturnValue:
     after = _last_event_id()
     hub: Hub = current_app.extensions["vesper_hub"]
     cfg = current_app.config["VESPER"]
-    # Registered before the catch-up query: what arrives meanwhile waits in the queue.
+    # Registered before the catch-up query: what arrives meanwhile waits in the ring.
     # A dropped client may be blocked writing: shutting both directions frees its greenlet now.
-    sub = hub.subscribe(device, on_drop=_shutdown(request.environ, socket.SHUT_RDWR))
+    sub = hub.subscribe(device, on_drop=_shutdown(request.environ, socket.SHUT_RDWR), keepalive_s=cfg.web.keepalive_s)
     if sub is None:
         abort(503, "too many open streams on this worker; retry later")
     # A stream the server ends also ends its connection, not a keep-alive wait for another request.
@@ -102,28 +101,30 @@ def _frames(
             for event_id, frame in _catch_up(db_path, after, sub.device):
                 sent = event_id
                 yield frame
-        next_keepalive = time.monotonic() + keepalive_s
+        # The hub wakes waiting clients every keepalive_s / 2 (one timer for all, none per client): an
+        # idle stream sends its keepalive at the first wake-up 3/4 of keepalive_s after its last
+        # write, so every 3/4 to 5/4 of keepalive_s; a stream with events to send needs none.
+        idle_after = 0.75 * keepalive_s
+        last_write = time.monotonic()
         while True:
-            try:
-                item = sub.queue.get(timeout=max(0.0, next_keepalive - time.monotonic()))
-            except queue.Empty:
-                item = None
-            batch: list[bytes] = []
-            while item is not None:
-                if item[0] > sent:  # live events the catch-up already sent are skipped by id
-                    sent = item[0]
-                    batch.append(item[2])
-                if len(batch) >= MAX_BATCH or sub.queue.empty():
-                    break
-                item = sub.queue.get_nowait()  # only this generator takes from its queue
+            items = sub.take(MAX_BATCH)
+            if not items:
+                sub.wait()
+                items = sub.take(MAX_BATCH)
             if sub.closed:
                 if end is not None:
                     end()
                 return  # dropped (fell behind) or the worker is stopping: the client resumes by id
-            if time.monotonic() >= next_keepalive:
+            batch = []
+            for event_id, _, frame in items:
+                if event_id > sent:  # live events the catch-up already sent are skipped by id
+                    sent = event_id
+                    batch.append(frame)
+            now = time.monotonic()
+            if not batch and now - last_write >= idle_after:
                 batch.append(sse.keepalive())
-                next_keepalive = time.monotonic() + keepalive_s
             if batch:
+                last_write = now
                 yield b"".join(batch)
     finally:
         hub.unsubscribe(sub)
