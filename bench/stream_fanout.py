@@ -1,112 +1,65 @@
 """Stream fan-out: N concurrent /events/stream clients on ONE gevent worker, alerts at a steady rate.
 
-A real Mosquitto, the real ingest and the real gunicorn web process; a device-side paho client
-publishes alert transitions with its send time in `msg`; N raw-socket SSE clients (asyncio, in
-this process) read every event. Prints, per N: delivery completeness (received / expected per
-client, duplicates, drops) and latency from the device's publish to a client's receipt, p50/p99.
-Run: .venv/bin/python -m bench.stream_fanout [--clients 100 1000] [--rate 20] [--seconds 20] [--quick]
+A real Mosquitto, the real ingest and the real gunicorn web process with one worker (--workers for
+more, to see how they scale); a device-side
+paho client (its own process) publishes alert transitions with its send time in `msg`; N SSE
+clients (bench/sse_load.py: two processes of epoll loops over raw sockets) count every event.
+For each N the event rate climbs a ladder of delivery targets (events/s x N) until a step is not
+held: every client received every event, in order, none dropped, p99 within the bound.
+Run: .venv/bin/python -m bench.stream_fanout [--clients 1000 5000] [--targets 25000 50000 ...]
+     [--seconds 8] [--workers 1] [--every-step] [--quick]
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import multiprocessing
-import re
-import resource
+import os
+import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
-from dataclasses import dataclass, field
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from bench.common import Stack, cpu_seconds, percentile
+from bench.common import Stack, cpu_times, percentile, rss_mib
+from bench.sse_load import SseLoad, raise_nofile
 
 DEVICES = 50
-MARK = re.compile(rb'"message":"bench (\d+) (\d+\.\d+)"')
-DRAIN_S = 15.0  # after the last publish, how long clients may take to receive the rest
-
-
-@dataclass
-class Client:
-    """What one SSE client saw."""
-
-    seqs: list[int] = field(default_factory=list)
-    latencies: list[float] = field(default_factory=list)
-    lost: bool = False
-
-
-class SseProtocol(asyncio.Protocol):
-    """HTTP/1.0 GET of the stream (no chunking), then SSE messages split on blank lines."""
-
-    def __init__(self, path: str, result: Client, ready: asyncio.Future[None]) -> None:
-        self.request = f"GET {path} HTTP/1.0\r\nHost: bench\r\nAccept: text/event-stream\r\n\r\n".encode()
-        self.result = result
-        self.ready = ready
-        self.buffer = b""
-        self.in_body = False
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport.write(self.request)  # type: ignore[attr-defined]
-
-    def data_received(self, data: bytes) -> None:
-        now = time.time()
-        self.buffer += data
-        if not self.in_body:
-            head, sep, rest = self.buffer.partition(b"\r\n\r\n")
-            if not sep:
-                return
-            if not head.startswith(b"HTTP/1.1 200") and not head.startswith(b"HTTP/1.0 200"):
-                self.fail(head.split(b"\r\n", 1)[0].decode())
-                return
-            self.in_body, self.buffer = True, rest
-        *messages, self.buffer = self.buffer.split(b"\n\n")
-        for message in messages:
-            if message.startswith(b"id: "):
-                match = MARK.search(message)
-                if match:
-                    self.result.seqs.append(int(match[1]))
-                    self.result.latencies.append(now - float(match[2]))
-            elif message.startswith(b"retry:") and not self.ready.done():
-                self.ready.set_result(None)
-
-    def fail(self, why: str) -> None:
-        if not self.ready.done():
-            self.ready.set_exception(RuntimeError(why))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.result.lost = True
-        self.fail(f"connection lost: {exc}")
+DRAIN_S = 10.0  # after the last publish, how long clients may take to receive the rest
+P99_BOUND_MS = 250.0
 
 
 def publisher(port: int, rate: float, count: int) -> None:
     """Publish `count` alert transitions at `rate` per second, round-robin over DEVICES devices.
 
-    Runs in its own process: sharing the GIL with the clients' loop would delay the sends
-    after their timestamps were taken.
+    Runs in its own process: sharing a GIL with anything else would delay the sends after their
+    timestamps were taken. Each message is unique (seq and time), so each becomes an event.
     """
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-fanout-pub")
     client.max_inflight_messages_set(100)
+    client.max_queued_messages_set(0)
     client.connect("127.0.0.1", port)
     client.loop_start()
+    infos = []
     start = time.monotonic()
     for seq in range(count):
         delay = start + seq / rate - time.monotonic()
         if delay > 0:
             time.sleep(delay)
-        now = time.time()
         state = "WARNING" if (seq // DEVICES) % 2 == 0 else "CRITICAL"
-        body = {"subsystem": "Bench", "state": state, "msg": f"bench {seq} {now:.6f}"}
-        client.publish(f"vesper/fan-{seq % DEVICES:03d}/status/alerts", json.dumps(body), qos=1)
-    client.loop_stop()
+        body = {"subsystem": "Bench", "state": state, "msg": f"bench {seq} {time.time():.6f}"}
+        infos.append(client.publish(f"vesper/fan-{seq % DEVICES:03d}/status/alerts", json.dumps(body), qos=1))
+    for info in infos:
+        info.wait_for_publish(30)
     client.disconnect()
+    client.loop_stop()
 
 
 def healthz(port: int) -> dict[str, Any]:
@@ -124,123 +77,190 @@ def wait_until(check: Any, timeout: float, what: str) -> None:
         time.sleep(0.1)
 
 
-async def run_round(stack: Stack, worker: int, n: int, rate: float, seconds: float) -> dict[str, Any]:
-    """Open n clients, publish rate*seconds alerts, collect what every client received."""
-    loop = asyncio.get_running_loop()
-    clients = [Client() for _ in range(n)]
-    transports = []
-    for i, client in enumerate(clients):
-        ready: asyncio.Future[None] = loop.create_future()
-        transport, _ = await loop.create_connection(
-            lambda c=client, r=ready: SseProtocol("/events/stream", c, r), "127.0.0.1", stack.web_port
+def worker_pids(master: int) -> list[int]:
+    """The gunicorn workers' pids."""
+    return [int(pid) for pid in Path(f"/proc/{master}/task/{master}/children").read_text().split()]
+
+
+def cpu_of(pids: list[int]) -> tuple[float, float]:
+    """(user, system) CPU seconds of these processes together."""
+    times = [cpu_times(pid) for pid in pids]
+    return sum(t[0] for t in times), sum(t[1] for t in times)
+
+
+def fanout_stack(
+    tmp: Path, max_clients: int, seed: Callable[[Path], None] | None = None, workers: int = 1
+) -> tuple[Stack, list[int]]:
+    """Broker, ingest and a web process whose workers each take max_clients; returns the worker pids.
+
+    `seed(db)` may write the database before the processes start.
+    """
+    raise_nofile()  # inherited by the web process
+    web = {"workers": workers, "max_streams": max_clients + 50, "stream_queue_size": 1000}
+    stack = Stack(tmp, web=web, liveness={"heartbeat_timeout_s": 3600.0})
+    if seed is not None:
+        seed(stack.db)
+    stack.ingest()
+    master = stack.web()
+    wait_until(lambda: len(worker_pids(master.pid)) == workers, 30, "the workers")
+    wait_until(lambda: healthz(stack.web_port)["bridge"]["connected"], 30, "the bridge")
+    return stack, worker_pids(master.pid)
+
+
+def profile(pid: int | None, name: str, seconds: float) -> None:
+    """With BENCH_PYSPY=dir, record py-spy's collapsed stacks of a process while a step runs."""
+    out = os.environ.get("BENCH_PYSPY")
+    if out and pid:
+        spy = ["py-spy", "record", "--format", "raw", "-r", "200", "-d", str(max(1, int(seconds - 1)))]
+        subprocess.Popen(
+            [*spy, "--pid", str(pid), "-o", f"{out}/{name}.txt"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
-        transports.append(transport)
-        await asyncio.wait_for(ready, 30)
-        if i % 200 == 199:
-            await asyncio.sleep(0)
-    await loop.run_in_executor(None, wait_until, lambda: healthz(stack.web_port)["streams"]["clients"] == n, 30, "n")
-    before = healthz(stack.web_port)["streams"]
-    count = int(rate * seconds)
-    cpu0, wall0 = cpu_seconds(worker), time.monotonic()
+
+
+def hang_up(stack: Stack, workers: int = 1) -> None:
+    """Wait until the workers have let go of closed clients; they notice at a write, so send events.
+
+    /healthz answers for whichever worker took the request: with several, every answer in a row must say 0.
+    """
+    deadline = time.monotonic() + 60
+    zeros = 0
+    while zeros < 4 * workers - 3:
+        if healthz(stack.web_port)["streams"]["clients"]:
+            zeros = 0
+            if time.monotonic() > deadline:
+                raise RuntimeError("the web worker still holds closed stream clients")
+            publisher(stack.port, 100.0, 2)
+            time.sleep(0.2)
+        else:
+            zeros += 1
+
+
+def one_rate(stack: Stack, load: SseLoad, workers: list[int], n: int, rate: float, seconds: float) -> dict[str, Any]:
+    """Publish rate*seconds alerts to n connected clients; what they received, and how late."""
+    count = max(1, int(rate * seconds))
+    load.reset()
+    dropped0 = healthz(stack.web_port)["streams"]["dropped"]  # one worker's (several: see completeness)
+    times0, wall0 = cpu_of(workers), time.monotonic()
+    load_cpu0 = load.cpu()
     sender = multiprocessing.get_context("spawn").Process(target=publisher, args=(stack.port, rate, count))
     sender.start()
-    while sender.is_alive():
-        await asyncio.sleep(0.2)
+    for i, pid in enumerate(workers):
+        profile(pid, f"worker{i}-{n}-{rate:g}", seconds)
+    for i, proc in enumerate(load.procs):
+        profile(proc.pid, f"clients{i}-{n}-{rate:g}", seconds)
+    sender.join()
     deadline = time.monotonic() + DRAIN_S
-    while time.monotonic() < deadline and any(len(c.seqs) < count and not c.lost for c in clients):
-        await asyncio.sleep(0.1)
-    cpu, wall = cpu_seconds(worker) - cpu0, time.monotonic() - wall0
-    after = healthz(stack.web_port)["streams"]
-    for transport in transports:
-        transport.close()
-    # The server notices a hang-up at its next write (the 15 s keepalive at the latest).
-    await loop.run_in_executor(None, wait_until, lambda: healthz(stack.web_port)["streams"]["clients"] == 0, 60, "0")
-    received = [len(c.seqs) for c in clients]
-    latencies = [x for c in clients for x in c.latencies]
-    first: dict[int, float] = {}
-    last: dict[int, float] = {}
-    for c in clients:
-        for seq, latency in zip(c.seqs, c.latencies, strict=True):
-            first[seq] = min(first.get(seq, latency), latency)
-            last[seq] = max(last.get(seq, latency), latency)
-    spread = [last[seq] - first[seq] for seq in first]
+    while time.monotonic() < deadline and load.progress()[0] < count:
+        time.sleep(0.1)
+    times1, wall = cpu_of(workers), time.monotonic() - wall0
+    user, system = times1[0] - times0[0], times1[1] - times0[1]
+    cpu = user + system
+    load_cpu = load.cpu() - load_cpu0
+    tally = load.collect()
+    lat = sorted(tally.latencies)
+    received = sum(tally.counts)
+    dropped = healthz(stack.web_port)["streams"]["dropped"] - dropped0
+    complete = min(tally.counts) == count and max(tally.counts) == count and not tally.disorder
+    p99 = percentile(lat, 99) * 1000
     return {
         "clients": n,
+        "rate": rate,
         "events": count,
+        "target": rate * n,
         "expected": count * n,
-        "received": sum(received),
-        "complete_clients": sum(1 for c in clients if sorted(set(c.seqs)) == list(range(count))),
-        "min_completeness": min(received) / count,
-        "duplicates": sum(len(c.seqs) - len(set(c.seqs)) for c in clients),
-        "out_of_order": sum(1 for c in clients if c.seqs != sorted(c.seqs)),
-        "dropped": after["dropped"] - before["dropped"],
-        "p50_ms": percentile(latencies, 50) * 1000,
-        "p99_ms": percentile(latencies, 99) * 1000,
-        "max_ms": max(latencies, default=float("nan")) * 1000,
-        "first_p99_ms": percentile(list(first.values()), 99) * 1000,
-        "spread_p50_ms": percentile(spread, 50) * 1000,
-        "spread_p99_ms": percentile(spread, 99) * 1000,
-        "worker_cpu": cpu / wall,
+        "received": received,
+        "complete": complete and not dropped and not tally.closed,
+        "min_pct": 100 * min(tally.counts) / count,
+        "disorder": tally.disorder,
+        "dropped": dropped,
+        "p50_ms": percentile(lat, 50) * 1000,
+        "p99_ms": p99,
+        "max_ms": (lat[-1] if lat else float("nan")) * 1000,
+        "worker_cpu": 100 * cpu / wall,
+        "load_cpu": 100 * load_cpu / wall,
+        "us_per_delivery": 1e6 * cpu / max(1, received),
+        "sys_share": 100 * system / max(cpu, 1e-9),
+        "held": complete and not dropped and not tally.closed and p99 <= P99_BOUND_MS,
     }
 
 
-def ingest_latency(stack: Stack, count: int) -> tuple[float, float]:
-    """Publish -> the event's ts (the ingest's receipt of its batch), p50/p99 in ms, last round."""
-    with urllib.request.urlopen(f"http://127.0.0.1:{stack.web_port}/api/events?limit={min(count, 1000)}") as r:
-        events = json.load(r)["events"]
-    lags = []
-    for event in events:
-        match = MARK.search(json.dumps(event, separators=(",", ":")).encode())
-        if match:
-            stored = datetime.fromisoformat(event["ts"]).timestamp()
-            lags.append(stored - float(match[2]))
-    return percentile(lags, 50) * 1000, percentile(lags, 99) * 1000
+def ladder(
+    stack: Stack,
+    workers: list[int],
+    n: int,
+    targets: list[float],
+    seconds: float,
+    report: Any = None,
+    stop: bool = True,
+) -> dict[str, Any]:
+    """Connect n clients, climb the delivery targets until one is not held; the best held step."""
+    rss0 = sum(rss_mib(pid) for pid in workers)
+    load = SseLoad("127.0.0.1", stack.web_port)
+    try:
+        load.connect(n)  # each has had its first message: each is registered with a worker's hub
+        steps = []
+        for target in targets:
+            step = one_rate(stack, load, workers, n, target / n, seconds)
+            steps.append(step)
+            if report:
+                report(step)
+            if stop and not step["held"]:
+                break
+        rss1 = sum(rss_mib(pid) for pid in workers)
+    finally:
+        load.close()
+    hang_up(stack, len(workers))
+    held = [s for s in steps if s["held"]]
+    best = max(held, key=lambda s: s["target"]) if held else steps[0]
+    return {**best, "held_any": bool(held), "steps": steps, "kib_per_client": (rss1 - rss0) * 1024 / n}
 
 
-def worker_pid(master: int) -> int:
-    """The single gunicorn worker's pid."""
-    children = Path(f"/proc/{master}/task/{master}/children").read_text().split()
-    return int(children[0])
+def print_step(s: dict[str, Any]) -> None:
+    """One ladder step as a line."""
+    print(
+        f"{s['clients']:>6} {s['rate']:>7.1f} {s['target']:>9,.0f} {s['received']:>10,} {s['min_pct']:>6.1f}"
+        f" {s['disorder']:>4} {s['dropped']:>5} {s['p50_ms']:>7.1f} {s['p99_ms']:>7.1f} {s['max_ms']:>7.1f}"
+        f" {s['worker_cpu']:>6.0f}% {s['us_per_delivery']:>5.1f} {s['sys_share']:>4.0f}% {s['load_cpu']:>6.0f}%"
+        f" {'held' if s['held'] else 'NOT held'}",
+        flush=True,
+    )
 
 
-def main() -> int:
-    """Run each round against one stack and print a table."""
+def main(argv: list[str] | None = None) -> int:
+    """Run each N against one stack and print every ladder step."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--clients", type=int, nargs="+", default=[100, 1000])
-    parser.add_argument("--rate", type=float, default=20.0, help="alert transitions per second")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--clients", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--targets", type=float, nargs="+", default=[25_000, 50_000, 75_000, 100_000, 150_000])
+    parser.add_argument("--seconds", type=float, default=8.0)
     parser.add_argument("--quick", action="store_true", help="small N, short run")
-    args = parser.parse_args()
+    parser.add_argument("--every-step", action="store_true", help="run every target, held or not")
+    parser.add_argument("--workers", type=int, default=1, help="gevent workers (each has its own bridge)")
+    args = parser.parse_args(argv)
     if args.quick:
-        args.clients, args.seconds = [10, 100], 5.0
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # inherited by the web process
+        args.clients, args.targets, args.seconds = [10, 100], [500, 2000], 3.0
+    hard = raise_nofile()
     if max(args.clients) + 200 > hard:
         print(f"RLIMIT_NOFILE hard limit {hard} is too low for {max(args.clients)} clients", file=sys.stderr)
         return 2
     with tempfile.TemporaryDirectory(prefix="vesper-fanout-") as tmp:
-        web = {"workers": 1, "max_streams": max(args.clients) + 50}
-        stack = Stack(Path(tmp), web=web, liveness={"heartbeat_timeout_s": 3600.0})
+        stack, workers = fanout_stack(Path(tmp), max(args.clients), workers=args.workers)
         try:
-            stack.ingest()
-            master = stack.web()
-            wait_until(lambda: healthz(stack.web_port)["bridge"]["connected"], 30, "the bridge")
-            worker = worker_pid(master.pid)
-            print(f"one gevent worker (pid {worker}); {args.rate:g} alert transitions/s for {args.seconds:g} s")
-            print(f"{'N':>6} {'expected':>9} {'received':>9} {'complete':>9} {'min %':>6} {'dup':>4} {'drop':>5}"
-                  f" {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'worker CPU':>10}")  # fmt: skip
+            cores = multiprocessing.cpu_count()
+            print(f"gevent workers {workers}; cores: {cores}; {args.seconds:g} s per step")
+            print(
+                f"{'N':>6} {'ev/s':>7} {'target/s':>9} {'received':>10} {'min %':>6} {'ooo':>4} {'drop':>5}"
+                f" {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'workers':>7} {'us/dl':>5} {'sys':>5} {'clients':>7}"
+            )
             for n in args.clients:
-                r = asyncio.run(run_round(stack, worker, n, args.rate, args.seconds))
-                print(f"{r['clients']:>6} {r['expected']:>9} {r['received']:>9} "
-                      f"{r['complete_clients']:>5}/{r['clients']:<3} {100 * r['min_completeness']:>6.1f} "
-                      f"{r['duplicates']:>4} {r['dropped']:>5} {r['p50_ms']:>7.1f} {r['p99_ms']:>7.1f} "
-                      f"{r['max_ms']:>7.1f} {100 * r['worker_cpu']:>9.0f}%", flush=True)  # fmt: skip
-                print(f"       first client per event p99 {r['first_p99_ms']:.1f} ms; first-to-last client spread"
-                      f" p50 {r['spread_p50_ms']:.1f} ms, p99 {r['spread_p99_ms']:.1f} ms")  # fmt: skip
-                if r["out_of_order"]:
-                    print(f"       {r['out_of_order']} clients saw events out of order")
-            p50, p99 = ingest_latency(stack, int(args.rate * args.seconds))
-            print(f"of which publish -> ingest batch time (event ts): p50 {p50:.1f} ms, p99 {p99:.1f} ms")
+                best = ladder(stack, workers, n, args.targets, args.seconds, print_step, stop=not args.every_step)
+                if not best["held_any"]:
+                    print(f"       N={n}: no step held", flush=True)
+                    continue
+                print(
+                    f"       N={n}: best held {best['target']:,.0f} deliveries/s, p99 {best['p99_ms']:.0f} ms; "
+                    f"worker RSS {best['kib_per_client']:.0f} KiB per client",
+                    flush=True,
+                )
         finally:
             stack.close()
     return 0

@@ -1,0 +1,112 @@
+"""API latency: GET /api/devices and /api/devices/{id}/alerts with a seeded fleet, one gevent worker.
+
+The fleet is written straight into SQLite (as the ingest would have left it: every device online
+with a heartbeat, one in ten with one to three active alerts), then the real web process answers
+sequential requests from one keep-alive HTTP client.
+Run: .venv/bin/python -m bench.api_latency [--devices 10000] [--list 50] [--alerts 500] [--rounds 3]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import random
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from bench.common import Stack, percentile
+from shared import store
+
+STATES = ("WARNING", "CRITICAL", "FAILED")
+SUBSYSTEMS = ("FileManager", "TimeKeeper", "Audio")
+
+
+def seed(db: Path, devices: int, rng: random.Random) -> list[str]:
+    """Write `devices` devices (and some alerts) into the store; returns their ids."""
+    conn = store.open_store(db)
+    now = time.time()
+    ids = [f"bell-{i:06d}" for i in range(devices)]
+    with store.write(conn):
+        for device_id in ids:
+            store.mark_alive(conn, device_id, now - rng.random() * 30)
+            store.set_heartbeat(conn, device_id, json.dumps({"fw": "v155", "uptime": rng.randrange(10**6)}))
+            if rng.random() < 0.1:
+                for subsystem in rng.sample(SUBSYSTEMS, rng.randint(1, 3)):
+                    state = rng.choice(STATES)
+                    store.upsert_alert(conn, device_id, subsystem, state, f"{subsystem} {state.lower()}", now)
+    conn.close()
+    return ids
+
+
+def timed_get(conn: http.client.HTTPConnection, path: str) -> tuple[float, int]:
+    """One GET on a keep-alive connection: (seconds to the whole body, body size)."""
+    t0 = time.perf_counter()
+    conn.request("GET", path)
+    response = conn.getresponse()
+    body = response.read()
+    elapsed = time.perf_counter() - t0
+    if response.status != 200:
+        raise RuntimeError(f"GET {path}: {response.status} {body[:200]!r}")
+    return elapsed, len(body)
+
+
+def one_round(stack: Stack, ids: list[str], lists: int, alerts: int, rng: random.Random) -> dict[str, float]:
+    """Sequential requests: the whole device list `lists` times, then `alerts` random devices' alerts."""
+    conn = http.client.HTTPConnection("127.0.0.1", stack.web_port, timeout=30)
+    try:
+        timed_get(conn, "/api/devices")  # warm: the first request opens the database, imports lazily
+        list_times, size = [], 0
+        for _ in range(lists):
+            elapsed, size = timed_get(conn, "/api/devices")
+            list_times.append(elapsed)
+        alert_times = [timed_get(conn, f"/api/devices/{rng.choice(ids)}/alerts")[0] for _ in range(alerts)]
+    finally:
+        conn.close()
+    return {
+        "devices_p50_ms": percentile(list_times, 50) * 1000,
+        "devices_p99_ms": percentile(list_times, 99) * 1000,
+        "devices_kib": size / 1024,
+        "alerts_p50_ms": percentile(alert_times, 50) * 1000,
+        "alerts_p99_ms": percentile(alert_times, 99) * 1000,
+    }
+
+
+def measure(devices: int, lists: int, alerts: int, rounds: int, tmp: Path) -> dict[str, Any]:
+    """Seed, start broker and web, run the rounds; medians of each figure."""
+    rng = random.Random(7)
+    stack = Stack(tmp, web={"workers": 1})
+    try:
+        ids = seed(stack.db, devices, rng)
+        stack.web()
+        results = [one_round(stack, ids, lists, alerts, rng) for _ in range(rounds)]
+    finally:
+        stack.close()
+    return {"devices": devices, **{k: statistics.median(r[k] for r in results) for k in results[0]}}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print the medians."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devices", type=int, default=10_000)
+    parser.add_argument("--list", type=int, default=50, help="GET /api/devices this many times per round")
+    parser.add_argument("--alerts", type=int, default=500, help="GET .../alerts this many times per round")
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args(argv)
+    with tempfile.TemporaryDirectory(prefix="vesper-api-") as tmp:
+        r = measure(args.devices, args.list, args.alerts, args.rounds, Path(tmp))
+    print(f"{r['devices']:,} devices, medians of {args.rounds} rounds, sequential requests on one connection")
+    print(
+        f"GET /api/devices ({r['devices_kib']:,.0f} KiB): p50 {r['devices_p50_ms']:.1f} ms, "
+        f"p99 {r['devices_p99_ms']:.1f} ms"
+    )
+    print(f"GET /api/devices/{{id}}/alerts: p50 {r['alerts_p50_ms']:.2f} ms, p99 {r['alerts_p99_ms']:.2f} ms")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

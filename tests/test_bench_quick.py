@@ -1,0 +1,25 @@
+"""`python -m bench --quick` runs every part against real processes and prints the one table (no timing asserted)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_bench_quick_prints_the_table() -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    result = subprocess.run(
+        [sys.executable, "-m", "bench", "--quick"], cwd=ROOT, env=env, capture_output=True, text=True, timeout=180
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert re.search(r"machine: \d+ cores", out), out
+    assert re.search(r"^\s+figure\s+value\s+target", out, re.MULTILINE), out
+    for section in "abcdef":
+        assert re.search(rf"^{section}  \S", out, re.MULTILINE), f"no row for part {section}:\n{out}"
+    assert "FAILED" not in out
