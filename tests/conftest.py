@@ -16,6 +16,8 @@ from shared import store
 from tests.support import Peer, Process, ingest_args, wait_for, web_args
 from vesper_sim import broker as broker_mod
 
+pytest_plugins = ("tests.browser",)
+
 
 class Broker:
     """A running mosquitto that tests can stop and start again with the same persistence."""

@@ -6,81 +6,20 @@ import json
 import threading
 import urllib.error
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, ConsoleMessage, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from shared.config import load
+from tests.browser import Watch
 from tests.support import Peer, Process, wait_for
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-WAIT_MS = 20_000  # two cores shared with other test runs: be generous
 XSS = "<img src=x onerror=alert(1)>"
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-
-if not Path(CHROMIUM).exists():
-    pytest.skip("Chromium is not installed (make browser-deps)", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module; each test gets its own context."""
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-class Watch:
-    """What a page reported that a clean page never does: console errors, CSP violations, dialogs."""
-
-    def __init__(self, page: Page) -> None:
-        self.errors: list[str] = []
-        self.dialogs: list[str] = []
-        page.on("console", self._console)
-        page.on("pageerror", lambda exc: self.errors.append(f"pageerror: {exc}"))
-        page.on("dialog", self._dialog)
-        # Runs before the page's own scripts and is not subject to its CSP.
-        page.add_init_script(
-            "document.addEventListener('securitypolicyviolation', e =>"
-            " console.error('CSP violation: ' + e.violatedDirective + ' ' + e.blockedURI));"
-        )
-
-    def _console(self, message: ConsoleMessage) -> None:
-        if message.type == "error":
-            self.errors.append(message.text)
-
-    def _dialog(self, dialog: Dialog) -> None:
-        self.dialogs.append(dialog.message)
-        dialog.dismiss()
-
-    def assert_clean(self) -> None:
-        """No console error, CSP violation, uncaught exception or dialog happened."""
-        assert self.errors == []
-        assert self.dialogs == []
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh browser page with generous default timeouts."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    yield context.new_page()
-    context.close()
 
 
 @dataclass

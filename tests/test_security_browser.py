@@ -7,16 +7,17 @@ A clean page shows no dialog, no CSP violation and no console error.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import Browser, Page, expect, sync_playwright
+from playwright.sync_api import Page, expect
 
 from shared.config import load
+from tests.browser import Watch
 from tests.support import Peer, wait_for
-from tests.test_console_browser import CHROMIUM, CHROMIUM_ARGS, WAIT_MS, Watch, alert
+from tests.test_console_browser import alert
 from vesper_web.passwd import user_line
 
 PASSWORD = "correct horse battery"
@@ -29,25 +30,6 @@ HOSTILE = [
     "';alert(5);//",
 ]
 SCHEME_LIKE_ID = "javascript:alert"  # letters and a colon: a valid device id, so it must stay inert
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    """One headless Chromium for the module."""
-    with sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
-
-
-@pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
-    """A fresh context (no cookies) and page."""
-    context = browser.new_context(viewport={"width": 1280, "height": 800})
-    context.set_default_timeout(WAIT_MS)
-    expect.set_options(timeout=WAIT_MS)
-    yield context.new_page()
-    context.close()
 
 
 @pytest.fixture
