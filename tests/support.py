@@ -141,3 +141,15 @@ def ingest_args() -> list[str]:
 def web_args() -> list[str]:
     """Command line of the web process, as the Procfile has it."""
     return [sys.executable, "-m", "gunicorn", "--config", "gunicorn.conf.py", "vesper_web:create_app()"]
+
+
+def run_ingest_to_exit(config: Path, timeout: float = 30.0) -> subprocess.CompletedProcess[str]:
+    """Run the ingest with this config until it exits on its own (start-up refusals)."""
+    return subprocess.run(
+        ingest_args(),
+        cwd=ROOT,
+        env={"VESPER_CONFIG": str(config), "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )

@@ -63,17 +63,9 @@ def test_unreadable_and_invalid_files(tmp_path):
 
 
 def test_ingest_refuses_to_start_naming_the_key(tmp_path):
-    import subprocess
-    import sys
+    from tests.support import run_ingest_to_exit
 
     path = tmp_path / "c.toml"
     path.write_text("[liveness]\nheartbeat_timeout_s = -1\n")
-    out = subprocess.run(
-        [sys.executable, "-m", "vesper_ingest"],
-        cwd=ROOT,
-        env={"VESPER_CONFIG": str(path), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_ingest_to_exit(path)
     assert out.returncode == 2 and "liveness.heartbeat_timeout_s" in out.stdout + out.stderr

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 from shared import store
-from tests.support import ROOT, wait_for
+from tests.support import run_ingest_to_exit, wait_for
 
 BAD = [
     ("vesper/d-good/status/alerts", b"\xff\xfe\x00garbage"),  # not_utf8
@@ -69,13 +66,6 @@ def test_bad_input_is_counted_and_good_input_applied(make_config, start_ingest, 
 def test_second_ingest_on_same_database_refuses(make_config, start_ingest):
     cfg = make_config()
     start_ingest(cfg)
-    out = subprocess.run(
-        [sys.executable, "-m", "vesper_ingest"],
-        cwd=ROOT,
-        env={"VESPER_CONFIG": str(cfg), "PATH": "/usr/bin:/bin"},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    out = run_ingest_to_exit(cfg)
     assert out.returncode == 3
     assert "another vesper_ingest" in out.stdout and "already running" in out.stdout
