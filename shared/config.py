@@ -111,11 +111,6 @@ class Config:
     ingest: IngestConfig = field(default_factory=IngestConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
 
-    @property
-    def published_topic(self) -> str:
-        """Topic the ingest republishes classified events on."""
-        return f"{self.mqtt.topic_prefix}/console/published"
-
 
 TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
 NAMED_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:(scrypt|pbkdf2)(:[0-9a-z:]+)?\$[^$]+\$[0-9a-f]+")

@@ -9,8 +9,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-ALERT_SEVERITY = {"WARNING": "warning", "CRITICAL": "critical", "FAILED": "critical"}
-ALERT_RANK = {"FAILED": 0, "CRITICAL": 1, "WARNING": 2}
 EVENT_SEVERITY = {
     "alert_cleared": "info",
     "playback_started": "info",

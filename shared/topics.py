@@ -36,11 +36,6 @@ class Topics:
         return f"{self.prefix}/{device_id}/control"
 
     @property
-    def control_filter(self) -> str:
-        """Filter matching every device's command topic."""
-        return f"{self.prefix}/+/control"
-
-    @property
     def published(self) -> str:
         """Where the ingest republishes classified events."""
         return f"{self.prefix}/console/published"

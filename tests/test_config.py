@@ -8,6 +8,7 @@ import pytest
 
 from shared import config
 from shared.config import Config, ConfigError
+from shared.topics import Topics
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,7 +23,7 @@ def test_partial_file_takes_defaults(tmp_path):
     cfg = config.load(path)
     assert cfg.mqtt.port == 1999 and cfg.mqtt.host == "127.0.0.1"
     assert cfg.liveness.heartbeat_timeout_s == 5.0 and cfg.database.path == "var/vesper.db"
-    assert cfg.published_topic == "vesper/console/published"
+    assert Topics(cfg.mqtt.topic_prefix).published == "vesper/console/published"
 
 
 def test_vesper_config_env_var(tmp_path, monkeypatch):

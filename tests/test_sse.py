@@ -107,7 +107,7 @@ def _drain(sub: Subscriber) -> list[int]:
     ids = []
     while True:
         try:
-            item = sub.queue.get_nowait()
+            item = sub.get_nowait()
         except queue.Empty:
             return ids
         assert item is not None
@@ -133,7 +133,7 @@ def test_frame_is_built_once_and_matches_the_published_json(db: Path) -> None:
     subs = [hub.subscribe() for _ in range(3)]
     five = _stored(db, 5)[0]
     hub.receive(_published(five))
-    items = [s.queue.get_nowait() for s in subs if s is not None]
+    items = [s.get_nowait() for s in subs if s is not None]
     assert all(item is items[0] for item in items)  # one tuple, one bytes object, shared
     assert items[0] == (5, "bell-2", f"id: 5\ndata: {dumps(five)}\n\n".encode())
 
@@ -256,7 +256,7 @@ def test_close_all_wakes_and_closes(db: Path) -> None:
     sub = hub.subscribe()
     assert sub is not None
     hub.close_all()
-    assert sub.closed and sub.queue.get_nowait() is None and hub.clients == 0
+    assert sub.closed and sub.get_nowait() is None and hub.clients == 0
     assert hub.subscribe() is None  # a stopping worker takes no new stream: it would hold the worker up
 
 

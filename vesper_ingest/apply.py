@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Callable
 
 from shared import store
-from shared.events import ALERT_SEVERITY, NewEvent, iso
+from shared.events import NewEvent, iso
+from shared.severity import ALERT_SEVERITY
 from vesper_ingest.classify import Alert, Heartbeat, Info, Message
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.liveness import announces_online
 
 
 def _alive(
-    fleet: Fleet, conn: sqlite3.Connection, device_id: str, now: float, body: str | None = None
+    fleet: Fleet, conn: store.Connection, device_id: str, now: float, body: str | None = None
 ) -> list[NewEvent]:
     """Record a live sign; an offline device coming back is announced."""
     before, last_seen = fleet.alive(conn, device_id, now, body)
@@ -22,7 +22,7 @@ def _alive(
     return []
 
 
-def heartbeat(fleet: Fleet, conn: sqlite3.Connection, msg: Heartbeat, now: float) -> list[NewEvent]:
+def heartbeat(fleet: Fleet, conn: store.Connection, msg: Heartbeat, now: float) -> list[NewEvent]:
     """Live heartbeats update last_seen silently; retained ones only make a device known."""
     if msg.retained:
         fleet.ensure(conn, msg.device_id, now, msg.body)
@@ -30,7 +30,7 @@ def heartbeat(fleet: Fleet, conn: sqlite3.Connection, msg: Heartbeat, now: float
     return _alive(fleet, conn, msg.device_id, now, msg.body)
 
 
-def alert(fleet: Fleet, conn: sqlite3.Connection, msg: Alert, now: float) -> list[NewEvent]:
+def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[NewEvent]:
     """Upsert or delete the subsystem's row; a repeat of the current state emits nothing."""
     events = _alive(fleet, conn, msg.device_id, now)
     key = (msg.device_id, msg.subsystem)
@@ -51,7 +51,7 @@ def alert(fleet: Fleet, conn: sqlite3.Connection, msg: Alert, now: float) -> lis
     return events + [NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])]
 
 
-def info(fleet: Fleet, conn: sqlite3.Connection, msg: Info, now: float) -> list[NewEvent]:
+def info(fleet: Fleet, conn: store.Connection, msg: Info, now: float) -> list[NewEvent]:
     """Playback info updates the device; any other type becomes an `info` event."""
     events = _alive(fleet, conn, msg.device_id, now)
     melody = msg.payload.get("melody_uid")
@@ -64,13 +64,13 @@ def info(fleet: Fleet, conn: sqlite3.Connection, msg: Info, now: float) -> list[
     return events + [NewEvent("info", msg.device_id, {"type": msg.type, "payload": msg.payload})]
 
 
-HANDLERS: dict[type, Callable[[Fleet, sqlite3.Connection, Message, float], list[NewEvent]]] = {
+HANDLERS: dict[type, Callable[[Fleet, store.Connection, Message, float], list[NewEvent]]] = {
     Heartbeat: heartbeat,  # type: ignore[dict-item]
     Alert: alert,  # type: ignore[dict-item]
     Info: info,  # type: ignore[dict-item]
 }
 
 
-def apply(fleet: Fleet, conn: sqlite3.Connection, msg: Message, now: float) -> list[NewEvent]:
+def apply(fleet: Fleet, conn: store.Connection, msg: Message, now: float) -> list[NewEvent]:
     """Apply one message; returns the events it causes (not yet stored)."""
     return HANDLERS[type(msg)](fleet, conn, msg, now)

@@ -187,6 +187,12 @@ def _info(device_id: str, payload: bytes) -> Info | Rejected:
     return Info(device_id, kind, data)
 
 
+def topic_kind(topics: Topics, topic: str) -> str:
+    """The kind of a status topic (heartbeat, alerts, info), or "other" for anything else."""
+    parsed = topics.parse_status(topic)
+    return parsed[1] if parsed else "other"
+
+
 def classify(topics: Topics, topic: str, payload: bytes, retained: bool) -> Message | Rejected:
     """Turn one received MQTT message into a Message, or a Rejected naming the reason."""
     parsed = topics.parse_status(topic)

@@ -5,18 +5,16 @@ Valid because exactly one ingest owns the database (see lock.py); reloaded after
 
 from __future__ import annotations
 
-import sqlite3
-
 from shared import store
 
 
 class Fleet:
     """What the ingest knows of every device, so the hot path reads no rows."""
 
-    def __init__(self, conn: sqlite3.Connection) -> None:
+    def __init__(self, conn: store.Connection) -> None:
         self.reload(conn)
 
-    def reload(self, conn: sqlite3.Connection) -> None:
+    def reload(self, conn: store.Connection) -> None:
         """Read the truth back from the database (at start and after a rollback)."""
         self.devices: dict[str, tuple[str, float | None]] = {d: (lv, ls) for d, lv, ls in store.liveness_all(conn)}
         self.alerts: dict[tuple[str, str], tuple[str, str | None]] = {
@@ -24,11 +22,7 @@ class Fleet:
         }
         self._seen: dict[str, tuple[float, str | None]] = {}
 
-    def known(self, device_id: str) -> bool:
-        """True once the device has a row."""
-        return device_id in self.devices
-
-    def ensure(self, conn: sqlite3.Connection, device_id: str, now: float, heartbeat: str | None) -> None:
+    def ensure(self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None) -> None:
         """Make a device known without making it online (retained heartbeat)."""
         if device_id not in self.devices:
             store.ensure_device(conn, device_id, now)
@@ -37,7 +31,7 @@ class Fleet:
             self.devices[device_id] = ("unknown", None)
 
     def alive(
-        self, conn: sqlite3.Connection, device_id: str, now: float, heartbeat: str | None = None
+        self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None = None
     ) -> tuple[str | None, float | None]:
         """Record a live sign; returns (liveness, last_seen) as they were before."""
         before = self.devices.get(device_id)
@@ -56,7 +50,7 @@ class Fleet:
         _, last_seen = self.devices.get(device_id, ("offline", None))
         self.devices[device_id] = ("offline", last_seen)
 
-    def flush(self, conn: sqlite3.Connection) -> None:
+    def flush(self, conn: store.Connection) -> None:
         """Write the batch's last-seen times (one row per device) inside its transaction."""
         if self._seen:
             store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])

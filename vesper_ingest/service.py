@@ -4,43 +4,31 @@ from __future__ import annotations
 
 import logging
 import queue
-import sqlite3
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
 
 from shared import store
 from shared.config import Config
-from shared.events import NewEvent, dumps, iso, wire_json
+from shared.events import NewEvent, iso
 from shared.mqtt import describe, make_client
-from shared.topics import KINDS, Topics
-from vesper_ingest import apply, classify, liveness, redelivery
+from shared.topics import Topics
+from vesper_ingest import liveness
+from vesper_ingest.batch import Applied, Batch, Inbound, store_events
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.outbox import Outbox
+from vesper_ingest.sinks import Sink, Wire
+from vesper_ingest.sinks.mqtt import MqttSink
 from vesper_ingest.stats import Stats
 
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 3.0
-
-
-@dataclass(frozen=True)
-class Inbound:
-    """One received message, with what is needed to acknowledge it later."""
-
-    topic: str
-    payload: bytes
-    retained: bool
-    mid: int
-    qos: int
-    generation: int
-    dup: bool = False
 
 
 class Ingest:
@@ -50,7 +38,8 @@ class Ingest:
         self.cfg = cfg
         self.clock = clock
         self.topics = Topics(cfg.mqtt.topic_prefix)
-        self.conn = store.open_store(cfg.database.path)
+        self.writer = store.Writer(cfg.database.path)
+        self.conn = self.writer.conn
         self.fleet = Fleet(self.conn)
         self.stats = Stats()
         self.inbox: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
@@ -62,8 +51,22 @@ class Ingest:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
-        self.outbox = Outbox(self.client, self.topics.published, self.conn, self.stats.count)
-        self._fresh: list[tuple[int, str]] = []  # events of the transaction in progress, encoded
+        self.published = MqttSink(self.client, self.topics.published, self.stats.count)
+        self.sinks: list[Sink] = [self.published]  # every consumer of committed events: one line per sink
+        self.outbox = Outbox(self.conn, self.sinks)
+        self.batch = Batch(self.writer, self.topics, self.fleet)
+
+    # --- connection state (the paho callbacks call these; in-process tests too) -----------
+
+    def connected(self, session_present: bool = False) -> None:
+        """Connected to the broker: a new generation of acks, and every device's grace starts now."""
+        self.generation += 1
+        self.connected_since = self.clock()
+        self.published.reconnected()
+
+    def disconnected(self) -> None:
+        """Lost the broker: no device can be declared offline until connected again."""
+        self.connected_since = None
 
     # --- paho callbacks: short, and nothing escapes them ----------------------------------
 
@@ -72,11 +75,9 @@ class Ingest:
             if reason.is_failure:
                 log.error("broker %s refused the connection: %s", describe(self.cfg.mqtt), reason)
                 return
-            self.generation += 1
             if not flags.session_present:
                 client.subscribe(self.topics.subscriptions())
-            self.connected_since = self.clock()
-            self.outbox.reconnected()
+            self.connected(bool(flags.session_present))
             self.stats.count("mqtt.connects")
             log.info(
                 "connected to %s (session %s)", describe(self.cfg.mqtt), "resumed" if flags.session_present else "new"
@@ -87,7 +88,7 @@ class Ingest:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         try:
-            self.connected_since = None
+            self.disconnected()
             if not self.stopping.is_set():
                 self.stats.count("mqtt.disconnects")
                 log.warning("disconnected from %s: %s; retrying", describe(self.cfg.mqtt), reason)
@@ -112,7 +113,7 @@ class Ingest:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         try:
-            self.outbox.on_puback(mid)
+            self.published.on_puback(mid)
         except Exception:
             log.exception("on_publish failed")
 
@@ -136,63 +137,17 @@ class Ingest:
             except queue.Empty:
                 return batch
 
-    def _store_events(self, conn: sqlite3.Connection, events: list[NewEvent], now: float, counts: Counter[str]) -> None:
-        for ev in events:
-            payload = dumps(ev.payload)
-            event_id = store.insert_event(conn, now, ev.type, ev.severity, ev.source_id, payload)
-            self._fresh.append((event_id, wire_json(event_id, now, ev.type, ev.severity, ev.source_id, payload)))
-            counts[f"events.{ev.type}"] += 1
-
-    def _apply_batch(
-        self, conn: sqlite3.Connection, batch: list[Inbound], now: float, careful: bool
-    ) -> tuple[Counter[str], list[classify.Rejected]]:
-        """Apply every message of the batch; `careful` isolates each under a savepoint."""
-        counts: Counter[str] = Counter()
-        rejected: list[classify.Rejected] = []
-        delivered: list[tuple[int, bytes, float]] = []
-        for item in batch:
-            kind = item.topic.rsplit("/", 1)[-1]
-            counts[f"messages.{kind if kind in KINDS else 'other'}"] += 1
-            if kind == "alerts" and item.qos == 1:
-                digest = redelivery.digest(item.topic, item.payload)
-                if item.dup and store.was_delivered(conn, item.mid, digest, now - redelivery.WINDOW_S):
-                    counts["messages.redelivered"] += 1
-                    continue
-                delivered.append((item.mid, digest, now))
-            if careful:
-                conn.execute("SAVEPOINT message")
-            try:
-                result = classify.classify(self.topics, item.topic, item.payload, item.retained)
-                if isinstance(result, classify.Rejected):
-                    rejected.append(result)
-                else:
-                    self._store_events(conn, apply.apply(self.fleet, conn, result, now), now, counts)
-            except sqlite3.OperationalError:
-                raise
-            except Exception:
-                if not careful:
-                    raise
-                conn.execute("ROLLBACK TO message")
-                rejected.append(classify.Rejected("internal_error", "", None))
-                log.exception("applying a message on %r failed", item.topic[:200])
-            if careful:
-                conn.execute("RELEASE message")
-        self.fleet.flush(conn)
-        store.record_delivered(conn, delivered)
-        self.outbox.save_marker(conn)
-        return counts, rejected
-
     def process(self, batch: list[Inbound]) -> None:
-        """Commit the batch, then acknowledge it, then publish its events."""
+        """Commit the batch, then acknowledge it, then hand its events to the sinks."""
         now = self.clock()
         careful = False
         while True:
-            self._fresh = []
             try:
-                with store.write(self.conn) as conn:
-                    counts, rejected = self._apply_batch(conn, batch, now, careful)
+                with self.writer.transaction() as conn:
+                    applied = self.batch.apply(batch, now, careful)
+                    self.outbox.save_markers(conn)
                 break
-            except sqlite3.OperationalError:
+            except store.StoreUnavailable:
                 log.exception("database write failed; retrying the batch of %d", len(batch))
                 self.fleet.reload(self.conn)
                 if self.stopping.wait(1.0):
@@ -204,45 +159,54 @@ class Ingest:
                 careful = True
         if careful:
             self.fleet.reload(self.conn)
-        for name, n in counts.items():
-            self.stats.count(name, n)
-        for r in rejected:
-            self.stats.rejected(r.reason, r.detail, r.device_id, now)
+        self._account(applied, now)
         for item in batch:
             if item.qos > 0 and item.generation == self.generation:
                 # Acked only after the commit. A message from an earlier connection is not acked
                 # here: the broker redelivers it and the repeat is applied idempotently.
                 self.client.ack(item.mid, item.qos)
-        self.outbox.flush(self._fresh)
+        self.outbox.flush(applied.events)
+
+    def _account(self, applied: Applied, now: float) -> None:
+        for name, n in applied.counts.items():
+            self.stats.count(name, n)
+        for r in applied.rejected:
+            self.stats.rejected(r.reason, r.detail, r.device_id, now)
 
     def sweep(self, now: float) -> None:
-        """Declare overdue devices offline (compare-and-set), save counters and the marker."""
-        cutoff = liveness.sweep_cutoff(now, self.cfg.liveness.heartbeat_timeout_s, self.connected_since)
+        """Declare overdue devices offline (compare-and-set), save counters and the sinks' positions."""
         deltas = self.stats.take_unsaved()
-        offline: Counter[str] = Counter()
-        self._fresh = []
+        counts: Counter[str] = Counter()
         try:
-            with store.write(self.conn) as conn:
-                if cutoff is not None:
-                    for device_id, last_seen in store.overdue_devices(conn, cutoff):
-                        if store.mark_offline(conn, device_id, cutoff):
-                            gone = NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)})
-                            self._store_events(conn, [gone], now, offline)
-                            self.fleet.went_offline(device_id)
+            with self.writer.transaction() as conn:
+                fresh = self._declare_offline(conn, now, counts)
                 store.add_counters(conn, deltas)
-                self.outbox.save_marker(conn)
-        except sqlite3.OperationalError:
+                self.outbox.save_markers(conn)
+        except store.StoreUnavailable:
             self.stats.restore_unsaved(deltas)
             self.fleet.reload(self.conn)
             log.exception("sweep failed; will retry")
             return
-        for name, n in offline.items():
+        for name, n in counts.items():
             self.stats.count(name, n)
-        self.outbox.flush(self._fresh)
+        self.outbox.flush(fresh)
+
+    def _declare_offline(self, conn: store.Connection, now: float, counts: Counter[str]) -> list[Wire]:
+        """Every device overdue now goes offline once; liveness.is_overdue is the rule, the SQL only narrows."""
+        timeout, since = self.cfg.liveness.heartbeat_timeout_s, self.connected_since
+        cutoff = liveness.sweep_cutoff(now, timeout, since)
+        if cutoff is None:
+            return []
+        gone = []
+        for device_id, last_seen in store.overdue_candidates(conn, cutoff):
+            if liveness.is_overdue(last_seen, now, timeout, since) and store.mark_offline(conn, device_id, cutoff):
+                gone.append(NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)}))
+                self.fleet.went_offline(device_id)
+        return store_events(conn, gone, now, counts)
 
     def prune(self, now: float) -> None:
         """Drop events older than the retention."""
-        with store.write(self.conn) as conn:
+        with self.writer.transaction() as conn:
             removed = store.prune_events(conn, now - self.cfg.events.retention_days * 86400)
         if removed:
             log.info("pruned %d events older than %s days", removed, self.cfg.events.retention_days)
@@ -281,7 +245,7 @@ class Ingest:
             if self.client.is_connected():
                 self.client.disconnect()
             self.client.loop_stop()
-            self.conn.close()
+            self.writer.close()
             log.info("vesper_ingest stopped")
 
     def _drain(self) -> None:

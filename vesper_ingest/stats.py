@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 from collections import Counter
 
+from shared.ratelog import ONCE, RateLimitedLog
+
 log = logging.getLogger(__name__)
 
 REJECT_LOG_INTERVAL_S = 10.0
-MAX_REMEMBERED_IDS = 10_000
 
 
 class Stats:
@@ -18,9 +19,8 @@ class Stats:
         self.totals: Counter[str] = Counter()
         self._unsaved: Counter[str] = Counter()
         self._since_summary: Counter[str] = Counter()
-        self._last_reject_log: dict[str, float] = {}
-        self._suppressed: Counter[str] = Counter()
-        self._bad_ids: set[str] = set()
+        self._reject_log = RateLimitedLog(log, REJECT_LOG_INTERVAL_S)
+        self._bad_id_log = RateLimitedLog(log, ONCE)
 
     def count(self, name: str, n: int = 1) -> None:
         """Add n to a counter."""
@@ -42,24 +42,11 @@ class Stats:
         """Count a rejection; log it at most once per reason per interval, a bad id once."""
         self.count(f"rejected.{reason}")
         if reason == "bad_device_id":
-            if detail in self._bad_ids or len(self._bad_ids) >= MAX_REMEMBERED_IDS:
-                return
-            self._bad_ids.add(detail)
-            log.warning("rejected message: bad device id %r", detail)
-            return
-        last = self._last_reject_log.get(reason)
-        if last is not None and now - last < REJECT_LOG_INTERVAL_S:
-            self._suppressed[reason] += 1
-            return
-        more = self._suppressed.pop(reason, 0)
-        self._last_reject_log[reason] = now
-        log.warning(
-            "rejected message: %s %s from device %r%s",
-            reason,
-            detail,
-            device_id,
-            f" (+{more} more since)" if more else "",
-        )
+            self._bad_id_log.warning(detail, "rejected message: bad device id %r", detail, now=now)
+        else:
+            self._reject_log.warning(
+                reason, "rejected message: %s %s from device %r", reason, detail, device_id, now=now
+            )
 
     def summary(self) -> str:
         """One line: counts since the last summary, grouped by prefix."""

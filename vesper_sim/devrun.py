@@ -75,6 +75,12 @@ def main() -> int:
     signal.signal(signal.SIGTERM, stop)
     while not stopping and all(c.poll() is None for c in children):
         time.sleep(0.3)
+    _stop_all(children)
+    return 0
+
+
+def _stop_all(children: list[subprocess.Popen[bytes]]) -> None:
+    """SIGTERM in reverse start order, then wait; kill what does not stop in 15 s."""
     for child in reversed(children):
         if child.poll() is None:
             child.terminate()
@@ -83,7 +89,6 @@ def main() -> int:
             child.wait(15)
         except subprocess.TimeoutExpired:
             child.kill()
-    return 0
 
 
 if __name__ == "__main__":

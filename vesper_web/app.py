@@ -12,9 +12,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 from shared.config import Config, ConfigError, exposure_error, load
 from vesper_web import api, auth, console, db, headers, login, metrics, stream
 from vesper_web.hub import Hub
-
-JSON_PREFIXES = ("/api/", "/events/stream")
-JSON_PATHS = ("/api", "/healthz")
+from vesper_web.paths import answers_json
 
 
 def create_app(config: Config | None = None) -> Flask:
@@ -45,7 +43,7 @@ def create_app(config: Config | None = None) -> Flask:
 
 def json_error(exc: HTTPException) -> ResponseReturnValue:
     """API, stream and health errors as {"error": "..."} with the status (and headers, e.g. Allow)."""
-    if not (request.path.startswith(JSON_PREFIXES) or request.path in JSON_PATHS):
+    if not answers_json(request.path):
         return exc  # the console's pages keep HTML errors
     response: Response = exc.get_response()
     response.set_data(json.dumps({"error": exc.description}))

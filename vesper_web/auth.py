@@ -19,12 +19,12 @@ from flask.typing import ResponseReturnValue
 from shared.config import Config
 from vesper_web import csrf, sessions
 from vesper_web.credentials import Credentials
+from vesper_web.paths import answers_json
 from vesper_web.ratelimit import Backoff
 
 audit = logging.getLogger("vesper_web.audit")
 
 OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "login.login", "login.logout"})
-JSON_PREFIXES = ("/api/", "/events/stream", "/metrics")
 MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form
 
 
@@ -111,7 +111,7 @@ def guard() -> ResponseReturnValue | None:
         creds: Credentials = current_app.extensions["vesper_credentials"]
         g.principal = _from_bearer(creds) or _from_session(creds)
         if g.principal is None and not open_:
-            if request.method in ("GET", "HEAD") and not request.path.startswith(JSON_PREFIXES):
+            if request.method in ("GET", "HEAD") and not answers_json(request.path):
                 target = request.full_path if request.query_string else request.path
                 return redirect(url_for("login.login", next=target))
             return _unauthorized("sign in or send an API token (Authorization: Bearer)")

@@ -8,7 +8,6 @@ import os
 import socket
 import ssl
 import sys
-import time
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any
@@ -19,6 +18,8 @@ from flask import Flask
 from shared import store
 from shared.config import Config
 from shared.mqtt import describe, make_client
+from shared.ratelog import RateLimitedLog
+from shared.topics import Topics
 from vesper_web.hub import Hub
 
 log = logging.getLogger(__name__)
@@ -52,11 +53,12 @@ class Bridge:
         self.cfg = cfg
         self.hub = hub
         self.client_id = worker_client_id(cfg)
+        self.topic = Topics(cfg.mqtt.topic_prefix).published
         self.connected = False
         self.stopping = False
         self.connects = 0
         self.delivered = 0  # events the hub delivered (live and filled), each counted once
-        self._last_fail_log = 0.0
+        self._fail_log = RateLimitedLog(log, FAIL_LOG_INTERVAL_S)
         self.client = make_client(cfg.mqtt, self.client_id)
         self.client.on_connect = _guarded(self._on_connect)
         self.client.on_connect_fail = _guarded(self._on_connect_fail)
@@ -101,17 +103,15 @@ class Bridge:
             return
         self.connected = True
         self.connects += 1
-        client.subscribe(self.cfg.published_topic, qos=1)  # in on_connect, so it survives reconnects
+        client.subscribe(self.topic, qos=1)  # in on_connect, so it survives reconnects
         log.info("bridge connected to %s as %s", describe(self.cfg.mqtt), self.client_id)
 
     def _on_connect_fail(self, client: mqtt.Client, userdata: Any) -> None:
         # paho calls this inside its `except OSError`: the error is the current exception. A TLS
         # refusal (wrong CA, wrong host name) is a misconfiguration: say so on every attempt.
         error = sys.exc_info()[1]
-        now = time.monotonic()
-        if isinstance(error, ssl.SSLError) or now - self._last_fail_log >= FAIL_LOG_INTERVAL_S:
-            self._last_fail_log = now
-            log.warning("bridge cannot connect to %s: %s; retrying", describe(self.cfg.mqtt), error or "no answer")
+        self._fail_log.warning("connect", "bridge cannot connect to %s: %s; retrying", describe(self.cfg.mqtt),
+                               error or "no answer", force=isinstance(error, ssl.SSLError))  # fmt: skip
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected = False
@@ -120,7 +120,7 @@ class Bridge:
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         if any(r.is_failure for r in reasons):
-            log.error("bridge subscription to %s refused: %s", self.cfg.published_topic, reasons)
+            log.error("bridge subscription to %s refused: %s", self.topic, reasons)
             return
         # Subscribed: every event committed from here on arrives by MQTT; read what came before.
         filled = self.hub.resync()

@@ -27,7 +27,7 @@ def device(device_id: str) -> tuple[str, int] | str:
     """One device: active alerts, liveness, playback, a health-check button; a never-seen id fills in live."""
     if not is_valid_device_id(device_id):
         return render_template("not_found.html", page="not_found"), 404
-    known = store.device_liveness(get_db(), device_id) is not None
+    known = store.is_known(get_db(), device_id)
     return render_template("device.html", page="device", device_id=device_id, known=known)
 
 

@@ -1,22 +1,16 @@
 """Per-worker fan-out of published events to stream clients; SQLite fills any hole in the ids.
 
-Each event is framed once and appended to a shared ring (one for every unfiltered client, one
-per device some client filters on); a client is a cursor into its ring. Delivering an event is
-an append and one wake-up of the clients waiting on that ring; there is no per-client work
-unless a client falls behind. A client more than `queue_size` events behind is dropped (checked
-every `slack` events, and the ring keeps `queue_size + slack` frames, so a client that was not
-dropped always finds its next frame).
-
-Batching by load: waking N clients costs N greenlet switches and N socket writes whether each
-write carries one frame or ten, so a ring is woken at most every N x SPACING_PER_CLIENT_S (at most
-MAX_SPACING_S): nothing for a few clients, ~30 ms for 1,000, 100 ms for 5,000. Frames arriving
-in between go out together, which bounds the fan-out's CPU whatever the event rate.
+Frames go into rings (vesper_web/ring.py). Batching by load: waking N clients costs N greenlet
+switches and N socket writes whether each write carries one frame or ten, so a ring is woken at most
+every N x SPACING_PER_CLIENT_S (at most MAX_SPACING_S): nothing for a few clients, ~30 ms for 1,000,
+100 ms for 5,000. Frames arriving in between go out together, which bounds the fan-out's CPU
+whatever the event rate. SQLite is never read while the feed lock is held: under gevent a slow
+read would stall every client of the worker.
 """
 
 from __future__ import annotations
 
 import logging
-import queue
 import threading
 import time
 from collections.abc import Callable, Iterable
@@ -26,99 +20,17 @@ from typing import Any
 
 from shared import store
 from shared.events import dumps, parse_published
+from shared.ratelog import RateLimitedLog
+from shared.store.reads import EVENT_CHUNK
 from vesper_web import sse
+from vesper_web.ring import Item, Ring, Subscriber
 
 log = logging.getLogger(__name__)
 
-Item = tuple[int, str, bytes]  # (event id, source device id, SSE frame): built once, shared by every client
-READ_CHUNK = 1000
 DROP_LOG_INTERVAL_S = 10.0
+IGNORE_LOG_INTERVAL_S = 10.0
 SLACK_DIVISOR = 8  # a ring of queue_size + queue_size/8 frames; laggards looked for every queue_size/8 events
-SPACING_PER_CLIENT_S = 30e-6  # about twice what waking one client costs: the fan-out takes at most ~half a core
-MAX_SPACING_S = 0.1
-
-
-class Ring:
-    """The last `capacity` frames of one filter (every event, or one device's), by sequence number."""
-
-    __slots__ = ("items", "capacity", "head", "scanned", "wake", "subs", "last_wake", "due")
-
-    def __init__(self, capacity: int) -> None:
-        self.items: list[Item] = []
-        self.capacity = capacity
-        self.head = 0  # the sequence number the next frame gets
-        self.scanned = 0  # head when laggards were last looked for
-        # Looked up at call time: in a gevent worker this is gevent's Event (monkey patched).
-        self.wake = threading.Event()
-        self.subs: dict[Subscriber, None] = {}
-        self.last_wake = 0.0  # when the waiting clients were last woken
-        self.due: float | None = None  # when the next (deferred) wake-up is due, if one is
-
-    def spacing(self) -> float:
-        """The least time between two wake-ups: longer the more clients one wake-up costs."""
-        return min(MAX_SPACING_S, len(self.subs) * SPACING_PER_CLIENT_S)
-
-    def append(self, item: Item) -> None:
-        if len(self.items) < self.capacity:
-            self.items.append(item)
-        else:
-            self.items[self.head % self.capacity] = item
-        self.head += 1
-
-    def since(self, cursor: int, limit: int) -> list[Item]:
-        """Frames from sequence number `cursor` on, at most `limit`."""
-        n = min(self.head - cursor, limit)
-        if n <= 0:
-            return []
-        start = cursor % self.capacity
-        if start + n <= self.capacity:
-            return self.items[start : start + n]
-        return self.items[start:] + self.items[: start + n - self.capacity]
-
-    def notify(self) -> None:
-        """Wake every client waiting on this ring; later waiters wait on a fresh event (hub._feed held)."""
-        woken, self.wake = self.wake, threading.Event()
-        woken.set()
-
-
-class Subscriber:
-    """One stream client: a cursor into its ring, and an optional device filter."""
-
-    __slots__ = ("device", "ring", "cursor", "closed", "on_drop")
-
-    def __init__(self, device: str | None, ring: Ring, on_drop: Callable[[], None] | None = None) -> None:
-        self.device = device
-        self.ring = ring
-        self.cursor = ring.head  # live from now on: what is already stored is the catch-up's
-        self.closed = False
-        self.on_drop = on_drop
-
-    def take(self, limit: int) -> list[Item]:
-        """The frames waiting for this client (at most `limit`), without blocking."""
-        items = self.ring.since(self.cursor, limit)
-        self.cursor += len(items)
-        return items
-
-    def wait(self, timeout: float | None = None) -> None:
-        """Block until a frame is waiting, the stream is closed, the hub ticks, or the timeout passes."""
-        wake = self.ring.wake  # taken before the check: an append after it sets this very event
-        if not self.closed and self.cursor >= self.ring.head:
-            wake.wait(timeout)
-
-    # A queue-like view for tests and tools: the next item, None once closed, or queue.Empty.
-    def get_nowait(self) -> Item | None:
-        """The next frame without blocking; None when the stream was closed and nothing is left."""
-        items = self.take(1)
-        if items:
-            return items[0]
-        if self.closed:
-            return None
-        raise queue.Empty
-
-    @property
-    def queue(self) -> Subscriber:
-        """This client's backlog, read with get_nowait() (the name it had as a per-client queue)."""
-        return self
+Event = dict[str, Any]
 
 
 class Hub:
@@ -139,7 +51,8 @@ class Hub:
         self._subs: dict[Subscriber, None] = {}
         self._lock = threading.Lock()
         self._feed = threading.Lock()
-        self._last_drop_log = 0.0
+        self._drop_log = RateLimitedLog(log, DROP_LOG_INTERVAL_S)
+        self._ignore_log = RateLimitedLog(log, IGNORE_LOG_INTERVAL_S)
         self._tick_s: float | None = None  # set while the waker runs
         self._pending: set[Ring] = set()  # rings with a deferred wake-up
         self._kick = threading.Event()  # tells the waker a wake-up was deferred
@@ -239,55 +152,71 @@ class Hub:
             self._ignore("JSON without an event in it")
             return 0
         delivered = 0
+        while events:
+            n, events = self._deliver_in_order(events)
+            delivered += n
+            if not events:
+                break
+            first = events[0]["id"]  # past a hole: read the missing ones from SQLite (no lock held)
+            if first > self._stored_last_id():  # an id SQLite never gave: forged, not a hole
+                self._ignore(f"an event id ({first}) past the database's last")
+                break  # jumping to it would hide every real event below it; the rest are higher
+            delivered += self._fill(upto=first - 1)
+        return delivered
+
+    def resync(self) -> int:
+        """After a (re)connect: deliver every stored event past last_id that MQTT may have missed."""
+        return self._fill(upto=None)
+
+    def _deliver_in_order(self, events: list[Event]) -> tuple[int, list[Event]]:
+        """Deliver the events that follow last_id with no hole; returns how many, and those past the first hole."""
+        delivered = 0
         with self._feed:
             touched: set[Ring] = set()
-            for event in events:
+            for i, event in enumerate(events):
                 if event["id"] <= self.last_id:
                     continue  # a duplicate (QoS 1 redelivery, or already read from SQLite)
                 if event["id"] > self.last_id + 1:
-                    if event["id"] > self._stored_last_id():  # an id SQLite never gave: forged, not a hole
-                        self._ignore(f"an event id ({event['id']}) past the database's last")
-                        break  # jumping to it would hide every real event below it; the rest are higher
-                    delivered += self._read_stored(touched, upto=event["id"] - 1)
+                    self._wake(touched)
+                    return delivered, events[i:]
                 self._deliver(touched, event["id"], event.get("source_id", ""), dumps(event))
                 delivered += 1
             self._wake(touched)
-        return delivered
+        return delivered, []
+
+    def _fill(self, upto: int | None) -> int:
+        """Deliver stored events after last_id (up to `upto`): each chunk read unlocked, then delivered locked."""
+        count, chunk = 0, []
+        for event in store.read_events(self.db_path, self.last_id, upto=upto):
+            chunk.append(event)
+            if len(chunk) >= EVENT_CHUNK:
+                count += self._deliver_stored(chunk, None)
+                chunk = []
+        return count + self._deliver_stored(chunk, upto)
+
+    def _deliver_stored(self, events: list[Event], upto: int | None) -> int:
+        """Deliver what is still new of these stored events; with `upto`, ids up to it are not waited for."""
+        count = 0
+        with self._feed:
+            touched: set[Ring] = set()
+            for event in events:
+                if event["id"] > self.last_id:
+                    self._deliver(touched, event["id"], event["source_id"], dumps(event))
+                    count += 1
+            if upto is not None:
+                self.last_id = max(self.last_id, upto)  # ids that no longer exist (pruned) are not waited for
+            self.filled += count
+            self._wake(touched)
+        return count
 
     def _ignore(self, what: str) -> None:
         """Count a message on the published topic that carries no event we can trust."""
         self.bad += 1
-        if self.bad == 1 or self.bad % 1000 == 0:
-            log.warning("ignored %d messages on the published topic, the last: %s", self.bad, what)
+        self._ignore_log.warning("ignored", "ignored %d messages on the published topic, the last: %s", self.bad, what)
 
     def _stored_last_id(self) -> int:
         with closing(store.connect(self.db_path, readonly=True)) as conn:
             return store.last_event_id(conn)
-
-    def resync(self) -> int:
-        """After a (re)connect: deliver every stored event past last_id that MQTT may have missed."""
-        with self._feed:
-            touched: set[Ring] = set()
-            count = self._read_stored(touched, upto=None)
-            self._wake(touched)
-            return count
-
-    def _read_stored(self, touched: set[Ring], upto: int | None) -> int:
-        """Deliver stored events after last_id (up to `upto`), in short reads; SQLite is the record."""
-        count = 0
-        with closing(store.connect(self.db_path, readonly=True)) as conn:
-            while True:
-                rows = store.events_after(conn, self.last_id, limit=READ_CHUNK)
-                wanted = [e for e in rows if upto is None or e["id"] <= upto]
-                for event in wanted:
-                    self._deliver(touched, event["id"], event["source_id"], dumps(event))
-                count += len(wanted)
-                if len(wanted) < READ_CHUNK:
-                    break
-        if upto is not None:
-            self.last_id = max(self.last_id, upto)  # ids that no longer exist (pruned) are not waited for
-        self.filled += count
-        return count
 
     def _deliver(self, touched: set[Ring], event_id: int, source_id: str, event_json: str) -> None:
         """Frame once; append the same bytes to the rings of every interested client."""
@@ -340,10 +269,7 @@ class Hub:
                 sub.on_drop()
             except Exception:
                 log.exception("closing a dropped stream failed")
-        now = time.monotonic()
-        if now - self._last_drop_log >= DROP_LOG_INTERVAL_S:
-            self._last_drop_log = now
-            log.warning("dropped a stream client that fell behind (%d dropped so far)", self.dropped)
+        self._drop_log.warning("dropped", "dropped a stream client that fell behind (%d dropped so far)", self.dropped)
 
     def stats(self) -> dict[str, Any]:
         """Counters for /healthz."""

@@ -20,7 +20,6 @@ from vesper_web.hub import Hub, Subscriber
 
 bp = Blueprint("stream", __name__)
 
-CATCH_UP_CHUNK = 500
 MAX_BATCH = 200  # frames written with one send when several are waiting for a client
 
 
@@ -72,16 +71,11 @@ def stream() -> ResponseReturnValue:
 
 
 def _catch_up(db_path: str | Path, after: int, device: str | None) -> Iterator[tuple[int, bytes]]:
-    """Stored events after `after`, read in chunks, each read its own short transaction."""
+    """Stored events after `after`, from the store's chunked event reader (no read transaction stays open)."""
     with closing(store.connect(db_path, readonly=True)) as conn:
         after = min(after, store.last_event_id(conn))  # an id from another database: start from its end
-        while True:
-            rows = store.events_after(conn, after, limit=CATCH_UP_CHUNK, device=device)
-            for event in rows:
-                yield event["id"], sse.event(event["id"], dumps(event))
-            if len(rows) < CATCH_UP_CHUNK:
-                return
-            after = rows[-1]["id"]
+    for event in store.read_events(db_path, after, device=device):
+        yield event["id"], sse.event(event["id"], dumps(event))
 
 
 def _frames(
@@ -95,36 +89,39 @@ def _frames(
     """The stream body: connected, catch-up, then live frames with no id sent twice."""
     try:
         yield sse.connected()
-        sent = 0
+        sent = after or 0
         if after is not None:
-            sent = after
             for event_id, frame in _catch_up(db_path, after, sub.device):
                 sent = event_id
                 yield frame
-        # The hub wakes waiting clients every keepalive_s / 2 (one timer for all, none per client): an
-        # idle stream sends its keepalive at the first wake-up 3/4 of keepalive_s after its last
-        # write, so every 3/4 to 5/4 of keepalive_s; a stream with events to send needs none.
-        idle_after = 0.75 * keepalive_s
-        last_write = time.monotonic()
-        while True:
-            items = sub.take(MAX_BATCH)
-            if not items:
-                sub.wait()
-                items = sub.take(MAX_BATCH)
-            if sub.closed:
-                if end is not None:
-                    end()
-                return  # dropped (fell behind) or the worker is stopping: the client resumes by id
-            batch = []
-            for event_id, _, frame in items:
-                if event_id > sent:  # live events the catch-up already sent are skipped by id
-                    sent = event_id
-                    batch.append(frame)
-            now = time.monotonic()
-            if not batch and now - last_write >= idle_after:
-                batch.append(sse.keepalive())
-            if batch:
-                last_write = now
-                yield b"".join(batch)
+        yield from _live(sub, sent, keepalive_s, end)
     finally:
         hub.unsubscribe(sub)
+
+
+def _live(sub: Subscriber, sent: int, keepalive_s: float, end: Callable[[], None] | None) -> Iterator[bytes]:
+    """Live frames after `sent`, batched when several wait, and a keepalive when idle.
+
+    The hub wakes waiting clients every keepalive_s / 2 (one timer for all, none per client): an
+    idle stream sends its keepalive at the first wake-up 3/4 of keepalive_s after its last write,
+    so every 3/4 to 5/4 of keepalive_s; a stream with events to send needs none.
+    """
+    idle_after = 0.75 * keepalive_s
+    last_write = time.monotonic()
+    while True:
+        items = sub.take(MAX_BATCH)
+        if not items:
+            sub.wait()
+            items = sub.take(MAX_BATCH)
+        if sub.closed:
+            if end is not None:
+                end()
+            return  # dropped (fell behind) or the worker is stopping: the client resumes by id
+        batch = [frame for event_id, _, frame in items if event_id > sent]  # the catch-up's are skipped by id
+        sent = max(sent, items[-1][0]) if items else sent
+        now = time.monotonic()
+        if not batch and now - last_write >= idle_after:
+            batch.append(sse.keepalive())
+        if batch:
+            last_write = now
+            yield b"".join(batch)

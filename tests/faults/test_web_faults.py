@@ -529,6 +529,28 @@ PUBLISHED_GARBAGE = [
 ]
 
 
+def _served_as_sent(bind: str, row: dict, liveness: dict[str, str]) -> bool:
+    """A hostile but valid message was applied: an alert stored exactly as sent, a heartbeat a sign of life."""
+    device = row["topic"].split("/")[1]
+    if row["topic"].endswith("/alerts"):
+        body = json.loads(row["payload"])
+        served = json.loads(get(bind, f"/api/devices/{device}/alerts")[1])
+        return [(a["subsystem"], a["state"], a["message"]) for a in served] == [
+            (body["subsystem"], body["state"], body.get("msg"))
+        ]
+    return not row["topic"].endswith("/heartbeat") or liveness.get(device) == "online"
+
+
+def _unreadable(bind: str, path: str) -> str | None:
+    """What is wrong with a read path's answer (not 200, or JSON a browser cannot parse), or None."""
+    status, body = get(bind, path)
+    try:
+        strict_json(body)
+    except (ValueError, RecursionError) as exc:
+        return f"{path}: {status} {exc}"
+    return None if status == 200 else f"{path}: {status} {body[:200]!r}"
+
+
 def test_poison_is_counted_and_good_messages_around_it_are_applied(
     make_config, start_ingest, start_web, peer, read_db
 ):
@@ -560,29 +582,10 @@ def test_poison_is_counted_and_good_messages_around_it_are_applied(
     # Hostile but valid messages are applied: alerts stored exactly as sent, heartbeats a sign of life.
     status, body = get(bind, "/api/devices")
     liveness = {d["id"]: d["liveness"] for d in json.loads(body)} if status == 200 else {}
-    altered = []
-    for row in rows:
-        device = row["topic"].split("/")[1]
-        if row["reason"] is None and row["topic"].endswith("/alerts"):
-            body = json.loads(row["payload"])
-            served = json.loads(get(bind, f"/api/devices/{device}/alerts")[1])
-            if [(a["subsystem"], a["state"], a["message"]) for a in served] != [
-                (body["subsystem"], body["state"], body.get("msg"))
-            ]:
-                altered.append(row["name"])
-        elif row["reason"] is None and row["topic"].endswith("/heartbeat") and liveness.get(device) != "online":
-            altered.append(row["name"])
+    altered = [row["name"] for row in rows if row["reason"] is None and not _served_as_sent(bind, row, liveness)]
     # Every read path still answers, with JSON a browser can parse.
-    unreadable = []
-    for path in ["/api/devices", "/api/events?limit=1000", *(f"/api/devices/{d}" for d in liveness)]:
-        status, body = get(bind, path)
-        try:
-            strict_json(body)
-        except (ValueError, RecursionError) as exc:
-            unreadable.append(f"{path}: {status} {exc}")
-        else:
-            if status != 200:
-                unreadable.append(f"{path}: {status} {body[:200]!r}")
+    paths = ["/api/devices", "/api/events?limit=1000", *(f"/api/devices/{d}" for d in liveness)]
+    unreadable = [problem for path in paths if (problem := _unreadable(bind, path))]
 
     # Garbage straight on the published topic: the bridge and the stream live on, the next real event arrives.
     ignored_before = metrics(bind)["vesper_web_published_ignored_total"]

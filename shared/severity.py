@@ -1,0 +1,37 @@
+"""The one home of the alert severity order; the SQL, the health colour and the console's JS derive from it."""
+
+from __future__ import annotations
+
+# Most severe first: the order of an active alert set, and the rank a device's worst alert has.
+ALERT_STATES_BY_RANK = ("FAILED", "CRITICAL", "WARNING")
+ALERT_RANK = {state: rank for rank, state in enumerate(ALERT_STATES_BY_RANK)}
+ALERT_SEVERITY = {"FAILED": "critical", "CRITICAL": "critical", "WARNING": "warning"}
+RANK_HEALTH = {ALERT_RANK[state]: ALERT_SEVERITY[state] for state in ALERT_STATES_BY_RANK}
+
+
+def rank_sql(column: str = "state") -> str:
+    """A SQL CASE giving an alert state column its rank (NULL for no alert)."""
+    whens = " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in ALERT_RANK.items())
+    return f"CASE {column} {whens} END"
+
+
+def health(liveness: str, worst_rank: int | None) -> str:
+    """offline beats alerts; alerts beat unknown; otherwise ok (docs/events.md#health)."""
+    if liveness == "offline":
+        return "offline"
+    if worst_rank is not None:
+        return RANK_HEALTH[worst_rank]
+    if liveness == "unknown":
+        return "unknown"
+    return "ok"
+
+
+def js_module() -> str:
+    """The rules as an ES module for the console (served at /static/rules.js)."""
+    ranks = ", ".join(f"{state}: {rank}" for state, rank in ALERT_RANK.items())
+    severities = ", ".join(f"{state}: {severity!r}" for state, severity in ALERT_SEVERITY.items())
+    return (
+        "// Generated from shared/severity.py: the one home of the alert severity order.\n"
+        f"export const STATE_RANK = Object.freeze({{ {ranks} }});\n"
+        f"export const STATE_SEVERITY = Object.freeze({{ {severities} }});\n"
+    ).replace("'", '"')

@@ -1,0 +1,59 @@
+"""The store: the only package that holds SQL (docs/architecture.md#the-store).
+
+schema (migrations), dialect (SQLite-only constructs), writer + writes (the ingest's), reads (the web's).
+"""
+
+from shared.store.dialect import (
+    Connection,
+    StoreUnavailable,
+    connect,
+    integrity_ok,
+    last_event_id,
+    read,
+    write,
+)
+from shared.store.reads import (
+    alerts,
+    counters,
+    device,
+    devices,
+    devices_json,
+    event_ids,
+    event_rows_after,
+    events_after,
+    is_known,
+    read_events,
+    recent_events,
+)
+from shared.store.schema import MIGRATIONS, migrate, open_store
+from shared.store.writer import Writer
+from shared.store.writes import (
+    add_counters,
+    all_alerts,
+    delete_alert,
+    ensure_device,
+    get_meta,
+    insert_event,
+    liveness_all,
+    mark_alive,
+    mark_offline,
+    overdue_candidates,
+    prune_events,
+    record_delivered,
+    record_seen,
+    set_heartbeat,
+    set_heartbeat_if_empty,
+    set_meta,
+    set_playback,
+    upsert_alert,
+    was_delivered,
+)
+
+__all__ = [
+    "MIGRATIONS", "Connection", "StoreUnavailable", "Writer", "add_counters", "alerts", "all_alerts", "connect",
+    "counters", "delete_alert", "device", "devices", "devices_json", "ensure_device", "event_ids", "event_rows_after",
+    "events_after", "get_meta", "insert_event", "integrity_ok", "is_known", "last_event_id", "liveness_all",
+    "mark_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events", "read",
+    "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat", "set_heartbeat_if_empty",
+    "set_meta", "set_playback", "upsert_alert", "was_delivered", "write",
+]  # fmt: skip

@@ -1,0 +1,149 @@
+"""The ingest's statements, each run inside the writer's transaction (docs/architecture.md#the-store)."""
+
+from __future__ import annotations
+
+from shared.store.dialect import Connection
+
+
+def ensure_device(conn: Connection, device_id: str, now: float) -> None:
+    """Make a device known (liveness unknown) if it is not yet."""
+    conn.execute("INSERT INTO devices (id, first_seen) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (device_id, now))
+
+
+def mark_alive(conn: Connection, device_id: str, now: float) -> tuple[str | None, float | None]:
+    """Record a live sign; returns (liveness, last_seen) as they were before (None, None if new)."""
+    row = conn.execute("SELECT liveness, last_seen FROM devices WHERE id = ?", (device_id,)).fetchone()
+    if row is None:
+        conn.execute(
+            "INSERT INTO devices (id, first_seen, last_seen, liveness) VALUES (?, ?, ?, 'online')",
+            (device_id, now, now),
+        )
+        return None, None
+    conn.execute("UPDATE devices SET last_seen = ?, liveness = 'online' WHERE id = ?", (now, device_id))
+    return row[0], row[1]
+
+
+def record_seen(conn: Connection, rows: list[tuple[float, str | None, str]]) -> None:
+    """Batch of (last_seen, heartbeat or None, device_id) for existing devices: online, seen then."""
+    conn.executemany(
+        "UPDATE devices SET last_seen = ?, liveness = 'online', last_heartbeat = COALESCE(?, last_heartbeat)"
+        " WHERE id = ?",
+        rows,
+    )
+
+
+def liveness_all(conn: Connection) -> list[tuple[str, str, float | None]]:
+    """(id, liveness, last_seen) of every device."""
+    return conn.execute("SELECT id, liveness, last_seen FROM devices").fetchall()
+
+
+def all_alerts(conn: Connection) -> list[tuple[str, str, str, str | None]]:
+    """Every active alert as (device_id, subsystem, state, message)."""
+    return conn.execute(
+        "SELECT device_id, subsystem, state, message FROM device_alerts ORDER BY device_id, subsystem"
+    ).fetchall()
+
+
+def set_heartbeat(conn: Connection, device_id: str, heartbeat: str) -> None:
+    """Keep the device's last heartbeat payload (JSON text)."""
+    conn.execute("UPDATE devices SET last_heartbeat = ? WHERE id = ?", (heartbeat, device_id))
+
+
+def set_heartbeat_if_empty(conn: Connection, device_id: str, heartbeat: str) -> None:
+    """Keep a retained heartbeat only when nothing fresher is stored."""
+    conn.execute(
+        "UPDATE devices SET last_heartbeat = ? WHERE id = ? AND last_heartbeat IS NULL", (heartbeat, device_id)
+    )
+
+
+def set_playback(conn: Connection, device_id: str, active: bool, melody_uid: str | None) -> str | None:
+    """Set playback state; returns the melody that was playing before."""
+    row = conn.execute("SELECT melody_uid FROM devices WHERE id = ?", (device_id,)).fetchone()
+    conn.execute(
+        "UPDATE devices SET playback_active = ?, melody_uid = ? WHERE id = ?", (int(active), melody_uid, device_id)
+    )
+    return row[0] if row else None
+
+
+def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, message: str | None, now: float) -> None:
+    """Create or replace the active alert of one subsystem."""
+    conn.execute(
+        "INSERT INTO device_alerts (device_id, subsystem, state, message, updated_at) VALUES (?, ?, ?, ?, ?)"
+        " ON CONFLICT (device_id, subsystem) DO UPDATE SET"
+        " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at",
+        (device_id, subsystem, state, message, now),
+    )
+
+
+def delete_alert(conn: Connection, device_id: str, subsystem: str) -> None:
+    """Remove a subsystem's active alert (CLEARED)."""
+    conn.execute("DELETE FROM device_alerts WHERE device_id = ? AND subsystem = ?", (device_id, subsystem))
+
+
+def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_id: str, payload: str) -> int:
+    """Append one event (payload as JSON text); returns its id."""
+    cur = conn.execute(
+        "INSERT INTO events (ts, type, severity, source_id, payload) VALUES (?, ?, ?, ?, ?)",
+        (ts, type_, severity, source_id, payload),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float | None]]:
+    """Devices not offline whose last live sign is at or before cutoff (or never came): liveness decides."""
+    return conn.execute(
+        "SELECT id, last_seen FROM devices WHERE liveness != 'offline' AND COALESCE(last_seen, 0) <= ?", (cutoff,)
+    ).fetchall()
+
+
+def mark_offline(conn: Connection, device_id: str, cutoff: float) -> bool:
+    """Compare-and-set a device offline if still unheard since cutoff; True only for the statement that changed it."""
+    cur = conn.execute(
+        "UPDATE devices SET liveness = 'offline' WHERE id = ? AND liveness != 'offline'"
+        " AND COALESCE(last_seen, 0) <= ?",
+        (device_id, cutoff),
+    )
+    return cur.rowcount == 1
+
+
+def was_delivered(conn: Connection, mid: int, digest: bytes, since: float) -> bool:
+    """True if this packet id carried this exact message, applied at or after `since`."""
+    row = conn.execute("SELECT 1 FROM delivered WHERE mid = ? AND digest = ? AND at >= ?", (mid, digest, since))
+    return row.fetchone() is not None
+
+
+def record_delivered(conn: Connection, rows: list[tuple[int, bytes, float]]) -> None:
+    """Remember (mid, digest, at) of applied alert messages; one row per packet id."""
+    conn.executemany(
+        "INSERT INTO delivered (mid, digest, at) VALUES (?, ?, ?)"
+        " ON CONFLICT (mid) DO UPDATE SET digest = excluded.digest, at = excluded.at",
+        rows,
+    )
+
+
+def prune_events(conn: Connection, before: float) -> int:
+    """Delete events older than `before`; returns how many."""
+    return conn.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount
+
+
+def get_meta(conn: Connection, key: str, default: str | None = None) -> str | None:
+    """Read one meta value."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+    return row[0] if row else default
+
+
+def set_meta(conn: Connection, key: str, value: str) -> None:
+    """Write one meta value."""
+    conn.execute(
+        "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        (key, value),
+    )
+
+
+def add_counters(conn: Connection, deltas: dict[str, int]) -> None:
+    """Add to the ingest's persistent counters (read by the web's /metrics)."""
+    conn.executemany(
+        "INSERT INTO counters (name, value) VALUES (?, ?)"
+        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        [(name, value) for name, value in deltas.items() if value],
+    )

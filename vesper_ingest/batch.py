@@ -1,0 +1,108 @@
+"""One batch of messages applied in the caller's transaction: redeliveries skipped, a failing message isolated."""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+
+from shared import store
+from shared.events import NewEvent, dumps, wire_json
+from shared.topics import Topics
+from vesper_ingest import apply, classify, redelivery
+from vesper_ingest.fleet import Fleet
+from vesper_ingest.sinks import Wire
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Inbound:
+    """One received message, with what is needed to acknowledge it later."""
+
+    topic: str
+    payload: bytes
+    retained: bool
+    mid: int
+    qos: int
+    generation: int
+    dup: bool = False
+
+
+@dataclass
+class Applied:
+    """What a batch did: counts by name, rejections, and its stored events encoded for the sinks."""
+
+    counts: Counter[str] = field(default_factory=Counter)
+    rejected: list[classify.Rejected] = field(default_factory=list)
+    events: list[Wire] = field(default_factory=list)
+
+
+def store_events(conn: store.Connection, events: list[NewEvent], now: float, counts: Counter[str]) -> list[Wire]:
+    """Insert the events; returns them encoded once, for every sink."""
+    wires: list[Wire] = []
+    for ev in events:
+        payload = dumps(ev.payload)
+        event_id = store.insert_event(conn, now, ev.type, ev.severity, ev.source_id, payload)
+        wires.append((event_id, wire_json(event_id, now, ev.type, ev.severity, ev.source_id, payload)))
+        counts[f"events.{ev.type}"] += 1
+    return wires
+
+
+def _redelivered(conn: store.Connection, item: Inbound, kind: str, now: float, seen: list) -> bool:
+    """True for the broker's redelivery of an alert message already applied (docs/architecture.md#redelivery)."""
+    if kind != "alerts" or item.qos != 1:
+        return False
+    digest = redelivery.digest(item.topic, item.payload)
+    if item.dup and store.was_delivered(conn, item.mid, digest, now - redelivery.WINDOW_S):
+        return True
+    seen.append((item.mid, digest, now))
+    return False
+
+
+class Batch:
+    """Applies messages with the ingest's writer, topics and fleet mirror."""
+
+    def __init__(self, writer: store.Writer, topics: Topics, fleet: Fleet) -> None:
+        self.writer = writer
+        self.topics = topics
+        self.fleet = fleet
+
+    def apply(self, items: list[Inbound], now: float, careful: bool) -> Applied:
+        """Apply every message inside the open transaction; `careful` isolates each under a savepoint."""
+        conn = self.writer.conn
+        out = Applied()
+        delivered: list[tuple[int, bytes, float]] = []
+        for item in items:
+            kind = classify.topic_kind(self.topics, item.topic)
+            out.counts[f"messages.{kind}"] += 1
+            if _redelivered(conn, item, kind, now, delivered):
+                out.counts["messages.redelivered"] += 1
+            elif careful:
+                self._apply_isolated(item, now, out)
+            else:
+                self._apply_one(item, now, out)
+        self.fleet.flush(conn)
+        store.record_delivered(conn, delivered)
+        return out
+
+    def _apply_one(self, item: Inbound, now: float, out: Applied) -> None:
+        result = classify.classify(self.topics, item.topic, item.payload, item.retained)
+        if isinstance(result, classify.Rejected):
+            out.rejected.append(result)
+            return
+        counts: Counter[str] = Counter()
+        wires = store_events(self.writer.conn, apply.apply(self.fleet, self.writer.conn, result, now), now, counts)
+        out.events.extend(wires)
+        out.counts.update(counts)
+
+    def _apply_isolated(self, item: Inbound, now: float, out: Applied) -> None:
+        """A bug met by one message loses only that message; a database error still fails the batch."""
+        try:
+            with self.writer.isolated():
+                self._apply_one(item, now, out)
+        except store.StoreUnavailable:
+            raise
+        except Exception:
+            out.rejected.append(classify.Rejected("internal_error", "", None))
+            log.exception("applying a message on %r failed", item.topic[:200])
