@@ -152,7 +152,7 @@ def test_passwd_cli_prints_lines_the_config_accepts() -> None:
 
 # --- authentication --------------------------------------------------------------------------------
 
-OPEN_ENDPOINTS = {"healthz", "console.static", "login.login", "login.logout"}
+OPEN_ENDPOINTS = {"healthz", "console.static", "console.rules", "login.login", "login.logout"}
 
 
 def _concrete(rule: Any) -> str:

@@ -24,7 +24,7 @@ from vesper_web.ratelimit import Backoff
 
 audit = logging.getLogger("vesper_web.audit")
 
-OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "login.login", "login.logout"})
+OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "console.rules", "login.login", "login.logout"})
 MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form
 
 

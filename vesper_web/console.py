@@ -7,13 +7,21 @@ one source of truth and a page never shows state it missed while disconnected.
 
 from __future__ import annotations
 
-from flask import Blueprint, render_template, request
+from flask import Blueprint, Response, render_template, request
 
-from shared import store
+from shared import severity, store
 from shared.topics import is_valid_device_id
 from vesper_web.db import get_db
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
+
+
+@bp.get("/static/rules.js")
+def rules() -> Response:
+    """The alert severity order for the pages, generated from its one home (shared/severity.py)."""
+    response = Response(severity.js_module(), mimetype="text/javascript")
+    response.cache_control.max_age = 300
+    return response
 
 
 @bp.get("/")

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import sqlite3
-
 from flask import Flask, current_app, g
 
 from shared import store
 
 
-def get_db() -> sqlite3.Connection:
+def get_db() -> store.Connection:
     """This request's read-only connection, opened on first use."""
     if "db" not in g:
         g.db = store.connect(current_app.config["VESPER"].database.path, readonly=True)

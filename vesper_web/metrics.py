@@ -1,13 +1,17 @@
-"""GET /metrics: the ingest's counters (through SQLite) and this worker's own, as Prometheus text."""
+"""GET /metrics: the ingest's counters (through SQLite) and this worker's own, through prometheus_client."""
 
 from __future__ import annotations
 
-import math
 import re
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app
+from flask.blueprints import BlueprintSetupState
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
 
 from shared import store
 from shared.topics import KINDS
@@ -16,10 +20,6 @@ from vesper_web.hub import Hub
 
 bp = Blueprint("metrics", __name__)
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-NAME_RE = re.compile(r"[a-zA-Z_:][a-zA-Z0-9_:]*")
-LABEL_RE = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*")
-PUBLISHING = ("published", "published_late", "republished")  # events.<these> are not event types
 LABELLED = {"messages": "kind", "rejected": "reason", "events": "type"}  # ingest counter prefix -> label
 HELP = {
     "messages": "Messages the ingest received, by topic kind.",
@@ -34,131 +34,99 @@ HELP = {
 }
 
 
-@dataclass
-class Metric:
-    """One metric family: name, type, help, and its samples as (labels, value)."""
-
-    name: str
-    kind: str  # "counter" or "gauge"
-    help: str
-    samples: list[tuple[dict[str, str], float]] = field(default_factory=list)
-
-
-def _escape_help(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(value: str) -> str:
-    return _escape_help(value).replace('"', '\\"')
-
-
-def _number(value: float) -> str:
-    if isinstance(value, bool):
-        return str(int(value))
-    if isinstance(value, int):
-        return str(value)
-    if math.isnan(value):
-        return "NaN"
-    if math.isinf(value):
-        return "+Inf" if value > 0 else "-Inf"
-    return repr(value)
-
-
-def render(metrics: Iterable[Metric]) -> str:
-    """Prometheus text exposition format 0.0.4: HELP and TYPE once per family, then its samples."""
-    lines: list[str] = []
-    for metric in metrics:
-        if not NAME_RE.fullmatch(metric.name) or metric.kind not in ("counter", "gauge"):
-            raise ValueError(f"bad metric {metric.name!r} of type {metric.kind!r}")
-        lines.append(f"# HELP {metric.name} {_escape_help(metric.help)}")
-        lines.append(f"# TYPE {metric.name} {metric.kind}")
-        for labels, value in metric.samples:
-            if not all(LABEL_RE.fullmatch(k) for k in labels):
-                raise ValueError(f"bad label name in {labels!r}")
-            inside = ",".join(f'{k}="{_escape_label(v)}"' for k, v in labels.items())
-            lines.append(f"{metric.name}{{{inside}}} {_number(value)}" if inside else f"{metric.name} {_number(value)}")
-    return "\n".join(lines) + "\n"
-
-
 def _sanitise(name: str) -> str:
     return re.sub(r"[^a-zA-Z0-9_]", "_", name)
 
 
-def ingest_metrics(counters: dict[str, int]) -> list[Metric]:
+def ingest_metrics(counters: dict[str, int]) -> list[CounterMetricFamily]:
     """The ingest's persistent counters (`messages.alerts`, `rejected.not_json`, ...) as families.
 
     `messages.<kind>`, `rejected.<reason>` and `events.<type>` become one family each with a label;
     every other counter (`events.published`, `mqtt.connects`, ...) a family of its own.
     """
-    families: dict[str, Metric] = {}
+    labelled: dict[str, dict[str, int]] = {}
+    families: dict[str, CounterMetricFamily] = {}
     by_kind = {f"messages.{k}": 0 for k in KINDS}  # a kind never seen yet still reads 0
     for name, value in {**by_kind, **counters}.items():
         prefix, _, rest = name.partition(".")
-        label = LABELLED.get(prefix)
-        if label and rest and name not in HELP:
-            family = f"vesper_ingest_{prefix}_total"
-            metric = families.setdefault(family, Metric(family, "counter", HELP[prefix]))
-            metric.samples.append(({label: rest}, value))
+        if prefix in LABELLED and rest and name not in HELP:
+            labelled.setdefault(prefix, {})[rest] = value
         else:
             family = f"vesper_ingest_{_sanitise(name)}_total"
-            families[family] = Metric(family, "counter", HELP.get(name, f"Ingest counter {name}."), [({}, value)])
-    for metric in families.values():
-        metric.samples.sort(key=lambda s: sorted(s[0].items()))
-    return sorted(families.values(), key=lambda m: m.name)
+            families[family] = CounterMetricFamily(family, HELP.get(name, f"Ingest counter {name}."), value=value)
+    for prefix, values in labelled.items():
+        family = CounterMetricFamily(f"vesper_ingest_{prefix}_total", HELP[prefix], labels=[LABELLED[prefix]])
+        for rest in sorted(values):
+            family.add_metric([rest], values[rest])
+        families[f"vesper_ingest_{prefix}_total"] = family
+    return [families[name] for name in sorted(families)]
 
 
 def worker_metrics(hub: Hub, bridge: object | None) -> list[Metric]:
     """This gunicorn worker's own: stream clients, drops, fills from SQLite, the bridge."""
     stats = hub.stats()
-
-    def one(name: str, kind: str, text: str, value: float) -> Metric:
-        return Metric(name, kind, text, [({}, value)])
-
     return [
-        one("vesper_web_stream_clients", "gauge", "Stream clients this worker serves now.", stats["clients"]),
-        one(
+        GaugeMetricFamily("vesper_web_stream_clients", "Stream clients this worker serves now.", stats["clients"]),
+        CounterMetricFamily(
             "vesper_web_stream_dropped_total",
-            "counter",
             "Stream clients dropped because they stopped reading (their queue was full).",
             stats["dropped"],
         ),
-        one(
+        CounterMetricFamily(
             "vesper_web_events_filled_total",
-            "counter",
             "Events read from SQLite because MQTT did not bring them (holes, reconnects).",
             stats["filled_from_db"],
         ),
-        one(
+        CounterMetricFamily(
             "vesper_web_events_delivered_total",
-            "counter",
             "Events this worker's hub delivered to its stream clients, each counted once.",
             getattr(bridge, "delivered", 0),
         ),
-        one(
+        CounterMetricFamily(
             "vesper_web_published_ignored_total",
-            "counter",
             "Messages on the published topic that were not events SQLite holds (garbage, forged ids).",
             hub.bad,
         ),
-        one(
+        GaugeMetricFamily(
             "vesper_web_bridge_connected",
-            "gauge",
             "1 while this worker's MQTT bridge is connected to the broker.",
             int(bool(getattr(bridge, "connected", False))),
         ),
-        one(
+        CounterMetricFamily(
             "vesper_web_bridge_reconnects_total",
-            "counter",
             "Times this worker's bridge connected again after its first connection.",
             getattr(bridge, "reconnects", 0),
         ),
-        one("vesper_web_last_event_id", "gauge", "Highest event id this worker delivered in order.", hub.last_id),
+        GaugeMetricFamily("vesper_web_last_event_id", "Highest event id this worker delivered in order.", hub.last_id),
     ]
+
+
+class VesperCollector(Collector):
+    """The ingest's counters as last saved (each sweep), then this worker's; read at every scrape."""
+
+    def collect(self) -> Iterator[Metric]:
+        """Families for the app of the current request (its SQLite, its hub and bridge)."""
+        hub, bridge = current_app.extensions["vesper_hub"], current_app.extensions.get("vesper_bridge")
+        yield from ingest_metrics(store.counters(get_db()))
+        yield from worker_metrics(hub, bridge)
+
+
+def make_registry() -> CollectorRegistry:
+    """A registry of this app's own (never the global one): Vesper's families, process and platform."""
+    registry = CollectorRegistry()
+    registry.register(VesperCollector())
+    ProcessCollector(registry=registry)
+    PlatformCollector(registry=registry)
+    return registry
+
+
+@bp.record_once
+def _registry(state: BlueprintSetupState) -> None:
+    """One registry per app: tests build many apps in one process."""
+    state.app.extensions["vesper_metrics"] = make_registry()
 
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text: the ingest's counters as last saved (each sweep), then this worker's."""
-    hub, bridge = current_app.extensions["vesper_hub"], current_app.extensions.get("vesper_bridge")
-    body = render(ingest_metrics(store.counters(get_db())) + worker_metrics(hub, bridge))
-    return Response(body, content_type=CONTENT_TYPE)
+    """Prometheus text exposition, rendered by prometheus_client from this app's registry."""
+    return Response(generate_latest(current_app.extensions["vesper_metrics"]), content_type=CONTENT_TYPE_LATEST)

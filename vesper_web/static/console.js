@@ -11,7 +11,7 @@ export const HEALTH_LABEL = {
   unknown: "unknown",
 };
 
-export const STATE_RANK = { FAILED: 0, CRITICAL: 1, WARNING: 2 };
+export { STATE_RANK, STATE_SEVERITY } from "./rules.js";
 
 // Build an element. `props`: className, text, dataset, attrs; children are nodes or strings.
 export function el(tag, props = {}, ...children) {

@@ -2,6 +2,7 @@
 import {
   HEALTH_LABEL,
   STATE_RANK,
+  STATE_SEVERITY,
   coalescing,
   deviceApi,
   el,
@@ -27,7 +28,7 @@ let shownSeq = 0;
 // --- active alerts ---------------------------------------------------------------------------
 
 function severityOf(state) {
-  return state === "WARNING" ? "warning" : "critical";
+  return STATE_SEVERITY[state] ?? "critical";
 }
 
 function renderAlerts() {
