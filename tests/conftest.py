@@ -10,13 +10,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from shared import config as config_mod
 from shared import store
 from tests.support import Peer, Process, ingest_args, wait_for, web_args
 from vesper_sim import broker as broker_mod
+from vesper_web import create_app
 
 pytest_plugins = ("tests.browser",)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Register the markers the fixtures here read."""
+    config.addinivalue_line("markers", "web(**settings): [web] settings for the `app` fixture (WebConfig fields)")
 
 
 class Broker:
@@ -83,6 +90,14 @@ def make_config(tmp_path: Path, broker: Broker) -> Callable[..., Path]:
 def db_path(tmp_path: Path) -> Path:
     """The SQLite file the test's processes use."""
     return tmp_path / "vesper.db"
+
+
+@pytest.fixture
+def app(request: pytest.FixtureRequest, db_path: Path) -> Flask:
+    """The web app from create_app over a real SQLite file (db_path); `@pytest.mark.web(...)` sets [web] keys."""
+    marker = request.node.get_closest_marker("web")
+    web = config_mod.WebConfig(**marker.kwargs) if marker else config_mod.WebConfig()
+    return create_app(config_mod.Config(database=config_mod.DatabaseConfig(path=str(db_path)), web=web))
 
 
 @pytest.fixture

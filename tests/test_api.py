@@ -10,10 +10,8 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from shared import config as config_mod
 from shared import store
 from shared.events import dumps
-from vesper_web import create_app
 from vesper_web.headers import CONTENT_SECURITY_POLICY
 
 T0 = 1_700_000_000.0
@@ -41,15 +39,15 @@ def _seed(path: Path) -> None:
 
 
 @pytest.fixture
-def app(tmp_path: Path) -> Flask:
-    cfg = config_mod.replace(config_mod.Config(), database=config_mod.DatabaseConfig(path=str(tmp_path / "v.db")))
-    app = create_app(cfg)
-    _seed(tmp_path / "v.db")
-    return app
+def seeded(db_path: Path) -> Path:
+    """The app's database (conftest's db_path) holding _seed's three devices."""
+    _seed(db_path)
+    return db_path
 
 
 @pytest.fixture
-def client(app: Flask) -> FlaskClient:
+def client(app: Flask, seeded: Path) -> FlaskClient:
+    """A test client of conftest's app over the seeded database."""
     return app.test_client()
 
 
@@ -60,9 +58,9 @@ def _json(client: FlaskClient, url: str, status: int = 200) -> Any:
     return response.get_json()
 
 
-def test_create_app_migrates_an_empty_database(tmp_path: Path) -> None:
-    cfg = config_mod.replace(config_mod.Config(), database=config_mod.DatabaseConfig(path=str(tmp_path / "new.db")))
-    client = create_app(cfg).test_client()
+def test_create_app_migrates_an_empty_database(app: Flask, db_path: Path) -> None:
+    assert db_path.exists()  # the fixture gave create_app a path with no file: it created the schema
+    client = app.test_client()
     assert _json(client, "/api/devices") == []
     assert _json(client, "/api/events") == {"events": []}
 
@@ -185,9 +183,9 @@ def test_wrong_method_is_405_json(client: FlaskClient) -> None:
     assert response.status_code == 405 and response.mimetype == "application/json"
 
 
-def test_internal_error_is_500_json(app: Flask, client: FlaskClient, tmp_path: Path) -> None:
+def test_internal_error_is_500_json(app: Flask, client: FlaskClient, db_path: Path) -> None:
     Path(app.config["VESPER"].database.path).unlink()
-    (tmp_path / "v.db").mkdir()  # the database cannot be opened: a real failure, not a mock
+    db_path.mkdir()  # the database cannot be opened: a real failure, not a mock
     app.testing = False
     response = client.get("/api/devices")
     assert response.status_code == 500 and "error" in response.get_json()

@@ -11,10 +11,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from shared import config as config_mod
 from shared import store
 from shared.events import dumps
-from vesper_web import create_app, sse
+from vesper_web import sse
 from vesper_web.hub import Hub, Subscriber
 
 T0 = 1_700_000_000.0
@@ -65,15 +64,14 @@ def test_fixed_frames() -> None:
 
 
 @pytest.fixture
-def db(tmp_path: Path) -> Path:
-    """A store with five events, 1-3 from bell-1 and 4-5 from bell-2."""
-    path = tmp_path / "v.db"
-    conn = store.open_store(path)
+def db(db_path: Path) -> Path:
+    """The app's database (conftest's db_path) with five events, 1-3 from bell-1 and 4-5 from bell-2."""
+    conn = store.open_store(db_path)
     with store.write(conn):
         for i in range(5):
             _insert(conn, "bell-1" if i < 3 else "bell-2", f"m{i + 1}")
     conn.close()
-    return path
+    return db_path
 
 
 def _insert(conn: Any, device: str, message: str) -> int:
@@ -263,15 +261,15 @@ def test_close_all_wakes_and_closes(db: Path) -> None:
 # --- the stream view through Flask's test client ---------------------------------------------
 
 
+STREAM_WEB = pytest.mark.web(keepalive_s=0.05, stream_queue_size=50, max_streams=3)  # for conftest's app
+
+
 @pytest.fixture
-def app(db: Path) -> Flask:
-    cfg = config_mod.Config(
-        database=config_mod.DatabaseConfig(path=str(db)),
-        web=config_mod.WebConfig(keepalive_s=0.05, stream_queue_size=50, max_streams=3),
-    )
-    app = create_app(cfg)
-    app.extensions["vesper_hub"].start(5)
-    return app
+def app_hub(db: Path, app: Flask) -> Hub:
+    """The app's hub over the five seeded events, begun after them (they are history, not live)."""
+    hub: Hub = app.extensions["vesper_hub"]
+    hub.start(5)
+    return hub
 
 
 class Reader:
@@ -307,6 +305,7 @@ def _open(app: Flask, url: str, **headers: str) -> tuple[Any, Reader]:
     return response, Reader(iter(response.response))
 
 
+@STREAM_WEB
 def test_stream_headers_and_first_message(app: Flask) -> None:
     response, reader = _open(app, "/events/stream")
     assert response.status_code == 200 and response.mimetype == "text/event-stream"
@@ -320,45 +319,47 @@ def test_stream_headers_and_first_message(app: Flask) -> None:
     assert app.extensions["vesper_hub"].clients == 0
 
 
-def test_catch_up_then_live_with_no_gap_and_no_duplicate(app: Flask, db: Path) -> None:
-    hub: Hub = app.extensions["vesper_hub"]
+@STREAM_WEB
+def test_catch_up_then_live_with_no_gap_and_no_duplicate(app: Flask, db: Path, app_hub: Hub) -> None:
     response, reader = _open(app, "/events/stream", **{"Last-Event-ID": "2"})
     assert reader.message().startswith(b"retry:")  # registered with the hub; catch-up not read yet
     six = _add(db)  # arrives while the catch-up is pending: in SQLite *and* in the live queue
-    hub.receive(_published(six))
-    hub.receive(_published(*_stored(db, 4, 5)))  # late duplicates change nothing
+    app_hub.receive(_published(six))
+    app_hub.receive(_published(*_stored(db, 4, 5)))  # late duplicates change nothing
     assert [e["id"] for e in reader.events(4)] == [3, 4, 5, 6]
     seven = _add(db, "bell-2")
-    hub.receive(_published(seven))
+    app_hub.receive(_published(seven))
     assert reader.events(1) == [seven]
     response.close()
 
 
-def test_last_event_id_query_argument_and_device_filter(app: Flask, db: Path) -> None:
-    hub: Hub = app.extensions["vesper_hub"]
+@STREAM_WEB
+def test_last_event_id_query_argument_and_device_filter(app: Flask, db: Path, app_hub: Hub) -> None:
     response, reader = _open(app, "/events/stream?last_event_id=0&device=bell-2")
     assert reader.message().startswith(b"retry:")
     assert [e["id"] for e in reader.events(2)] == [4, 5]
-    hub.receive(_published(_add(db, "bell-1"), _add(db, "bell-2")))
+    app_hub.receive(_published(_add(db, "bell-1"), _add(db, "bell-2")))
     assert [(e["id"], e["source_id"]) for e in reader.events(1)] == [(7, "bell-2")]
     response.close()
 
 
-def test_without_last_event_id_starts_live(app: Flask, db: Path) -> None:
-    hub: Hub = app.extensions["vesper_hub"]
+@STREAM_WEB
+def test_without_last_event_id_starts_live(app: Flask, db: Path, app_hub: Hub) -> None:
     response, reader = _open(app, "/events/stream")
     reader.message()
-    hub.receive(_published(_add(db)))
+    app_hub.receive(_published(_add(db)))
     assert [e["id"] for e in reader.events(1)] == [6]
     response.close()
 
 
+@STREAM_WEB
 @pytest.mark.parametrize("url", ["/events/stream?device=%2B", "/events/stream?last_event_id=abc"])
 def test_stream_bad_arguments_are_400_json(app: Flask, url: str) -> None:
     response = app.test_client().get(url)
     assert response.status_code == 400 and "error" in response.get_json()
 
 
+@STREAM_WEB
 def test_stream_over_max_streams_is_503(app: Flask) -> None:
     opened = [_open(app, "/events/stream")[0] for _ in range(3)]
     response = app.test_client().get("/events/stream")

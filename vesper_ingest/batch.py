@@ -49,14 +49,19 @@ def store_events(conn: store.Connection, events: list[NewEvent], now: float, cou
     return wires
 
 
-def _redelivered(conn: store.Connection, item: Inbound, kind: str, now: float, seen: list) -> bool:
-    """True for the broker's redelivery of an alert message already applied (docs/architecture.md#redelivery)."""
+def _redelivered(conn: store.Connection, item: Inbound, kind: str, now: float, seen: dict[int, bytes]) -> bool:
+    """True for the broker's redelivery of an alert message already applied (docs/architecture.md#redelivery).
+
+    `seen` holds this batch's (mid -> digest): the original may sit in the same batch as its repeat.
+    """
     if kind != "alerts" or item.qos != 1:
         return False
     digest = redelivery.digest(item.topic, item.payload)
-    if item.dup and store.was_delivered(conn, item.mid, digest, now - redelivery.WINDOW_S):
+    if item.dup and (
+        seen.get(item.mid) == digest or store.was_delivered(conn, item.mid, digest, now - redelivery.WINDOW_S)
+    ):
         return True
-    seen.append((item.mid, digest, now))
+    seen[item.mid] = digest
     return False
 
 
@@ -72,7 +77,7 @@ class Batch:
         """Apply every message inside the open transaction; `careful` isolates each under a savepoint."""
         conn = self.writer.conn
         out = Applied()
-        delivered: list[tuple[int, bytes, float]] = []
+        delivered: dict[int, bytes] = {}
         for item in items:
             kind = classify.topic_kind(self.topics, item.topic)
             out.counts[f"messages.{kind}"] += 1
@@ -83,7 +88,7 @@ class Batch:
             else:
                 self._apply_one(item, now, out)
         self.fleet.flush(conn)
-        store.record_delivered(conn, delivered)
+        store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
         return out
 
     def _apply_one(self, item: Inbound, now: float, out: Applied) -> None:

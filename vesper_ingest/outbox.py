@@ -15,9 +15,9 @@ class Outbox:
         self.sinks = sinks
         self._saved: dict[str, int] = {}
         for sink in sinks:
-            position = int(store.get_meta(conn, sink.marker, "0") or 0)
-            sink.start(position)
-            self._saved[sink.marker] = position
+            saved = store.get_meta(conn, sink.marker)
+            sink.start(None if saved is None else int(saved))
+            self._saved[sink.marker] = sink.position()
 
     def _backlog(self, after: int, limit: int) -> list[Wire]:
         return [(r[0], wire_json(*r)) for r in store.event_rows_after(self.conn, after, limit)]

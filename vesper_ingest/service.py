@@ -31,6 +31,15 @@ PRUNE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 3.0
 
 
+def _notifier(cfg: Config, writer: store.Writer, clock: Callable[[], float]) -> Any:
+    """The notifier when channels are configured (imported only then), else None."""
+    if not getattr(cfg, "notify", None) or not cfg.notify.channels:
+        return None
+    from vesper_ingest.notify.notifier import Notifier
+
+    return Notifier(cfg, writer, clock)
+
+
 class Ingest:
     """Owns the MQTT client, the inbox and the database connection of one ingest process."""
 
@@ -52,7 +61,10 @@ class Ingest:
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self.published = MqttSink(self.client, self.topics.published, self.stats.count)
+        self.notifier = _notifier(cfg, self.writer, clock)
         self.sinks: list[Sink] = [self.published]  # every consumer of committed events: one line per sink
+        if self.notifier is not None:
+            self.sinks.append(self.notifier.sink)
         self.outbox = Outbox(self.conn, self.sinks)
         self.batch = Batch(self.writer, self.topics, self.fleet)
 
@@ -154,8 +166,12 @@ class Ingest:
                     return
             except Exception:
                 # A bug met one message: roll back, then isolate each message so only it is lost.
-                log.warning("a batch of %d failed; applying its messages one by one", len(batch))
                 self.fleet.reload(self.conn)
+                if careful:  # it failed outside any one message: wait, as for the database, and retry
+                    log.exception("a batch of %d failed even message by message; retrying", len(batch))
+                    if self.stopping.wait(1.0):
+                        return
+                log.warning("a batch of %d failed; applying its messages one by one", len(batch))
                 careful = True
         if careful:
             self.fleet.reload(self.conn)
@@ -208,6 +224,7 @@ class Ingest:
         """Drop events older than the retention."""
         with self.writer.transaction() as conn:
             removed = store.prune_events(conn, now - self.cfg.events.retention_days * 86400)
+            store.prune_notifications(conn, now - self.cfg.events.retention_days * 86400)
         if removed:
             log.info("pruned %d events older than %s days", removed, self.cfg.events.retention_days)
 
@@ -221,6 +238,8 @@ class Ingest:
         )
         self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
         self.client.loop_start()
+        if self.notifier is not None:
+            self.notifier.start()
         now = self.clock()
         next_sweep, next_prune, next_summary = now, now, now + self.cfg.ingest.summary_interval_s
         try:
@@ -245,6 +264,8 @@ class Ingest:
             if self.client.is_connected():
                 self.client.disconnect()
             self.client.loop_stop()
+            if self.notifier is not None:
+                self.notifier.stop()
             self.writer.close()
             log.info("vesper_ingest stopped")
 

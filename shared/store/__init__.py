@@ -7,10 +7,28 @@ from shared.store.dialect import (
     Connection,
     StoreUnavailable,
     connect,
+    guarded,
     integrity_ok,
     last_event_id,
     read,
     write,
+)
+from shared.store.notify import (
+    close_group,
+    drop_items,
+    drop_message,
+    enqueue,
+    forget_rules_except,
+    load_state,
+    next_message,
+    notifications,
+    open_group,
+    prune_notifications,
+    put_items,
+    queue_stats,
+    record_attempt,
+    tell,
+    untell,
 )
 from shared.store.reads import (
     alerts,
@@ -55,5 +73,7 @@ __all__ = [
     "events_after", "get_meta", "insert_event", "integrity_ok", "is_known", "last_event_id", "liveness_all",
     "mark_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events", "read",
     "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat", "set_heartbeat_if_empty",
-    "set_meta", "set_playback", "upsert_alert", "was_delivered", "write",
+    "set_meta", "set_playback", "upsert_alert", "was_delivered", "write", "guarded", "close_group", "drop_items",
+    "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
+    "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell",
 ]  # fmt: skip

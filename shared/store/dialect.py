@@ -31,6 +31,15 @@ def connect(path: str | Path, readonly: bool = False) -> Connection:
 
 
 @contextmanager
+def guarded() -> Iterator[None]:
+    """Database errors that may pass (locked, busy, I/O) become StoreUnavailable."""
+    try:
+        yield
+    except TRANSIENT as exc:
+        raise StoreUnavailable(str(exc)) from exc
+
+
+@contextmanager
 def write(conn: Connection) -> Iterator[Connection]:
     """One write transaction, taken with BEGIN IMMEDIATE so two writers never deadlock on an upgrade."""
     conn.execute("BEGIN IMMEDIATE")

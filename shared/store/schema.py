@@ -44,6 +44,49 @@ MIGRATIONS: list[str] = [
     """
     CREATE TABLE delivered (mid INTEGER PRIMARY KEY, digest BLOB NOT NULL, at REAL NOT NULL);
     """,
+    # 3: notifications (docs/notifications.md): each rule's open group, what each rule has told its
+    # channel is wrong, and the delivery queue, which is also the record operators see.
+    """
+    CREATE TABLE notify_groups (
+        rule TEXT PRIMARY KEY,  -- a rule's index and channel, "0:ops": editing the rule starts afresh
+        opened_at REAL NOT NULL,
+        due_at REAL NOT NULL
+    );
+    CREATE TABLE notify_items (
+        rule TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('problem', 'resolved', 'event')),
+        category TEXT NOT NULL,
+        event_id INTEGER NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (rule, device_id, subject)
+    );
+    CREATE TABLE notify_told (
+        rule TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        subject TEXT NOT NULL,
+        category TEXT NOT NULL,
+        told_at REAL NOT NULL,
+        line TEXT NOT NULL,
+        PRIMARY KEY (rule, device_id, subject)
+    );
+    CREATE TABLE notifications (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        channel TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'dropped')),
+        attempts INTEGER NOT NULL DEFAULT 0,
+        created_at REAL NOT NULL,
+        next_attempt_at REAL NOT NULL,
+        sent_at REAL,
+        last_error TEXT,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL,
+        notify_type TEXT NOT NULL,
+        event_ids TEXT NOT NULL
+    );
+    CREATE INDEX notifications_queue ON notifications (channel, status, id);
+    """,
 ]
 
 

@@ -20,11 +20,8 @@ class Writer:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; a transient database error rolls it back and becomes StoreUnavailable."""
-        try:
-            with dialect.write(self.conn) as conn:
-                yield conn
-        except dialect.TRANSIENT as exc:
-            raise StoreUnavailable(str(exc)) from exc
+        with dialect.guarded(), dialect.write(self.conn) as conn:
+            yield conn
 
     @contextmanager
     def isolated(self) -> Iterator[None]:

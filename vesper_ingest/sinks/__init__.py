@@ -19,8 +19,8 @@ class Sink(Protocol):
 
     marker: str  # the meta key of its persisted position
 
-    def start(self, position: int) -> None:
-        """Begin after this event id (read from its marker at start)."""
+    def start(self, position: int | None) -> None:
+        """Begin after this event id (read from its marker at start; None the very first time)."""
 
     def deliver(self, fresh: list[Wire], backlog: Backlog) -> int:
         """Take every committed event after what it has taken (fresh: just committed, encoded); returns how many."""

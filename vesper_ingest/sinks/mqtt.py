@@ -28,9 +28,9 @@ class MqttSink:
         self._early: set[int] = set()
         self._resend = False
 
-    def start(self, position: int) -> None:
-        """Begin after the persisted position."""
-        self.sent = position
+    def start(self, position: int | None) -> None:
+        """Begin after the persisted position (a new database: from the first event)."""
+        self.sent = position or 0
 
     def reconnected(self) -> None:
         """Called on connect: anything unconfirmed is sent again (consumers dedupe by id)."""

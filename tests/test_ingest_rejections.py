@@ -1,4 +1,4 @@
-"""The ingest under hostile input and a second copy: nothing good is lost, nothing runs twice."""
+"""The ingest rejects hostile input (counted, logged once, good input still applied) and a second copy."""
 
 from __future__ import annotations
 

@@ -1,0 +1,379 @@
+"""The ingest driven in-process (SPEC §3): a fake clock, a real SQLite file, no broker, no threads, no sleeping."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import config as config_mod
+from shared import store
+from tests.conftest import write_config
+from vesper_ingest.service import Inbound, Ingest
+from vesper_sim import broker as broker_mod
+
+T0 = 1_700_000_000.0
+TIMEOUT = 10.0
+EPSILON = 0.001
+CRITICAL = b'{"subsystem":"Audio","state":"CRITICAL","msg":"x"}'
+CLEARED = b'{"subsystem":"Audio","state":"CLEARED"}'
+
+
+class FakeClock:
+    """Time that moves only when the test moves it."""
+
+    def __init__(self, now: float = T0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> float:
+        """Move on by `seconds`; returns the new time."""
+        self.now += seconds
+        return self.now
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The clock every Ingest of the test reads."""
+    return FakeClock()
+
+
+@pytest.fixture
+def cfg(tmp_path: Path, db_path: Path) -> config_mod.Config:
+    """A config read from TOML: a port nothing listens on, the test's SQLite file, a 10 s timeout."""
+    toml = write_config(
+        tmp_path / "vesper.toml", broker_mod.free_port(), db_path, liveness={"heartbeat_timeout_s": TIMEOUT}
+    )
+    return config_mod.load(toml)
+
+
+@pytest.fixture
+def start(cfg: config_mod.Config, clock: FakeClock) -> Iterator[Callable[[], Ingest]]:
+    """Build an Ingest (not connected) on the test's database; each one built is closed at teardown."""
+    built: list[Ingest] = []
+
+    def build() -> Ingest:
+        built.append(Ingest(cfg, clock=clock))
+        return built[-1]
+
+    yield build
+    for ingest in built:
+        close(ingest)
+
+
+@pytest.fixture
+def ingest(start: Callable[[], Ingest]) -> Ingest:
+    """One Ingest, constructed but not yet connected."""
+    return start()
+
+
+def close(ingest: Ingest) -> None:
+    """What Ingest.run's finally does once the paho loop was never started: close the database (idempotent)."""
+    ingest.conn.close()
+
+
+def message(
+    ingest: Ingest,
+    device: str,
+    kind: str,
+    payload: bytes = b"{}",
+    *,
+    retained: bool = False,
+    mid: int = 1,
+    qos: int = 1,
+    dup: bool = False,
+) -> Inbound:
+    """A message on vesper/{device}/status/{kind}, received on the ingest's current connection."""
+    return Inbound(f"vesper/{device}/status/{kind}", payload, retained, mid, qos, ingest.generation, dup)
+
+
+def heartbeat(ingest: Ingest, device: str = "bell-1", *, retained: bool = False) -> Inbound:
+    """A heartbeat of `device` (retained: the broker's copy delivered at subscribe time)."""
+    return message(ingest, device, "heartbeat", b'{"uptime": 5}', retained=retained)
+
+
+def sweep_at(ingest: Ingest, clock: FakeClock, now: float) -> None:
+    """Set the clock to `now` and run the liveness sweep there, as Ingest.run would."""
+    clock.now = now
+    ingest.sweep(now)
+
+
+def events(db: Path) -> list[dict[str, Any]]:
+    """Every stored event, oldest first."""
+    conn = store.connect(db, readonly=True)
+    try:
+        return store.events_after(conn, 0)
+    finally:
+        conn.close()
+
+
+def types(db: Path) -> list[str]:
+    """The type of every stored event, oldest first."""
+    return [e["type"] for e in events(db)]
+
+
+def device(db: Path, device_id: str = "bell-1") -> dict[str, Any]:
+    """One device as the API sees it."""
+    conn = store.connect(db, readonly=True)
+    try:
+        found = store.device(conn, device_id)
+    finally:
+        conn.close()
+    assert found is not None, f"{device_id} is not known"
+    return found
+
+
+def alerts(db: Path, device_id: str = "bell-1") -> list[dict[str, Any]]:
+    """A device's active alert set."""
+    conn = store.connect(db, readonly=True)
+    try:
+        return store.alerts(conn, device_id)
+    finally:
+        conn.close()
+
+
+def counters(db: Path) -> dict[str, int]:
+    """The counters the sweep saved."""
+    conn = store.connect(db, readonly=True)
+    try:
+        return store.counters(conn)
+    finally:
+        conn.close()
+
+
+# --- liveness ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("down_s", [5.0, 100.0, 86_400.0])
+def test_grace_after_start(start: Callable[[], Ingest], clock: FakeClock, db_path: Path, down_s: float) -> None:
+    """A device heard before the ingest started is offline only from connected_since + timeout, once."""
+    earlier = start()
+    earlier.connected()
+    earlier.process([heartbeat(earlier)])  # at T0, then that ingest stops for down_s
+    close(earlier)
+    clock.advance(down_s)
+    ingest = start()
+    ingest.connected()
+    since = ingest.connected_since
+    assert since == clock()
+    for now in (since, since + TIMEOUT / 2, since + TIMEOUT - EPSILON):
+        sweep_at(ingest, clock, now)
+        assert types(db_path) == [] and device(db_path)["liveness"] == "online"
+    sweep_at(ingest, clock, since + TIMEOUT)
+    assert types(db_path) == ["device_offline"] and device(db_path)["liveness"] == "offline"
+    assert events(db_path)[0]["payload"] == {"last_seen": device(db_path)["last_seen"]}
+    sweep_at(ingest, clock, since + TIMEOUT + 60)
+    assert types(db_path) == ["device_offline"]
+
+
+def test_grace_after_reconnect(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
+    """After a broker outage longer than the timeout, every device gets a new full timeout of grace."""
+    ingest.connected()
+    ingest.process([heartbeat(ingest)])
+    clock.advance(1)
+    ingest.disconnected()
+    clock.advance(10 * TIMEOUT)  # the outage: the device is silent far past its timeout
+    ingest.connected(session_present=True)
+    assert ingest.generation == 2
+    since = clock()
+    for now in (since, since + TIMEOUT - EPSILON):
+        sweep_at(ingest, clock, now)
+        assert types(db_path) == [] and device(db_path)["liveness"] == "online"
+    sweep_at(ingest, clock, since + TIMEOUT)
+    assert types(db_path) == ["device_offline"]
+
+
+@pytest.mark.parametrize("was_connected", [False, True], ids=["never-connected", "disconnected"])
+def test_no_offline_while_disconnected(
+    start: Callable[[], Ingest], clock: FakeClock, db_path: Path, was_connected: bool
+) -> None:
+    """With connected_since None the sweep declares nothing, however long the silence."""
+    earlier = start()
+    earlier.connected()
+    earlier.process([heartbeat(earlier)])
+    close(earlier)
+    ingest = start()
+    if was_connected:
+        ingest.connected()
+        ingest.disconnected()
+    assert ingest.connected_since is None
+    for later in (TIMEOUT, 10 * TIMEOUT, 86_400.0):
+        sweep_at(ingest, clock, T0 + later)
+    assert types(db_path) == [] and device(db_path)["liveness"] == "online"
+
+
+@pytest.mark.parametrize(
+    ("kind", "payload", "also"),
+    [
+        ("heartbeat", b'{"uptime": 5}', []),
+        ("alerts", CRITICAL, ["alert"]),
+        ("info", b'{"type": "door_opened"}', ["info"]),
+    ],
+)
+def test_online_on_return(
+    ingest: Ingest, clock: FakeClock, db_path: Path, kind: str, payload: bytes, also: list[str]
+) -> None:
+    """A first appearance is no event; after offline, the next live message of any kind brings one device_online."""
+    ingest.connected()
+    ingest.process([heartbeat(ingest)])
+    assert types(db_path) == [] and device(db_path)["liveness"] == "online"
+    sweep_at(ingest, clock, T0 + TIMEOUT)
+    assert types(db_path) == ["device_offline"]
+    clock.advance(5)
+    ingest.process([message(ingest, "bell-1", kind, payload, mid=2)])
+    assert types(db_path) == ["device_offline", "device_online", *also]
+    assert device(db_path)["liveness"] == "online"
+    clock.advance(1)
+    ingest.process([heartbeat(ingest)])
+    sweep_at(ingest, clock, clock() + TIMEOUT / 2)
+    assert types(db_path) == ["device_offline", "device_online", *also]
+
+
+@pytest.mark.parametrize(
+    ("after_last_seen", "liveness"),
+    [(TIMEOUT - EPSILON, "online"), (TIMEOUT, "offline"), (TIMEOUT + EPSILON, "offline")],
+)
+def test_deadline_is_inclusive(
+    ingest: Ingest, clock: FakeClock, db_path: Path, after_last_seen: float, liveness: str
+) -> None:
+    """A device is overdue when now >= last_seen + timeout: last_seen exactly now - timeout is offline at now."""
+    ingest.connected()  # at T0; the grace ends at T0 + TIMEOUT, before any `now` below
+    last_seen = clock.advance(1)
+    ingest.process([heartbeat(ingest)])
+    now = last_seen + after_last_seen
+    if after_last_seen == TIMEOUT:
+        assert last_seen == now - TIMEOUT  # the float arithmetic is exact here: this really is the boundary
+    sweep_at(ingest, clock, now)
+    assert device(db_path)["liveness"] == liveness
+    assert types(db_path) == ([] if liveness == "online" else ["device_offline"])
+
+
+def test_retained_heartbeat_makes_a_device_known_not_online(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
+    """A retained heartbeat proves nothing about now: the device is listed as unknown, and nothing is emitted."""
+    ingest.connected()
+    ingest.process([heartbeat(ingest, retained=True)])
+    known = device(db_path)
+    assert known["liveness"] == "unknown" and known["health"] == "unknown"
+    assert known["last_heartbeat"] == {"uptime": 5}
+    assert types(db_path) == []
+    clock.advance(1)
+    ingest.process([heartbeat(ingest)])  # unknown -> online is not announced either
+    assert device(db_path)["liveness"] == "online" and types(db_path) == []
+
+
+def test_retained_heartbeat_does_not_bring_an_offline_device_back(
+    ingest: Ingest, clock: FakeClock, db_path: Path
+) -> None:
+    """An offline device stays offline on its retained heartbeat (delivered again at a resubscribe)."""
+    ingest.connected()
+    ingest.process([heartbeat(ingest)])
+    sweep_at(ingest, clock, T0 + TIMEOUT)
+    clock.advance(1)
+    ingest.process([heartbeat(ingest, retained=True)])
+    assert device(db_path)["liveness"] == "offline" and types(db_path) == ["device_offline"]
+
+
+# --- alerts -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("one_batch", [False, True], ids=["batch-each", "one-batch"])
+def test_alert_repeat_then_cleared(ingest: Ingest, db_path: Path, one_batch: bool) -> None:
+    """CRITICAL twice is one alert event; CLEARED emits alert_cleared and empties the active set."""
+    ingest.connected()
+    items = [message(ingest, "bell-1", "alerts", p, mid=i) for i, p in enumerate([CRITICAL, CRITICAL, CLEARED], 1)]
+    if one_batch:
+        ingest.process(items[:2])
+    else:
+        ingest.process(items[:1])
+        ingest.process(items[1:2])
+    assert types(db_path) == ["alert"]
+    raised = events(db_path)[0]
+    assert raised["severity"] == "critical" and raised["source_id"] == "bell-1"
+    assert raised["payload"] == {"subsystem": "Audio", "state": "CRITICAL", "message": "x", "previous_state": None}
+    assert [(a["subsystem"], a["state"], a["message"]) for a in alerts(db_path)] == [("Audio", "CRITICAL", "x")]
+    ingest.process(items[2:])
+    assert types(db_path) == ["alert", "alert_cleared"]
+    assert events(db_path)[1]["payload"] == {"subsystem": "Audio", "previous_state": "CRITICAL"}
+    assert alerts(db_path) == []
+    assert device(db_path)["health"] == "ok"
+
+
+@pytest.mark.parametrize(
+    ("mid", "payload", "dup", "applied"),
+    [
+        (7, CRITICAL, True, False),  # the broker's redelivery of mid 7: already applied
+        (7, b'{"subsystem": "Audio", "state": "CRITICAL", "msg": "x"}', True, True),  # same mid, other bytes
+        (7, CRITICAL, False, True),  # DUP=0 is always a first delivery
+        (9, CRITICAL, True, True),  # another packet id
+    ],
+    ids=["redelivery", "dup-other-bytes", "not-dup", "dup-other-mid"],
+)
+def test_redelivery_is_applied_once(
+    ingest: Ingest, db_path: Path, mid: int, payload: bytes, dup: bool, applied: bool
+) -> None:
+    """A QoS 1 alert redelivered after a reconnect (DUP, same packet id, same bytes) is skipped; the rest apply."""
+    ingest.connected()
+    ingest.process([message(ingest, "bell-1", "alerts", CRITICAL, mid=7)])
+    ingest.process([message(ingest, "bell-1", "alerts", CLEARED, mid=8)])  # so a wrongly applied repeat shows
+    ingest.disconnected()
+    ingest.connected(session_present=True)
+    ingest.process([message(ingest, "bell-1", "alerts", payload, mid=mid, dup=dup)])
+    assert types(db_path) == ["alert", "alert_cleared", *(["alert"] if applied else [])]
+    assert len(alerts(db_path)) == (1 if applied else 0)
+
+
+def test_redelivery_in_the_same_batch_as_its_original_is_applied_once(ingest: Ingest, db_path: Path) -> None:
+    """Originals still in the inbox at a reconnect and the broker's DUP copies can land in one batch."""
+    ingest.connected()
+    originals = [message(ingest, "bell-1", "alerts", p, mid=m) for p, m in [(CRITICAL, 7), (CLEARED, 8)]]
+    ingest.disconnected()
+    ingest.connected(session_present=True)
+    copies = [message(ingest, "bell-1", "alerts", p, mid=m, dup=True) for p, m in [(CRITICAL, 7), (CLEARED, 8)]]
+    ingest.process(originals + copies)
+    assert types(db_path) == ["alert", "alert_cleared"]
+
+
+# --- bad input --------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("bad", "reason"),
+    [
+        (b"{nope", "not_json"),
+        (b"\xff\xfe", "not_utf8"),
+        (b"[1, 2]", "not_object"),
+        (b'{"subsystem": "Audio", "state": "MELTING"}', "bad_value"),
+    ],
+)
+def test_bad_message_does_not_stop_the_good_ones(
+    ingest: Ingest, clock: FakeClock, db_path: Path, bad: bytes, reason: str
+) -> None:
+    """A bad message in a batch is counted and skipped; the good ones around it are applied."""
+    ingest.connected()
+    ingest.process(
+        [
+            message(ingest, "bell-1", "alerts", CRITICAL, mid=1),
+            message(ingest, "bell-1", "alerts", bad, mid=2),
+            message(ingest, "bell-2", "info", b'{"type": "playback_started", "payload": {"melody_uid": "ABC"}}', qos=0),
+            message(ingest, "bell-2", "heartbeat", bad, mid=3),  # any heartbeat payload is a sign of life
+        ]
+    )
+    assert types(db_path) == ["alert", "playback_started"]
+    assert [a["state"] for a in alerts(db_path)] == ["CRITICAL"]
+    assert device(db_path, "bell-2")["playback"] == {"active": True, "melody_uid": "ABC"}
+    sweep_at(ingest, clock, clock())  # the sweep saves the counters
+    assert counters(db_path)[f"rejected.{reason}"] == 1
+
+
+def test_first_heartbeat_keeps_only_a_json_object(ingest: Ingest, db_path: Path) -> None:
+    """A heartbeat that is not a JSON object is still a sign of life, but is not kept as the last heartbeat."""
+    ingest.connected()
+    ingest.process([message(ingest, "bell-1", "heartbeat", b"not json")])
+    assert device(db_path)["liveness"] == "online" and device(db_path)["last_heartbeat"] is None
+    ingest.process([message(ingest, "bell-1", "heartbeat", json.dumps({"uptime": 6}).encode(), mid=2)])
+    assert device(db_path)["last_heartbeat"] == {"uptime": 6}
