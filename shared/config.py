@@ -12,6 +12,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from shared.notify_config import NotifyConfig, parse_notify
+
 DEFAULT_PATH = "config.toml"
 ENV_VAR = "VESPER_CONFIG"
 
@@ -110,6 +112,7 @@ class Config:
     web: WebConfig = field(default_factory=WebConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
+    notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
 TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
@@ -217,7 +220,10 @@ def from_dict(raw: dict[str, Any]) -> Config:
     for name, table in raw.items():
         if name not in sections:
             raise ConfigError(f"config key {name}: unknown section")
-        values[name] = _section(name, type(sections[name]()), table)
+        if name == "notify":  # arrays of tables ([[notify.channels]]): a parser of its own
+            values[name] = parse_notify(table)
+        else:
+            values[name] = _section(name, type(sections[name]()), table)
     cfg = Config(**values)
     _validate(cfg)
     return cfg

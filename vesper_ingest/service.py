@@ -33,7 +33,7 @@ DRAIN_TIMEOUT_S = 3.0
 
 def _notifier(cfg: Config, writer: store.Writer, clock: Callable[[], float]) -> Any:
     """The notifier when channels are configured (imported only then), else None."""
-    if not getattr(cfg, "notify", None) or not cfg.notify.channels:
+    if not cfg.notify.channels:
         return None
     from vesper_ingest.notify.notifier import Notifier
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 
 from flask import Blueprint, Response, current_app
 from flask.blueprints import BlueprintSetupState
@@ -17,6 +18,7 @@ from shared import store
 from shared.topics import KINDS
 from vesper_web.db import get_db
 from vesper_web.hub import Hub
+from vesper_web.notifications import channel_names
 
 bp = Blueprint("metrics", __name__)
 
@@ -31,6 +33,12 @@ HELP = {
     "messages.redelivered": "Alert messages recognised as the broker's redelivery of ones already applied.",
     "mqtt.connects": "Times the ingest connected to the broker.",
     "mqtt.disconnects": "Times the ingest lost the broker.",
+}
+NOTIFY_PREFIX = "notify."  # notify.<status>.<channel>: the notifier's own families, not vesper_ingest_*
+NOTIFY_COUNTERS = {
+    "sent": "Notifications delivered, by channel.",
+    "failed": "Notification delivery attempts that failed (each is retried until give_up_after_s), by channel.",
+    "dropped": "Notifications given up on (undeliverable for give_up_after_s), by channel.",
 }
 
 
@@ -48,6 +56,8 @@ def ingest_metrics(counters: dict[str, int]) -> list[CounterMetricFamily]:
     families: dict[str, CounterMetricFamily] = {}
     by_kind = {f"messages.{k}": 0 for k in KINDS}  # a kind never seen yet still reads 0
     for name, value in {**by_kind, **counters}.items():
+        if name.startswith(NOTIFY_PREFIX):
+            continue  # notify_metrics renders these
         prefix, _, rest = name.partition(".")
         if prefix in LABELLED and rest and name not in HELP:
             labelled.setdefault(prefix, {})[rest] = value
@@ -60,6 +70,38 @@ def ingest_metrics(counters: dict[str, int]) -> list[CounterMetricFamily]:
             family.add_metric([rest], values[rest])
         families[f"vesper_ingest_{prefix}_total"] = family
     return [families[name] for name in sorted(families)]
+
+
+def notify_metrics(
+    counters: dict[str, int], stats: dict[str, dict[str, float]], channels: Iterable[str]
+) -> list[Metric]:
+    """Per channel: delivered, failed attempts, dropped (the ingest's counters), and the queue now."""
+    # Every configured channel appears (0 before its first message); one that left the config keeps its history.
+    counted: dict[str, dict[str, int]] = {status: {} for status in NOTIFY_COUNTERS}
+    for name, value in counters.items():
+        status, _, channel = name.removeprefix(NOTIFY_PREFIX).partition(".")
+        if name.startswith(NOTIFY_PREFIX) and status in counted and channel:
+            counted[status][channel] = value
+    names = sorted({*channels, *stats, *(c for per in counted.values() for c in per)})
+    families: list[Metric] = []
+    for status, help_text in NOTIFY_COUNTERS.items():
+        family = CounterMetricFamily(f"vesper_notify_{status}_total", help_text, labels=["channel"])
+        for channel in names:
+            family.add_metric([channel], counted[status].get(channel, 0))
+        families.append(family)
+    pending = GaugeMetricFamily(
+        "vesper_notify_pending", "Notifications not yet delivered (pending or failed), by channel.", labels=["channel"]
+    )
+    oldest = GaugeMetricFamily(
+        "vesper_notify_oldest_pending_age_seconds",
+        "Age of the oldest notification not yet delivered (0 when none), by channel.",
+        labels=["channel"],
+    )
+    for channel in names:
+        queue = stats.get(channel, {})
+        pending.add_metric([channel], queue.get("pending", 0) + queue.get("failed", 0))
+        oldest.add_metric([channel], queue.get("oldest_age_s", 0.0))
+    return [*families, pending, oldest]
 
 
 def worker_metrics(hub: Hub, bridge: object | None) -> list[Metric]:
@@ -107,7 +149,10 @@ class VesperCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         """Families for the app of the current request (its SQLite, its hub and bridge)."""
         hub, bridge = current_app.extensions["vesper_hub"], current_app.extensions.get("vesper_bridge")
-        yield from ingest_metrics(store.counters(get_db()))
+        counters = store.counters(get_db())
+        yield from ingest_metrics(counters)
+        stats = store.queue_stats(get_db(), time.time())
+        yield from notify_metrics(counters, stats, channel_names(current_app.config["VESPER"]))
         yield from worker_metrics(hub, bridge)
 
 

@@ -96,7 +96,8 @@ def record_attempt(
 ) -> None:
     """One delivery attempt's outcome: sent, failed (to be retried at next_attempt_at) or dropped."""
     conn.execute(
-        "UPDATE notifications SET status = ?, attempts = attempts + 1, next_attempt_at = ?, last_error = ?,"
+        "UPDATE notifications SET status = ?, attempts = attempts + 1, next_attempt_at = ?,"
+        " last_error = COALESCE(?, last_error),"
         " sent_at = CASE WHEN ? = 'sent' THEN ? ELSE sent_at END WHERE id = ?",
         (status, next_attempt_at, error, status, now, message_id),
     )

@@ -1,0 +1,237 @@
+"""The [notify] settings (SPEC §8): Apprise channels and the rules that send to them."""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import MISSING, dataclass, fields
+from typing import Any, NoReturn
+from urllib.parse import urlsplit
+
+# Event types a rule may open a notification for (§4, §9); alert_flapping and alert_acknowledged come with §9.
+NOTIFY_TYPES = (
+    "alert",
+    "alert_cleared",
+    "device_offline",
+    "device_online",
+    "playback_started",
+    "playback_stopped",
+    "info",
+    "alert_flapping",
+    "alert_acknowledged",
+)
+SEVERITIES = ("info", "warning", "critical")  # least severe first: a rule's min_severity and everything after it
+CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,32}")
+TAG = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,31}")  # a device tag (§7)
+SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]{0,31})://")
+
+
+@dataclass(frozen=True)
+class Channel:
+    """Where messages go: a name for rules and the API, and an Apprise URL (may hold secrets: never log it)."""
+
+    name: str
+    url: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """Which events open a notification to one channel, and how they are grouped and repeated."""
+
+    channel: str
+    types: tuple[str, ...] = ("alert", "device_offline")
+    min_severity: str = "critical"
+    tags: tuple[str, ...] = ()
+    resolved: bool = True
+    group_wait_s: float = 30.0
+    repeat_after_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class NotifyConfig:
+    """Every notification setting; no channels means nothing is sent."""
+
+    public_url: str = ""
+    give_up_after_s: float = 86400.0
+    channels: tuple[Channel, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+    def channel(self, name: str) -> Channel:
+        """The channel called `name`; KeyError if there is none."""
+        for channel in self.channels:
+            if channel.name == name:
+                return channel
+        raise KeyError(name)
+
+
+def _fail(key: str, problem: str) -> NoReturn:
+    """Stop with a ConfigError naming the key (imported here: shared.config imports this module)."""
+    from shared.config import ConfigError
+
+    raise ConfigError(f"config key {key}: {problem}")
+
+
+def _str(key: str, value: Any) -> str:
+    """A string."""
+    if not isinstance(value, str):
+        _fail(key, f"expected str, got {type(value).__name__}")
+    return value
+
+
+def _float(key: str, value: Any) -> float:
+    """A finite number; ints are accepted, bools are not."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        _fail(key, f"expected a number, got {type(value).__name__}")
+    if not math.isfinite(value):
+        _fail(key, "expected a finite number")
+    return float(value)
+
+
+def _bool(key: str, value: Any) -> bool:
+    """true or false."""
+    if not isinstance(value, bool):
+        _fail(key, f"expected true or false, got {type(value).__name__}")
+    return value
+
+
+def _strings(key: str, value: Any) -> tuple[str, ...]:
+    """A list of strings, as a tuple."""
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        _fail(key, "expected a list of strings")
+    return tuple(value)
+
+
+def _table(key: str, raw: Any, cls: type) -> Any:
+    """Build one frozen dataclass from its TOML table: known keys only, typed, required ones present."""
+    if not isinstance(raw, dict):
+        _fail(key, "expected a table")
+    kinds = {f.name: str(f.type) for f in fields(cls)}
+    values = {}
+    for name, value in raw.items():
+        if name not in kinds:
+            _fail(f"{key}.{name}", "unknown key")
+        values[name] = CONVERT[kinds[name]](f"{key}.{name}", value)
+    for f in fields(cls):
+        if f.name not in values and f.default is MISSING and f.default_factory is MISSING:
+            _fail(f"{key}.{f.name}", "missing (this key is required)")
+    return cls(**values)
+
+
+def _array(key: str, value: Any, cls: type) -> tuple[Any, ...]:
+    """An array of tables ([[key]]), each built into cls."""
+    if not isinstance(value, list):
+        _fail(key, f"expected an array of tables ([[{key}]])")
+    return tuple(_table(f"{key}[{i}]", item, cls) for i, item in enumerate(value))
+
+
+CONVERT: dict[str, Callable[[str, Any], Any]] = {
+    "str": _str,
+    "float": _float,
+    "bool": _bool,
+    "tuple[str, ...]": _strings,
+    "tuple[Channel, ...]": lambda key, value: _array(key, value, Channel),
+    "tuple[Rule, ...]": lambda key, value: _array(key, value, Rule),
+}
+
+
+def _check_top(cfg: NotifyConfig) -> None:
+    """public_url and give_up_after_s."""
+    if cfg.public_url:
+        try:
+            parts = urlsplit(cfg.public_url)
+            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
+        except ValueError:  # e.g. an unclosed [IPv6 literal
+            usable = False
+        if not usable:
+            _fail("notify.public_url", "expected empty or an http:// or https:// address with a host")
+    if cfg.give_up_after_s <= 0:
+        _fail("notify.give_up_after_s", "must be greater than 0")
+
+
+def _check_channels(channels: tuple[Channel, ...]) -> None:
+    """Names are well-formed and unique; every channel has a URL (Apprise checks it later)."""
+    seen: set[str] = set()
+    for i, channel in enumerate(channels):
+        if not CHANNEL_NAME.fullmatch(channel.name):
+            _fail(f"notify.channels[{i}].name", "expected [a-z0-9_-]{1,32}")
+        if channel.name in seen:
+            _fail(f"notify.channels[{i}].name", f'another channel is already named "{channel.name}"')
+        seen.add(channel.name)
+        if not channel.url.strip():
+            _fail(f"notify.channels[{i}].url", "expected an Apprise URL, got an empty string")
+
+
+def _check_rule(key: str, rule: Rule, names: set[str]) -> None:
+    """One rule: its channel exists, its severity is known, its times are not negative."""
+    if rule.channel not in names:
+        _fail(f"{key}.channel", f'no channel named "{rule.channel[:32]}"')
+    if rule.min_severity not in SEVERITIES:
+        _fail(f"{key}.min_severity", f"expected one of {' | '.join(SEVERITIES)}")
+    for name in ("group_wait_s", "repeat_after_s"):
+        if getattr(rule, name) < 0:
+            _fail(f"{key}.{name}", "must be 0 or more")
+    _check_rule_lists(key, rule)
+
+
+def _check_rule_lists(key: str, rule: Rule) -> None:
+    """One rule's types (at least one, each known) and tags (each a valid device tag)."""
+    if not rule.types:
+        _fail(f"{key}.types", "expected at least one event type")
+    for j, kind in enumerate(rule.types):
+        if kind not in NOTIFY_TYPES:
+            _fail(f"{key}.types[{j}]", f'unknown event type "{kind[:32]}" (one of {", ".join(NOTIFY_TYPES)})')
+    for j, tag in enumerate(rule.tags):
+        if not TAG.fullmatch(tag):
+            _fail(f"{key}.tags[{j}]", "expected a device tag: [a-z0-9][a-z0-9_.:-]{0,31}")
+
+
+@contextmanager
+def _apprise_quiet() -> Iterator[Any]:
+    """Import Apprise with its logger muted: its own errors would echo the URL, secrets and all."""
+    with warnings.catch_warnings():  # its e-mail plugin imports the stdlib's deprecated imghdr as it loads
+        warnings.filterwarnings("ignore", "'imghdr' is deprecated", DeprecationWarning)
+        import apprise  # imported here: a process without channels never pays for it
+
+        logger = logging.getLogger(apprise.LOGGER_NAME)
+        was = logger.disabled
+        logger.disabled = True
+        try:
+            yield apprise
+        finally:
+            logger.disabled = was
+
+
+def _check_urls(channels: tuple[Channel, ...]) -> None:
+    """Every URL loads in Apprise as exactly one service; errors name the key and scheme, never the URL."""
+    if not channels:
+        return
+    with _apprise_quiet() as apprise:
+        for i, channel in enumerate(channels):
+            key = f"notify.channels[{i}].url"
+            match = SCHEME.match(channel.url.strip())
+            if not match:
+                _fail(key, "not an Apprise URL (expected scheme://...)")
+            scheme = match.group(1).lower()
+            if scheme not in apprise.NotificationManager():
+                _fail(key, f'unknown Apprise scheme "{scheme}://"')
+            target = apprise.Apprise()
+            if not target.add(channel.url):
+                _fail(key, f'Apprise cannot use this "{scheme}://" URL: a part is missing or malformed')
+            if len(target) != 1:
+                _fail(key, "expected one Apprise URL (use one channel per service)")
+
+
+def parse_notify(raw: Any) -> NotifyConfig:
+    """Build the [notify] section from its TOML table; a wrong value raises ConfigError naming the key."""
+    cfg: NotifyConfig = _table("notify", raw, NotifyConfig)
+    _check_top(cfg)
+    _check_channels(cfg.channels)
+    names = {channel.name for channel in cfg.channels}
+    for i, rule in enumerate(cfg.rules):
+        _check_rule(f"notify.rules[{i}]", rule, names)
+    _check_urls(cfg.channels)
+    return cfg

@@ -1,0 +1,97 @@
+"""What a notification says: its title, body and type, from one place (docs/notifications.md#text).
+
+Device strings are plain text here: control and format characters removed, each cut to 200
+characters. The title alone is what a phone's lock screen shows, so it carries the counts.
+"""
+
+from __future__ import annotations
+
+import unicodedata
+from typing import Any
+
+MAX_FIELD = 200
+MAX_ITEMS = 20
+# Most urgent first: the order of the title's counts and of the body's lines.
+CATEGORIES = {
+    "critical": ("critical alert", "critical alerts"),
+    "offline": ("device offline", "devices offline"),
+    "warning": ("warning", "warnings"),
+    "event": ("event", "events"),
+    "cleared": ("alert cleared", "alerts cleared"),
+    "online": ("device back online", "devices back online"),
+}
+RESOLVED = ("cleared", "online")
+Item = tuple[str, str, str]  # (category, device_id, line)
+
+
+def clean(value: Any) -> str:
+    """A device's or operator's string as one line of plain text: no control characters, at most 200 characters."""
+    text = "" if value is None else str(value)
+    kept = "".join(" " if ch in "\r\n\t" else ch for ch in text if ch in "\r\n\t" or not _hidden(ch))
+    kept = " ".join(kept.split())
+    return kept if len(kept) <= MAX_FIELD else kept[: MAX_FIELD - 1] + "…"
+
+
+def _hidden(ch: str) -> bool:
+    return unicodedata.category(ch) in ("Cc", "Cf", "Cs", "Co", "Cn")
+
+
+def category(event: dict[str, Any]) -> str:
+    """The heading an event's line goes under."""
+    kind = event["type"]
+    if kind == "alert":
+        return "critical" if event["severity"] == "critical" else "warning"
+    return {"device_offline": "offline", "device_online": "online", "alert_cleared": "cleared"}.get(kind, "event")
+
+
+def line(event: dict[str, Any]) -> str:
+    """One event as one line of a message."""
+    device, kind, p = event["source_id"], event["type"], event.get("payload") or {}
+    if kind == "alert":
+        message = clean(p.get("message"))
+        return f"{device}: {clean(p.get('subsystem'))} {clean(p.get('state'))}" + (f": {message}" if message else "")
+    if kind == "alert_cleared":
+        return f"{device}: {clean(p.get('subsystem'))} cleared (was {clean(p.get('previous_state'))})"
+    if kind == "device_offline":
+        return f"{device}: offline, last seen {clean(p.get('last_seen')) or 'never'}"
+    if kind == "device_online":
+        return f"{device}: back online"
+    detail = clean(p.get("type") or p.get("melody_uid") or "")
+    return f"{device}: {clean(kind)}" + (f" {detail}" if detail else "")
+
+
+def _counts(items: list[Item]) -> str:
+    tally = {name: 0 for name in CATEGORIES}
+    for cat, _, _ in items:
+        tally[cat] += 1
+    return ", ".join(f"{n} {CATEGORIES[cat][n != 1]}" for cat, n in tally.items() if n)
+
+
+def compose(items: list[Item], public_url: str = "", reminder: bool = False) -> tuple[str, str, str]:
+    """(title, body, Apprise notify type) for one group of items."""
+    order = list(CATEGORIES)
+    ranked = sorted(items, key=lambda item: (order.index(item[0]), item[1], item[2]))
+    title = ("Still active: " if reminder else "Vesper: ") + _counts(ranked)
+    base = public_url.rstrip("/")
+    lines = [f"{text} {base}/devices/{device}" if base else text for _, device, text in ranked[:MAX_ITEMS]]
+    if len(ranked) > MAX_ITEMS:
+        lines.append(f"and {len(ranked) - MAX_ITEMS} more")
+    if base:
+        lines.append(f"Console: {base}/")
+    return title, "\n".join(lines), _notify_type(ranked)
+
+
+def _notify_type(items: list[Item]) -> str:
+    cats = {cat for cat, _, _ in items}
+    if "critical" in cats:
+        return "failure"
+    if cats & {"offline", "warning"}:
+        return "warning"
+    if cats and cats <= set(RESOLVED):
+        return "success"
+    return "info"
+
+
+def trial_message(channel: str) -> tuple[str, str, str]:
+    """The message POST /api/notify/test sends."""
+    return "Vesper: test notification", f"A test message for channel {channel}: this channel works.", "info"

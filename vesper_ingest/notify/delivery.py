@@ -1,0 +1,141 @@
+"""Delivery: one worker thread per channel takes its queued messages in order and sends them with Apprise.
+
+A failed send is retried with backoff (1 s doubling to 5 min) until give_up_after_s, then dropped;
+the next message of that channel waits (order), other channels never do (each has its own thread).
+Every outcome is written before the next message is taken, so a kill repeats at most the one in flight.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from shared import store
+from shared.notify_config import Channel
+
+log = logging.getLogger(__name__)
+
+SEND_TIMEOUT_S = 30.0  # the whole Apprise call; each service also has its own socket timeouts
+POLL_S = 1.0  # how often an idle channel looks for messages queued by another process (the web's tests)
+BACKOFF_MAX_S = 300.0
+Send = Callable[[str, str, str], str | None]  # (title, body, notify type) -> None when sent, else the error
+
+
+def backoff(failures: int) -> float:
+    """Seconds before the next attempt after this many failed ones: 1, 2, 4, ... at most 300."""
+    return min(BACKOFF_MAX_S, 2.0 ** max(0, failures - 1))
+
+
+def apprise_sender(url: str) -> Send:
+    """A send function for one Apprise URL (checked at start-up, so it loads)."""
+    import apprise  # imported here: a process without channels never pays for it
+
+    target = apprise.Apprise()
+    target.add(url)
+
+    def send(title: str, body: str, notify_type: str) -> str | None:
+        result = target.notify(
+            body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT,
+            timeout=SEND_TIMEOUT_S,
+        )  # fmt: skip
+        if result:
+            return None
+        errors = [entry.asdict()["message"] for entry in result.logs()]
+        return ("; ".join(errors) or "the service did not accept the message")[-500:]
+
+    return send
+
+
+class ChannelWorker:
+    """Sends one channel's messages, oldest first, on a thread of its own with a connection of its own."""
+
+    def __init__(
+        self,
+        db_path: str | Path,
+        channel: Channel,
+        give_up_after_s: float,
+        send: Send | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.db_path = db_path
+        self.channel = channel
+        self.give_up_after_s = give_up_after_s
+        self.send = send or apprise_sender(channel.url)
+        self.clock = clock
+        self.stopping = threading.Event()
+        self._wake = threading.Event()
+        self._thread = threading.Thread(target=self._run, name=f"notify-{channel.name}", daemon=True)
+
+    def start(self) -> None:
+        """Begin sending."""
+        self._thread.start()
+
+    def poke(self) -> None:
+        """A message was queued: look now rather than at the next poll."""
+        self._wake.set()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        """Finish the send in flight (bounded by its timeout) and stop."""
+        self.stopping.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def _run(self) -> None:
+        conn = store.connect(self.db_path)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    wait = self.step(conn)
+                except store.StoreUnavailable:
+                    log.exception("notification queue of %s unavailable; retrying", self.channel.name)
+                    wait = POLL_S
+                if wait > 0:
+                    self._wake.wait(wait)
+                    self._wake.clear()
+        finally:
+            conn.close()
+
+    def step(self, conn: store.Connection) -> float:
+        """Handle the channel's oldest undelivered message; returns how long to wait before the next step."""
+        with store.guarded():
+            row = store.next_message(conn, self.channel.name)
+        if row is None:
+            return POLL_S
+        message_id, created_at, next_attempt_at, attempts, title, body, notify_type = row
+        now = self.clock()
+        if now - created_at >= self.give_up_after_s:
+            self._finish(conn, message_id, "dropped", now, f"not delivered within {self.give_up_after_s:g} s")
+            log.error("notification %d to %s dropped after %d attempts", message_id, self.channel.name, attempts)
+            return 0.0
+        if next_attempt_at > now:
+            return min(POLL_S, next_attempt_at - now)
+        error = self._send(title, body, notify_type)
+        now = self.clock()
+        if error is None:
+            self._finish(conn, message_id, "sent", now, None)
+            return 0.0
+        retry_at = now + backoff(attempts + 1)
+        self._finish(conn, message_id, "failed", now, error, retry_at)
+        log.warning("notification %d to %s failed (attempt %d): %s", message_id, self.channel.name, attempts + 1, error)
+        return 0.0
+
+    def _send(self, title: str, body: str, notify_type: str) -> str | None:
+        try:
+            return self.send(title, body, notify_type)
+        except Exception as exc:  # a plugin's bug must not end the channel's thread
+            log.exception("sending to %s raised", self.channel.name)
+            return f"{type(exc).__name__}: {exc}"[:500]
+
+    def _finish(
+        self, conn: store.Connection, message_id: int, status: str, now: float, error: str | None, retry_at: float = 0
+    ) -> None:
+        with store.guarded(), store.write(conn):
+            if status == "dropped":
+                store.drop_message(conn, message_id, error or "")
+            else:
+                store.record_attempt(conn, message_id, status, now, retry_at or now, error)
+            store.add_counters(conn, {f"notify.{status}.{self.channel.name}": 1})

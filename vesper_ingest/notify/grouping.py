@@ -1,0 +1,182 @@
+"""Which events a rule tells its channel of, gathered into one message per group window; time is passed in.
+
+Pure and in memory: `Grouper` holds each rule's open group and what the rule has told its channel
+is wrong, and records every change as an op for the sink to write in the same transaction as its
+position, so a restart neither repeats nor loses a message (docs/notifications.md#grouping).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import notify_text
+from shared.notify_config import SEVERITIES, Rule
+
+PROBLEMS = ("alert", "device_offline")  # event types that open a problem; the rest listed are one-off events
+RECOVERY = {"alert_cleared": "alert", "device_online": "device_offline"}  # recovery type -> the problem it ends
+
+Key = tuple[str, str]  # (device_id, subject): subject is the subsystem, or "" for the device's liveness
+
+
+@dataclass
+class Item:
+    """One line of an open group."""
+
+    kind: str  # problem | resolved | event
+    category: str
+    event_id: int
+    line: str
+
+
+@dataclass
+class Told:
+    """Something a rule's channel was told is wrong and not yet told is over."""
+
+    category: str
+    told_at: float
+    line: str
+
+
+@dataclass
+class Group:
+    """A rule's open group: what happened since opened_at, sent at due_at."""
+
+    opened_at: float
+    due_at: float
+    items: dict[Key, Item] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Message:
+    """A message ready to queue for a channel."""
+
+    rule: str
+    channel: str
+    title: str
+    body: str
+    notify_type: str
+    event_ids: list[int]
+
+
+def rule_key(index: int, rule: Rule) -> str:
+    """A rule's identity in the database: its place and its channel."""
+    return f"{index}:{rule.channel}"
+
+
+def subject(event: dict[str, Any]) -> str:
+    """The subsystem an event is about, or "" when it is about the device itself."""
+    payload = event.get("payload")
+    return str(payload.get("subsystem", "")) if isinstance(payload, dict) and event["type"] != "info" else ""
+
+
+class Grouper:
+    """Every rule's groups and told-sets, changed by events and by time."""
+
+    def __init__(self, rules: list[Rule], public_url: str = "", tags_of: Callable[[str], set[str]] | None = None):
+        self.rules = {rule_key(i, r): r for i, r in enumerate(rules)}
+        self.public_url = public_url
+        self.tags_of = tags_of or (lambda device_id: set())  # the registry's tags, once there is one
+        self.groups: dict[str, Group] = {}
+        self.told: dict[str, dict[Key, Told]] = {key: {} for key in self.rules}
+        self.ops: list[tuple[Any, ...]] = []  # what changed, for the sink to write; it clears them
+
+    def offer(self, event: dict[str, Any], now: float) -> None:
+        """One committed event, in id order."""
+        for key, rule in self.rules.items():
+            if rule.tags and not (self.tags_of(event["source_id"]) & set(rule.tags)):
+                continue
+            kind = self._kind(rule, event)
+            if kind == "problem":
+                self._problem(key, rule, event, now)
+            elif kind == "resolved":
+                self._resolved(key, rule, event, now)
+            elif kind == "event":
+                self._put(key, rule, (event["source_id"], f"#{event['id']}"), self._item("event", event), now)
+
+    def _kind(self, rule: Rule, event: dict[str, Any]) -> str | None:
+        kind = event["type"]
+        if kind in RECOVERY:
+            return "resolved" if RECOVERY[kind] in rule.types else None
+        if kind not in rule.types:
+            return None
+        if kind == "alert" and SEVERITIES.index(event["severity"]) < SEVERITIES.index(rule.min_severity):
+            return "resolved"  # below the rule's severity now: what it was told of is over
+        return "problem" if kind in PROBLEMS else "event"
+
+    def _item(self, kind: str, event: dict[str, Any]) -> Item:
+        return Item(kind, notify_text.category(event), event["id"], notify_text.line(event))
+
+    def _problem(self, key: str, rule: Rule, event: dict[str, Any], now: float) -> None:
+        what = (event["source_id"], subject(event))
+        item, told = self._pending(key, what), self.told[key].get(what)
+        if item is None and told is not None and told.category == notify_text.category(event):
+            return  # the channel already knows: a new message of the same severity tells it nothing
+        self._put(key, rule, what, self._item("problem", event), now)
+
+    def _resolved(self, key: str, rule: Rule, event: dict[str, Any], now: float) -> None:
+        what = (event["source_id"], subject(event))
+        item, told = self._pending(key, what), self.told[key].pop(what, None)
+        if told is not None:
+            self.ops.append(("untell", key, what))
+        if item is not None and item.kind == "problem":
+            del self.groups[key].items[what]  # a blip: over before its group went out
+            self.ops.append(("drop", key, what))
+        if told is not None and rule.resolved:
+            self._put(key, rule, what, self._item("resolved", event), now)
+
+    def _pending(self, key: str, what: Key) -> Item | None:
+        group = self.groups.get(key)
+        return group.items.get(what) if group else None
+
+    def _put(self, key: str, rule: Rule, what: Key, item: Item, now: float) -> None:
+        group = self.groups.get(key)
+        if group is None:
+            group = self.groups[key] = Group(now, now + rule.group_wait_s)
+            self.ops.append(("open", key, group.opened_at, group.due_at))
+        group.items[what] = item
+        self.ops.append(("put", key, what, item))
+
+    def next_due(self) -> float | None:
+        """When close_due next has something to do (a group's end or a reminder)."""
+        times = [g.due_at for g in self.groups.values()]
+        for key, told in self.told.items():
+            repeat = self.rules[key].repeat_after_s
+            if repeat > 0 and told:
+                times.append(min(t.told_at for t in told.values()) + repeat)
+        return min(times) if times else None
+
+    def close_due(self, now: float) -> list[Message]:
+        """Every group whose window has passed becomes a message (none if blips emptied it); reminders too."""
+        messages = []
+        for key in [k for k, g in self.groups.items() if g.due_at <= now]:
+            group = self.groups.pop(key)
+            self.ops.append(("close", key))
+            for what, item in group.items.items():
+                if item.kind == "problem":
+                    self.told[key][what] = told = Told(item.category, now, item.line)
+                    self.ops.append(("tell", key, what, told))
+            if group.items:
+                messages.append(self._message(key, list(group.items.items()), reminder=False))
+        return messages + self._reminders(now)
+
+    def _reminders(self, now: float) -> list[Message]:
+        messages = []
+        for key, told in self.told.items():
+            repeat = self.rules[key].repeat_after_s
+            due = [(what, t) for what, t in told.items() if repeat > 0 and t.told_at + repeat <= now]
+            if not due:
+                continue
+            for what, t in due:
+                t.told_at = now
+                self.ops.append(("tell", key, what, t))
+            items = [(what, Item("problem", t.category, 0, t.line)) for what, t in due]
+            messages.append(self._message(key, items, reminder=True))
+        return messages
+
+    def _message(self, key: str, items: list[tuple[Key, Item]], reminder: bool) -> Message:
+        lines = [(item.category, what[0], item.line) for what, item in items]
+        title, body, notify_type = notify_text.compose(lines, self.public_url, reminder=reminder)
+        event_ids = sorted(item.event_id for _, item in items if item.event_id)
+        return Message(key, self.rules[key].channel, title, body, notify_type, event_ids)

@@ -1,0 +1,129 @@
+"""The notification sink: committed events become grouped messages in the delivery queue (docs/notifications.md).
+
+The ingest is the one sender (one ingest per database), so every message is decided once. The
+grouper's changes, the queued messages and this sink's position are written in one transaction:
+a crash or restart neither loses nor repeats a decision. On its very first start it begins at the
+newest event: history is not replayed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+
+from shared import store
+from shared.notify_config import NotifyConfig
+from vesper_ingest.notify.grouping import Group, Grouper, Item, Message, Told
+from vesper_ingest.sinks import Backlog, Wire
+
+log = logging.getLogger(__name__)
+
+CHUNK = 1000
+
+
+class NotifySink:
+    """Feeds the grouper in id order and queues what it decides."""
+
+    marker = "notified_id"
+
+    def __init__(
+        self, writer: store.Writer, cfg: NotifyConfig, clock: Callable[[], float], queued: Callable[[str], None]
+    ) -> None:
+        self.writer = writer
+        self.cfg = cfg
+        self.clock = clock
+        self.queued = queued  # told the channel name of each queued message (wakes its worker)
+        self.done = 0
+        self.grouper = Grouper(list(cfg.rules), cfg.public_url)
+
+    def start(self, position: int | None) -> None:
+        """Resume from the persisted position and state; on the first start, from the newest event."""
+        with self.writer.transaction() as conn:
+            if position is None:
+                position = store.last_event_id(conn)
+                store.set_meta(conn, self.marker, str(position))
+            store.forget_rules_except(conn, list(self.grouper.rules))
+        self.done = position
+        self._load()
+
+    def _load(self) -> None:
+        """The grouper's state as the database holds it."""
+        self.grouper = Grouper(list(self.cfg.rules), self.cfg.public_url)
+        groups, items, told = store.load_state(self.writer.conn)
+        for rule, opened_at, due_at in groups:
+            self.grouper.groups[rule] = Group(opened_at, due_at)
+        for rule, device_id, subject, kind, category, event_id, line in items:
+            if rule in self.grouper.groups:
+                self.grouper.groups[rule].items[(device_id, subject)] = Item(kind, category, event_id, line)
+        for rule, device_id, subject, category, told_at, line in told:
+            self.grouper.told[rule][(device_id, subject)] = Told(category, told_at, line)
+
+    def position(self) -> int:
+        """Every event up to here has been offered to the grouper."""
+        return self.done
+
+    def idle(self) -> bool:
+        """Nothing in flight: the queue is the database's."""
+        return True
+
+    def deliver(self, fresh: list[Wire], backlog: Backlog) -> int:
+        """Offer every committed event after the position, then send what is due; returns events offered."""
+        try:
+            return self._deliver(fresh, backlog)
+        except store.StoreUnavailable:
+            log.exception("notifications: database unavailable; will resume from the last saved position")
+            self.done = int(store.get_meta(self.writer.conn, self.marker, "0") or 0)
+            self._load()
+            return 0
+
+    def _deliver(self, fresh: list[Wire], backlog: Backlog) -> int:
+        offered = 0
+        chunk = fresh if fresh and fresh[0][0] == self.done + 1 else backlog(self.done, CHUNK)
+        while chunk:
+            now = self.clock()
+            for _, text in chunk:
+                self.grouper.offer(json.loads(text), now)
+            self.done = chunk[-1][0]
+            offered += len(chunk)
+            if self.grouper.ops:
+                self._commit([])
+            chunk = [] if chunk is fresh else backlog(self.done, CHUNK)
+        due = self.grouper.next_due()
+        if due is not None and due <= self.clock():
+            self._commit(self.grouper.close_due(self.clock()))
+        return offered
+
+    def _commit(self, messages: list[Message]) -> None:
+        """Write the grouper's changes, queue the messages and save the position, in one transaction."""
+        now = self.clock()
+        with self.writer.transaction() as conn:
+            for op in self.grouper.ops:
+                _write(conn, op)
+            for m in messages:
+                store.enqueue(conn, m.channel, m.title, m.body, m.notify_type, m.event_ids, now)
+            store.set_meta(conn, self.marker, str(self.done))
+        self.grouper.ops.clear()
+        for m in messages:
+            log.info("notification queued for %s: %s", m.channel, m.title)
+            self.queued(m.channel)
+
+
+def _write(conn: store.Connection, op: tuple) -> None:
+    """One grouper change as its statement."""
+    name, rule, *rest = op
+    if name == "open":
+        store.open_group(conn, rule, rest[0], rest[1])
+    elif name == "close":
+        store.close_group(conn, rule)
+    elif name == "put":
+        (device_id, subject), item = rest
+        store.put_items(conn, [(rule, device_id, subject, item.kind, item.category, item.event_id, item.line)])
+    elif name == "drop":
+        store.drop_items(conn, [(rule, *rest[0])])
+    elif name == "tell":
+        (device_id, subject), told = rest
+        store.tell(conn, [(rule, device_id, subject, told.category, told.told_at, told.line)])
+    elif name == "untell":
+        store.untell(conn, [(rule, *rest[0])])
+

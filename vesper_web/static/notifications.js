@@ -1,0 +1,123 @@
+// Notifications: the delivery log, polled while the tab is visible, and a "Send test" button per channel.
+//
+// Titles, bodies, errors and channel names reach the page through textContent and attributes only.
+import { el, fullTime, getJSON, timeEl, toSignIn } from "./console.js";
+
+const LIMIT = 200;
+const POLL_MS = 5000;
+const MAX_IDS = 10; // event ids shown per row; the rest are counted
+// Status -> the colour of the console's badges.
+const STATUS_HEALTH = { sent: "ok", pending: "unknown", failed: "warning", dropped: "critical" };
+
+const tbody = document.getElementById("notification-rows");
+const empty = document.getElementById("notifications-empty");
+const status = document.getElementById("notify-status");
+
+function text(value) {
+  return value === null || value === undefined ? "" : String(value);
+}
+
+function statusChip(n) {
+  const s = STATUS_HEALTH[n.status] ? n.status : "unknown";
+  const title = n.status === "sent" && n.sent_at ? `sent ${fullTime(n.sent_at)}` : text(n.status);
+  return el("span", { className: "badge", dataset: { status: s, health: STATUS_HEALTH[s] || "unknown" }, attrs: { title }, text: n.status });
+}
+
+function eventIds(ids) {
+  if (!Array.isArray(ids) || ids.length === 0) return el("span", { className: "muted", text: "–" });
+  const shown = ids.slice(0, MAX_IDS).map(text).join(", ");
+  return el("span", { className: "mono", text: ids.length > MAX_IDS ? `${shown} and ${ids.length - MAX_IDS} more` : shown });
+}
+
+function row(n) {
+  return el(
+    "tr",
+    { className: "notification", dataset: { notificationId: n.id, status: n.status, channel: n.channel } },
+    el("td", { className: "c-time" }, timeEl(n.created_at, false)),
+    el("td", { className: "c-source mono", text: n.channel }),
+    el("td", { className: "c-sev" }, statusChip(n)),
+    el("td", { className: "c-type", text: n.attempts }),
+    el("td", { className: "c-detail", attrs: { title: text(n.body) }, text: n.title }),
+    el("td", { className: n.last_error ? "c-detail" : "c-detail muted", text: n.last_error || "–" }),
+    el("td", { className: "c-type" }, eventIds(n.event_ids)),
+  );
+}
+
+function showStatus(kind, message) {
+  status.dataset.result = kind;
+  status.textContent = message;
+}
+
+let loading = null;
+
+// Read the log and replace the table; concurrent calls share one request.
+function load() {
+  if (!loading) {
+    loading = read().finally(() => {
+      loading = null;
+    });
+  }
+  return loading;
+}
+
+async function read() {
+  try {
+    const { ok, status: code, body } = await getJSON(`/api/notifications?limit=${LIMIT}`);
+    if (!ok || !body || !Array.isArray(body.notifications)) throw new Error(`HTTP ${code}`);
+    tbody.replaceChildren(...body.notifications.map(row));
+    empty.hidden = body.notifications.length > 0;
+    empty.textContent = "No notifications yet";
+    showStatus("ok", `Updated ${new Date().toLocaleTimeString()}`);
+  } catch (error) {
+    if (error.message === "signed out") return;
+    showStatus("error", "Could not read the notifications; retrying");
+  }
+}
+
+setInterval(() => {
+  if (document.visibilityState === "visible") load();
+}, POLL_MS);
+document.addEventListener("visibilitychange", () => {
+  if (document.visibilityState === "visible") load();
+});
+load();
+
+// --- send test -------------------------------------------------------------------------------
+
+async function sendTest(button) {
+  const channel = button.dataset.channel || "";
+  const result = button.closest("tr").querySelector(".action-result");
+  button.disabled = true;
+  result.dataset.result = "pending";
+  result.textContent = "Sending…";
+  try {
+    const response = await fetch("/api/notify/test", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "X-Requested-With": "vesper-console", "Content-Type": "application/json", Accept: "application/json" },
+      body: JSON.stringify({ channel }),
+    });
+    if (response.status === 401) {
+      toSignIn();
+      return;
+    }
+    const body = (response.headers.get("Content-Type") || "").includes("json") ? await response.json() : null;
+    if (response.status === 202 && body) {
+      result.dataset.result = "ok";
+      result.textContent = `Queued as message ${text(body.id)}`;
+      load();
+    } else {
+      result.dataset.result = "error";
+      result.textContent = `Failed: ${body && body.error ? text(body.error) : "HTTP " + response.status}`;
+    }
+  } catch {
+    result.dataset.result = "error";
+    result.textContent = "Failed: the console is unreachable";
+  } finally {
+    button.disabled = false;
+  }
+}
+
+for (const button of document.querySelectorAll("button.notify-test")) {
+  button.addEventListener("click", () => sendTest(button));
+}
