@@ -97,8 +97,8 @@ class AuthConfig:
 class IngestConfig:
     """The ingest process."""
 
-    summary_interval_s: float = 60.0
-    max_batch: int = 1000
+    summary_interval_s: float = 60.0  # how often the ingest logs its counters
+    max_batch: int = 1000  # most messages committed in one transaction
 
 
 @dataclass(frozen=True)

@@ -39,15 +39,19 @@ def close_group(conn: Connection, rule: str) -> None:
     conn.execute("DELETE FROM notify_groups WHERE rule = ?", (rule,))
 
 
-def put_items(conn: Connection, rows: list[ItemRow]) -> None:
-    """Add or replace items of open groups."""
+def _upsert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
+    """Insert rows keyed by (rule, device_id, subject), replacing the other columns of an existing one."""
+    others = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
     conn.executemany(
-        "INSERT INTO notify_items (rule, device_id, subject, kind, category, event_id, line)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (rule, device_id, subject) DO UPDATE SET kind = excluded.kind, category = excluded.category,"
-        " event_id = excluded.event_id, line = excluded.line",
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        f" ON CONFLICT (rule, device_id, subject) DO UPDATE SET {others}",
         rows,
     )
+
+
+def put_items(conn: Connection, rows: list[ItemRow]) -> None:
+    """Add or replace items of open groups."""
+    _upsert(conn, "notify_items", ("rule", "device_id", "subject", "kind", "category", "event_id", "line"), rows)
 
 
 def drop_items(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
@@ -57,12 +61,7 @@ def drop_items(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
 
 def tell(conn: Connection, rows: list[ToldRow]) -> None:
     """Record what a rule's channel was told is wrong (or reminded of, again)."""
-    conn.executemany(
-        "INSERT INTO notify_told (rule, device_id, subject, category, told_at, line) VALUES (?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (rule, device_id, subject) DO UPDATE SET category = excluded.category,"
-        " told_at = excluded.told_at, line = excluded.line",
-        rows,
-    )
+    _upsert(conn, "notify_told", ("rule", "device_id", "subject", "category", "told_at", "line"), rows)
 
 
 def untell(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
