@@ -1,4 +1,4 @@
-"""Typed, frozen settings loaded once from TOML (SPEC §6)."""
+"""Typed, frozen settings loaded once from TOML (README.md#running-it-in-production)."""
 
 from __future__ import annotations
 

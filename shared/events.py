@@ -1,4 +1,4 @@
-"""The classified event model of SPEC §4 and its JSON form."""
+"""The classified event model and its JSON form (docs/events.md#event-form)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The [notify] settings (SPEC §8): Apprise channels and the rules that send to them."""
+"""The [notify] settings (docs/notifications.md): Apprise channels and the rules that send to them."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Every MQTT topic string Vesper uses, and the device-id rule (SPEC §2)."""
+"""Every MQTT topic string Vesper uses, and the device-id rule (docs/events.md#inputs)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Table tests of the pure classifier (SPEC §2)."""
+"""Table tests of the pure classifier (docs/events.md#rejections)."""
 
 from __future__ import annotations
 

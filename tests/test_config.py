@@ -1,4 +1,4 @@
-"""Config loading (SPEC §6): defaults, partial files, VESPER_CONFIG, errors naming the key."""
+"""Config loading: defaults, partial files, VESPER_CONFIG, errors naming the key."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ingest driven in-process (SPEC §3): a fake clock, a real SQLite file, no broker, no threads, no sleeping."""
+"""The ingest in-process (docs/events.md#liveness): a fake clock, a real SQLite file, no broker, threads or sleeps."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Table tests of the pure liveness rules (SPEC §3); time is passed in."""
+"""Table tests of the pure liveness rules (docs/events.md#liveness); time is passed in."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Notifications in the web (SPEC §8): the log API, the test message, the page and /metrics, on a real SQLite file."""
+"""Notifications in the web (docs/notifications.md): the log API, the test message, the page and /metrics."""
 
 from __future__ import annotations
 

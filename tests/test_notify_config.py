@@ -1,4 +1,4 @@
-"""The [notify] settings (SPEC §8): good files load, a wrong value names its key, a URL's secret is never echoed."""
+"""[notify] (docs/notifications.md): good files load, a wrong value names its key, a URL's secret is never echoed."""
 
 from __future__ import annotations
 

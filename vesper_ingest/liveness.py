@@ -1,4 +1,4 @@
-"""Pure liveness rules (SPEC §3): time is always a parameter, never read here."""
+"""Pure liveness rules (docs/events.md#liveness): time is always a parameter, never read here."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The web process: JSON API, live event stream and operator console (SPEC §5)."""
+"""The web process: JSON API, live event stream and operator console (docs/architecture.md#web-process)."""
 
 from vesper_web.app import create_app
 

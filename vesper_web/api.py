@@ -1,4 +1,4 @@
-"""The JSON API of SPEC §5: devices, alerts, events, and the health-check command."""
+"""The JSON API (docs/architecture.md#web-process): devices, alerts, events, and the health-check command."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The operator console: three server-rendered pages that small vanilla JS keeps live (SPEC §5).
+"""The operator console: server-rendered pages that small vanilla JS keeps live (docs/architecture.md#web-process).
 
 The pages hold no device data of their own: each script reads the JSON API when its stream
 opens (and again on every reconnect) and then follows `/events/stream`, so the API stays the

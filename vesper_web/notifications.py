@@ -1,4 +1,4 @@
-"""Notifications in the web (SPEC §8): the delivery log, a test message per channel, and the console page.
+"""Notifications in the web (docs/notifications.md#seen-by-operators): the log, a test message, the page.
 
 The ingest decides and sends; the web only reads the `notifications` table and, for a test,
 queues one message there with a short-lived write connection that the channel's worker in the

@@ -48,7 +48,7 @@ def _shutdown(environ: dict[str, Any], how: int) -> Callable[[], None] | None:
 
 @bp.get("/events/stream")
 def stream() -> ResponseReturnValue:
-    """Server-Sent Events of SPEC §5."""
+    """Server-Sent Events (docs/events.md#stream, docs/architecture.md#stream-resume)."""
     device = request.args.get("device")
     if device is not None:
         valid_device_id(device)
