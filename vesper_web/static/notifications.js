@@ -34,12 +34,12 @@ function row(n) {
     "tr",
     { className: "notification", dataset: { notificationId: n.id, status: n.status, channel: n.channel } },
     el("td", { className: "c-time" }, timeEl(n.created_at, false)),
-    el("td", { className: "c-source mono", text: n.channel }),
-    el("td", { className: "c-sev" }, statusChip(n)),
-    el("td", { className: "c-type", text: n.attempts }),
-    el("td", { className: "c-detail", attrs: { title: text(n.body) }, text: n.title }),
-    el("td", { className: n.last_error ? "c-detail" : "c-detail muted", text: n.last_error || "–" }),
-    el("td", { className: "c-type" }, eventIds(n.event_ids)),
+    el("td", { className: "c-channel mono", text: n.channel }),
+    el("td", { className: "c-status" }, statusChip(n)),
+    el("td", { className: "c-attempts", text: n.attempts }),
+    el("td", { className: "c-title", attrs: { title: text(n.body) }, text: n.title }),
+    el("td", { className: n.last_error ? "c-error" : "c-error muted", text: n.last_error || "–" }),
+    el("td", { className: "c-events" }, eventIds(n.event_ids)),
   );
 }
 
