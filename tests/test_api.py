@@ -78,6 +78,11 @@ def test_devices_list(client: FlaskClient) -> None:
         "playback": {"active": True, "melody_uid": "ABC123"},
         "active_alerts": 0,
         "last_heartbeat": {"uptime": 5},
+        "name": None,  # the registry's fields (§7): null and [] for a device no operator described
+        "site": None,
+        "tags": [],
+        "notes": None,
+        "heartbeat_timeout_s": None,
     }
     assert devices["bell-3"]["health"] == "offline" and devices["bell-3"]["liveness"] == "offline"
 
@@ -176,7 +181,7 @@ def test_unknown_api_path_is_404_json(client: FlaskClient, url: str) -> None:
 
 
 def test_wrong_method_is_405_json(client: FlaskClient) -> None:
-    response = client.delete("/api/devices/bell-1")
+    response = client.put("/api/devices/bell-1")
     assert response.status_code == 405 and "error" in response.get_json()
     assert "GET" in response.headers["Allow"]
     response = client.get("/api/devices/bell-1/health-check")

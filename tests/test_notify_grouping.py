@@ -134,3 +134,14 @@ def test_text_is_plain_and_bounded() -> None:
     line = message.body.splitlines()[0]
     assert "\x1b" not in line and "\u202e" not in line and "\x00" not in line and "line2" in line
     assert len(notify_text.clean(hostile)) == 200
+
+
+def test_a_tagged_rule_hears_only_devices_holding_a_tag() -> None:
+    """tags = ["north"]: the registry's tags decide (here a lookup passed in)."""
+    g = Grouper(
+        [Rule(channel="ops", tags=("north",), group_wait_s=0.0)], tags_of=lambda d: {"north"} if d == "a" else set()
+    )
+    g.offer(alert("a"), T0)
+    g.offer(alert("b"), T0)
+    [message] = g.close_due(T0)
+    assert "a: Audio" in message.body and "b: Audio" not in message.body

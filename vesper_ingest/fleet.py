@@ -50,6 +50,13 @@ class Fleet:
         _, last_seen = self.devices.get(device_id, ("offline", None))
         self.devices[device_id] = ("offline", last_seen)
 
+    def forget(self, device_id: str) -> None:
+        """An operator deleted the device: its next message makes it a new device, as if never seen."""
+        self.devices.pop(device_id, None)
+        self._seen.pop(device_id, None)
+        for key in [key for key in self.alerts if key[0] == device_id]:
+            del self.alerts[key]
+
     def flush(self, conn: store.Connection) -> None:
         """Write the batch's last-seen times (one row per device) inside its transaction."""
         if self._seen:

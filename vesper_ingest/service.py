@@ -17,7 +17,7 @@ from shared.config import Config
 from shared.events import NewEvent, iso
 from shared.mqtt import describe, make_client
 from shared.topics import Topics
-from vesper_ingest import liveness
+from vesper_ingest import commands, liveness
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.outbox import Outbox
@@ -190,11 +190,12 @@ class Ingest:
             self.stats.rejected(r.reason, r.detail, r.device_id, now)
 
     def sweep(self, now: float) -> None:
-        """Declare overdue devices offline (compare-and-set), save counters and the sinks' positions."""
+        """Carry out the web's commands, declare overdue devices offline, save counters and the sinks' positions."""
         deltas = self.stats.take_unsaved()
         counts: Counter[str] = Counter()
         try:
             with self.writer.transaction() as conn:
+                commands.carry_out(conn, self.fleet, counts)  # first: a forgotten device is never declared offline
                 fresh = self._declare_offline(conn, now, counts)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)

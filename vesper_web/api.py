@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.topics import Topics, is_valid_device_id
-from vesper_web import auth
+from vesper_web import auth, registry_csv
 from vesper_web.db import get_db
 from vesper_web.ratelimit import Interval
 
@@ -56,9 +56,22 @@ def _known_device(device_id: str) -> dict[str, Any]:
     return device
 
 
+def _reported(device_id: str) -> None:
+    """A 404 unless the device has reported (a registered device that never did has no alert set yet)."""
+    if not store.is_known(get_db(), valid_device_id(device_id)):
+        abort(404, f"device {device_id} was never seen")
+
+
 @bp.get("/devices")
 def devices() -> ResponseReturnValue:
-    """Every known device with its health (the store writes the JSON: 10,000 devices in ~30 ms, not ~100)."""
+    """Every device with its health (the store writes the JSON: 10,000 devices in ~30 ms, not ~100); ?format=csv."""
+    form = request.args.get("format", "json")
+    if form == "csv":
+        disposition = 'attachment; filename="vesper-devices.csv"'
+        body = registry_csv.export(store.devices(get_db()))
+        return current_app.response_class(body, mimetype="text/csv", headers={"Content-Disposition": disposition})
+    if form != "json":
+        abort(400, "format: json or csv")
     return current_app.response_class(store.devices_json(get_db()), mimetype="application/json")
 
 
@@ -73,9 +86,9 @@ def device(device_id: str) -> ResponseReturnValue:
 
 @bp.get("/devices/<device_id>/alerts")
 def alerts(device_id: str) -> ResponseReturnValue:
-    """The active alert set, most severe first; [] for a healthy device."""
+    """The active alert set, most severe first; [] for a healthy device, 404 until it has reported."""
     with store.read(get_db()):
-        _known_device(device_id)
+        _reported(device_id)
         return jsonify(store.alerts(get_db(), device_id))
 
 
@@ -105,7 +118,7 @@ def me() -> ResponseReturnValue:
 @bp.post("/devices//health-check", defaults={"device_id": ""}, merge_slashes=False)
 def health_check(device_id: str) -> ResponseReturnValue:
     """Ask the device to run its health check now; it answers on its alerts topic. Every command is audited."""
-    _known_device(device_id)
+    _reported(device_id)
     limit: Interval = current_app.extensions["vesper_command_limit"]
     who, client = auth.principal() or auth.LOCAL, request.remote_addr
     wait = limit.take(device_id, time.monotonic())

@@ -25,7 +25,8 @@ from vesper_web.ratelimit import Backoff
 audit = logging.getLogger("vesper_web.audit")
 
 OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "console.rules", "login.login", "login.logout"})
-MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form
+MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form, except for these endpoints:
+LARGE_BODIES = {"registry.import_devices": 10 * 1024 * 1024}  # the registry's CSV import
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,10 @@ def _unauthorized(message: str, challenge: str = 'Bearer realm="Vesper Console"'
 
 def guard() -> ResponseReturnValue | None:
     """before_request: bound the body, identify the caller (401 or sign-in page), then check CSRF."""
-    if (request.content_length or 0) > MAX_BODY:
-        abort(413, f"request bodies are limited to {MAX_BODY} bytes")
+    limit = LARGE_BODIES.get(request.endpoint or "", MAX_BODY)
+    request.max_content_length = limit  # also bounds a body sent without Content-Length
+    if (request.content_length or 0) > limit:
+        abort(413, f"request bodies are limited to {limit} bytes")
     cfg: Config = current_app.config["VESPER"]
     open_ = request.endpoint in OPEN_ENDPOINTS or (request.path == "/metrics" and cfg.auth.metrics_public)
     if not cfg.auth.enabled:

@@ -1,6 +1,7 @@
 """The store: the only package that holds SQL (docs/architecture.md#the-store).
 
-schema (migrations), dialect (SQLite-only constructs), writer + writes (the ingest's), reads (the web's).
+schema (migrations), dialect (SQLite-only constructs), writer + writes (the ingest's), reads (the web's),
+registry (the web's registry writes and its requests to the ingest).
 """
 
 from shared.store.dialect import (
@@ -43,6 +44,18 @@ from shared.store.reads import (
     read_events,
     recent_events,
 )
+from shared.store.registry import (
+    command_done,
+    entry_dict,
+    forget,
+    forget_device_state,
+    pending_commands,
+    put_entries,
+    put_entry,
+    registered_ids,
+    registry_entries,
+    registry_entry,
+)
 from shared.store.schema import MIGRATIONS, migrate, open_store
 from shared.store.writer import Writer
 from shared.store.writes import (
@@ -75,5 +88,7 @@ __all__ = [
     "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat", "set_heartbeat_if_empty",
     "set_meta", "set_playback", "upsert_alert", "was_delivered", "write", "guarded", "close_group", "drop_items",
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
-    "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell",
+    "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
+    "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",
+    "registry_entries", "registry_entry",
 ]  # fmt: skip

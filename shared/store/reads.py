@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import heapq
 import json
 from collections.abc import Iterator
 from contextlib import closing
@@ -11,6 +12,7 @@ from typing import Any
 from shared.events import event_dict, iso
 from shared.severity import health, rank_sql
 from shared.store.dialect import Connection, connect, read
+from shared.store.registry import UNREGISTERED, Entry, entry_dict, entry_json, registry_entries, registry_entry
 
 EVENT_COLUMNS = "id, ts, type, severity, source_id, payload"
 ALERT_ORDER = f"{rank_sql('state')}, subsystem"
@@ -90,9 +92,10 @@ def alerts(conn: Connection, device_id: str) -> list[dict[str, Any]]:
 
 DEVICE_COLUMNS = "id, first_seen, last_seen, liveness, playback_active, melody_uid, last_heartbeat"
 ALERT_SUMMARY = f"SELECT device_id, COUNT(*), MIN({rank_sql('state')}) FROM device_alerts"
+NEVER_HEARD = (None, None, "unknown", 0, None, None)  # a registered device's state until it reports
 
 
-def _device(row: tuple[Any, ...], count: int, worst: int | None) -> dict[str, Any]:
+def _device(row: tuple[Any, ...], count: int, worst: int | None, entry: Entry) -> dict[str, Any]:
     device_id, first_seen, last_seen, liveness, playing, melody, heartbeat = row
     return {
         "id": device_id,
@@ -103,28 +106,42 @@ def _device(row: tuple[Any, ...], count: int, worst: int | None) -> dict[str, An
         "playback": {"active": bool(playing), "melody_uid": melody},
         "active_alerts": count,
         "last_heartbeat": json.loads(heartbeat) if heartbeat else None,
+        **entry_dict(entry),
     }
 
 
-def devices(conn: Connection) -> list[dict[str, Any]]:
-    """Every known device with its health and alert count, by id, read in one snapshot."""
+def _fleet(conn: Connection) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, int]], dict[str, Entry]]:
+    """Device rows by id (registered-only ones included), alert summaries and registry entries, in one snapshot."""
     with read(conn):
         summary = {d: (n, worst) for d, n, worst in conn.execute(ALERT_SUMMARY + " GROUP BY device_id")}
         rows = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id").fetchall()
-    return [_device(row, *summary.get(row[0], (0, None))) for row in rows]
+        entries = registry_entries(conn)
+    if entries:
+        heard = {row[0] for row in rows}
+        extra = sorted((d, *NEVER_HEARD) for d in entries if d not in heard)
+        if extra:
+            rows = list(heapq.merge(rows, extra, key=lambda row: row[0]))
+    return rows, summary, entries
+
+
+def devices(conn: Connection) -> list[dict[str, Any]]:
+    """Every known or registered device with its health, alert count and registry fields, by id."""
+    rows, summary, entries = _fleet(conn)
+    return [_device(row, *summary.get(row[0], (0, None)), entries.get(row[0], UNREGISTERED)) for row in rows]
 
 
 def device(conn: Connection, device_id: str) -> dict[str, Any] | None:
-    """One device with its health, or None if never seen."""
+    """One device with its health and registry fields, or None if neither seen nor registered."""
     row = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?", (device_id,)).fetchone()
-    if row is None:
+    entry = registry_entry(conn, device_id)
+    if row is None and entry is None:
         return None
     _, count, worst = conn.execute(ALERT_SUMMARY + " WHERE device_id = ?", (device_id,)).fetchone()
-    return _device(row, count, worst)
+    return _device(row or (device_id, *NEVER_HEARD), count, worst, entry or UNREGISTERED)
 
 
 def is_known(conn: Connection, device_id: str) -> bool:
-    """True once the device has a row."""
+    """True once the device has reported (has a row); a registered-only device is not known."""
     return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
 
 
@@ -132,21 +149,23 @@ def devices_json(conn: Connection) -> str:
     """devices() as JSON text, written around each stored heartbeat's JSON instead of decoding and re-encoding it.
 
     Ids, liveness and health are plain words (ids are validated to [A-Za-z0-9_.:-] before storage);
-    melody_uid comes from a device and is escaped; last_heartbeat is JSON the ingest itself encoded.
+    melody_uid comes from a device and the registry's text from operators, both escaped by json.dumps;
+    last_heartbeat is JSON the ingest itself encoded, tags JSON the web encoded.
     """
-    with read(conn):
-        summary = {d: (n, worst) for d, n, worst in conn.execute(ALERT_SUMMARY + " GROUP BY device_id")}
-        rows = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id").fetchall()
-    none = (0, None)
+    rows, summary, entries = _fleet(conn)
+    none, unregistered = (0, None), entry_json(UNREGISTERED)
     parts = []
     for device_id, first_seen, last_seen, liveness, playing, melody, heartbeat in rows:
         count, worst = summary.get(device_id, none)
+        entry = entries.get(device_id)
+        first = f'"{iso(first_seen)}"' if first_seen is not None else "null"
         seen = f'"{iso(last_seen)}"' if last_seen is not None else "null"
         melody_json = "null" if melody is None else json.dumps(melody)
         parts.append(
             f'{{"id":"{device_id}","health":"{health(liveness, worst)}","liveness":"{liveness}",'
-            f'"first_seen":"{iso(first_seen)}","last_seen":{seen},'
+            f'"first_seen":{first},"last_seen":{seen},'
             f'"playback":{{"active":{"true" if playing else "false"},"melody_uid":{melody_json}}},'
-            f'"active_alerts":{count},"last_heartbeat":{heartbeat or "null"}}}'
+            f'"active_alerts":{count},"last_heartbeat":{heartbeat or "null"},'
+            f"{unregistered if entry is None else entry_json(entry)}}}"
         )
     return "[" + ",".join(parts) + "]"

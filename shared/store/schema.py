@@ -87,6 +87,24 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX notifications_queue ON notifications (channel, status, id);
     """,
+    # 4: the operators' registry (written by the web only, §7) and the web's requests to the ingest.
+    """
+    CREATE TABLE registry (
+        device_id TEXT PRIMARY KEY,
+        name TEXT,
+        site TEXT,
+        tags TEXT NOT NULL DEFAULT '[]',  -- a JSON array of tags
+        notes TEXT,
+        heartbeat_timeout_s REAL,
+        updated_at REAL NOT NULL
+    );
+    CREATE TABLE ingest_commands (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        kind TEXT NOT NULL,
+        device_id TEXT NOT NULL,
+        at REAL NOT NULL
+    );
+    """,
 ]
 
 

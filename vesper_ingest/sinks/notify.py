@@ -35,7 +35,7 @@ class NotifySink:
         self.clock = clock
         self.queued = queued  # told the channel name of each queued message (wakes its worker)
         self.done = 0
-        self.grouper = Grouper(list(cfg.rules), cfg.public_url)
+        self.grouper = Grouper(list(cfg.rules), cfg.public_url, self._tags)
 
     def start(self, position: int | None) -> None:
         """Resume from the persisted position and state; on the first start, from the newest event."""
@@ -49,7 +49,7 @@ class NotifySink:
 
     def _load(self) -> None:
         """The grouper's state as the database holds it."""
-        self.grouper = Grouper(list(self.cfg.rules), self.cfg.public_url)
+        self.grouper = Grouper(list(self.cfg.rules), self.cfg.public_url, self._tags)
         groups, items, told = store.load_state(self.writer.conn)
         for rule, opened_at, due_at in groups:
             self.grouper.groups[rule] = Group(opened_at, due_at)
@@ -58,6 +58,11 @@ class NotifySink:
                 self.grouper.groups[rule].items[(device_id, subject)] = Item(kind, category, event_id, line)
         for rule, device_id, subject, category, told_at, line in told:
             self.grouper.told[rule][(device_id, subject)] = Told(category, told_at, line)
+
+    def _tags(self, device_id: str) -> set[str]:
+        """The registry's tags of a device (asked only for rules that name tags)."""
+        entry = store.registry_entry(self.writer.conn, device_id)
+        return set(json.loads(entry[2])) if entry else set()
 
     def position(self) -> int:
         """Every event up to here has been offered to the grouper."""

@@ -1,0 +1,99 @@
+"""The registry in the API (§7): PATCH and DELETE a device, the CSV import; every write audited.
+
+The web writes only `registry` and `ingest_commands`, each request in one short BEGIN IMMEDIATE
+transaction on a connection of its own (shared/store/registry.py says how this coexists with the
+ingest); a forget reaches the ingest as a command it carries out in its next sweep.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from flask import Blueprint, abort, current_app, jsonify, request
+from flask.typing import ResponseReturnValue
+
+from shared import store
+from vesper_web import api, auth, registry_csv, registry_rules
+from vesper_web.registry_rules import FieldError
+
+bp = Blueprint("registry", __name__, url_prefix="/api")
+
+
+@contextmanager
+def _writing() -> Iterator[store.Connection]:
+    """A short-lived write connection in one BEGIN IMMEDIATE transaction; 503 when SQLite stays busy."""
+    try:
+        with store.guarded():
+            conn = store.connect(current_app.config["VESPER"].database.path)
+            try:
+                with store.write(conn):
+                    yield conn
+            finally:
+                conn.close()
+    except store.StoreUnavailable:
+        abort(503, "the database is busy; try again")
+
+
+def _audit(action: str, detail: str) -> None:
+    auth.audit.info("registry %s %s by %s from %s", action, detail, auth.principal() or auth.LOCAL, request.remote_addr)
+
+
+def _merge_patch() -> dict[str, Any]:
+    """The request's merge patch, checked field by field, or a 400 naming the field."""
+    try:
+        body = json.loads(request.get_data())
+    except (ValueError, RecursionError):
+        abort(400, f"body: a JSON object, a merge patch of {registry_rules.FIELD_LIST}")
+    try:
+        return registry_rules.patch(body)
+    except FieldError as exc:
+        abort(400, str(exc))
+
+
+@bp.patch("/devices/<device_id>")
+def patch_device(device_id: str) -> ResponseReturnValue:
+    """Apply a JSON merge patch to the device's registry fields (registering it if need be); 200 with the device."""
+    api.valid_device_id(device_id)
+    changes = _merge_patch()
+    with _writing() as conn:
+        fields = {**store.entry_dict(store.registry_entry(conn, device_id)), **changes}
+        store.put_entry(conn, device_id, fields, time.time())
+    _audit("patch", f"{device_id} ({', '.join(sorted(changes)) or 'nothing'})")
+    return api.device(device_id)
+
+
+@bp.delete("/devices/<device_id>")
+def delete_device(device_id: str) -> ResponseReturnValue:
+    """Forget a device: its registry entry now, its state and alerts in the ingest's next sweep; past events stay."""
+    api.valid_device_id(device_id)
+    with _writing() as conn:
+        found = store.forget(conn, device_id, time.time())
+    if not found:
+        abort(404, f"device {device_id} was never seen nor registered")
+    _audit("delete", device_id)
+    return "", 204
+
+
+@bp.post("/devices/import")
+def import_devices() -> ResponseReturnValue:
+    """Create or update a device per valid CSV line, all in one transaction; each refused line named (body ≤ 10 MiB)."""
+    if request.mimetype != "text/csv":
+        abort(415, "send the CSV with Content-Type: text/csv")
+    try:
+        body = request.get_data().decode("utf-8-sig")
+    except UnicodeDecodeError:
+        abort(400, "body: UTF-8 text")
+    try:
+        parsed = registry_csv.parse(body)
+    except FieldError as exc:
+        abort(400, str(exc))
+    with _writing() as conn:
+        before = store.registered_ids(conn)
+        store.put_entries(conn, parsed.columns, parsed.rows, time.time())
+    created = sum(1 for row in parsed.rows if row[0] not in before)
+    _audit("import", f"{created} created, {len(parsed.rows) - created} updated, {len(parsed.rejected)} refused")
+    return jsonify({"created": created, "updated": len(parsed.rows) - created, "rejected": parsed.rejected})
