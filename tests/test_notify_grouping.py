@@ -145,3 +145,13 @@ def test_a_tagged_rule_hears_only_devices_holding_a_tag() -> None:
     g.offer(alert("b"), T0)
     [message] = g.close_due(T0)
     assert "a: Audio" in message.body and "b: Audio" not in message.body
+
+
+def test_a_forgotten_device_is_told_of_anew() -> None:
+    """After a forget, the same problem is news again (nothing held suppresses it)."""
+    g = grouper(group_wait_s=0.0)
+    g.offer(alert("a"), T0)
+    assert len(g.close_due(T0)) == 1
+    g.forget({"a"})
+    g.offer(alert("a"), T0 + 1)
+    assert [m.title for m in g.close_due(T0 + 1)] == ["Vesper: 1 critical alert"]

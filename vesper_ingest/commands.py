@@ -15,14 +15,17 @@ from vesper_ingest.fleet import Fleet
 log = logging.getLogger(__name__)
 
 
-def carry_out(conn: store.Connection, fleet: Fleet, counts: Counter[str]) -> None:
-    """Run every pending command inside the caller's transaction, counting `devices.forgotten`."""
+def carry_out(conn: store.Connection, fleet: Fleet, counts: Counter[str]) -> list[str]:
+    """Run every pending command inside the caller's transaction, counting `devices.forgotten`; returns those."""
+    forgotten = []
     for command_id, kind, device_id in store.pending_commands(conn):
         if kind == "forget":
             store.forget_device_state(conn, device_id)
             fleet.forget(device_id)
+            forgotten.append(device_id)
             counts["devices.forgotten"] += 1
             log.info("forgot device %s, as an operator asked", device_id)
         else:
             log.warning("ignored unknown command %r for %s", kind, device_id)
         store.command_done(conn, command_id)
+    return forgotten

@@ -195,7 +195,7 @@ class Ingest:
         counts: Counter[str] = Counter()
         try:
             with self.writer.transaction() as conn:
-                commands.carry_out(conn, self.fleet, counts)  # first: a forgotten device is never declared offline
+                forgotten = commands.carry_out(conn, self.fleet, counts)  # first: it is never declared offline
                 fresh = self._declare_offline(conn, now, counts)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
@@ -206,6 +206,8 @@ class Ingest:
             return
         for name, n in counts.items():
             self.stats.count(name, n)
+        if forgotten and self.notifier is not None:
+            self.notifier.sink.grouper.forget(set(forgotten))  # the store dropped its rows in that transaction
         self.outbox.flush(fresh)
 
     def _declare_offline(self, conn: store.Connection, now: float, counts: Counter[str]) -> list[Wire]:

@@ -138,6 +138,12 @@ class Grouper:
         group.items[what] = item
         self.ops.append(("put", key, what, item))
 
+    def forget(self, device_ids: set[str]) -> None:
+        """Drop what is held of forgotten devices: if one comes back it is new, and is told of anew."""
+        for held in [*self.told.values(), *(g.items for g in self.groups.values())]:
+            for what in [w for w in held if w[0] in device_ids]:
+                del held[what]
+
     def next_due(self) -> float | None:
         """When close_due next has something to do (a group's end or a reminder)."""
         times = [g.due_at for g in self.groups.values()]
