@@ -27,6 +27,8 @@ Item = tuple[str, str, str]  # (category, device_id, line)
 def clean(value: Any) -> str:
     """A device's or operator's string as one line of plain text: no control characters, at most 200 characters."""
     text = "" if value is None else str(value)
+    if len(text) <= MAX_FIELD and text.isprintable() and "  " not in text:
+        return text.strip()  # the usual case, decided in C: no control, format or line-break characters
     kept = "".join(" " if ch in "\r\n\t" else ch for ch in text if ch in "\r\n\t" or not _hidden(ch))
     kept = " ".join(kept.split())
     return kept if len(kept) <= MAX_FIELD else kept[: MAX_FIELD - 1] + "…"
