@@ -211,14 +211,16 @@ class Ingest:
         self.outbox.flush(fresh)
 
     def _declare_offline(self, conn: store.Connection, now: float, counts: Counter[str]) -> list[Wire]:
-        """Every device overdue now goes offline once; liveness.is_overdue is the rule, the SQL only narrows."""
-        timeout, since = self.cfg.liveness.heartbeat_timeout_s, self.connected_since
-        cutoff = liveness.sweep_cutoff(now, timeout, since)
+        """Each device overdue now (by its own timeout, else the default) goes offline once; is_overdue decides."""
+        default, since = self.cfg.liveness.heartbeat_timeout_s, self.connected_since
+        cutoff = liveness.sweep_cutoff(now, min(default, store.shortest_timeout(conn) or default), since)
         if cutoff is None:
             return []
         gone = []
-        for device_id, last_seen in store.overdue_candidates(conn, cutoff):
-            if liveness.is_overdue(last_seen, now, timeout, since) and store.mark_offline(conn, device_id, cutoff):
+        for device_id, last_seen, own in store.overdue_candidates(conn, cutoff):
+            timeout = own or default  # the registry's, read each sweep: a change applies without a restart
+            overdue = liveness.is_overdue(last_seen, now, timeout, since)
+            if overdue and store.mark_offline(conn, device_id, now - timeout):
                 gone.append(NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)}))
                 self.fleet.went_offline(device_id)
         return store_events(conn, gone, now, counts)

@@ -76,6 +76,7 @@ from shared.store.writes import (
     set_heartbeat_if_empty,
     set_meta,
     set_playback,
+    shortest_timeout,
     upsert_alert,
     was_delivered,
 )
@@ -86,7 +87,8 @@ __all__ = [
     "events_after", "get_meta", "insert_event", "integrity_ok", "is_known", "last_event_id", "liveness_all",
     "mark_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events", "read",
     "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat", "set_heartbeat_if_empty",
-    "set_meta", "set_playback", "upsert_alert", "was_delivered", "write", "guarded", "close_group", "drop_items",
+    "set_meta", "set_playback", "upsert_alert", "was_delivered",
+    "shortest_timeout", "write", "guarded", "close_group", "drop_items",
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",

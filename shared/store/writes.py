@@ -89,11 +89,18 @@ def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_
     return int(cur.lastrowid or 0)
 
 
-def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float | None]]:
-    """Devices not offline whose last live sign is at or before cutoff (or never came): liveness decides."""
+def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float | None, float | None]]:
+    """Devices not offline, last heard at or before cutoff (or never), with their own timeout: liveness decides."""
     return conn.execute(
-        "SELECT id, last_seen FROM devices WHERE liveness != 'offline' AND COALESCE(last_seen, 0) <= ?", (cutoff,)
+        "SELECT d.id, d.last_seen, r.heartbeat_timeout_s FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
+        " WHERE d.liveness != 'offline' AND COALESCE(d.last_seen, 0) <= ?",
+        (cutoff,),
     ).fetchall()
+
+
+def shortest_timeout(conn: Connection) -> float | None:
+    """The shortest per-device heartbeat timeout in the registry, if any device has one."""
+    return conn.execute("SELECT MIN(heartbeat_timeout_s) FROM registry").fetchone()[0]
 
 
 def mark_offline(conn: Connection, device_id: str, cutoff: float) -> bool:
