@@ -14,7 +14,7 @@ from flask import Flask
 
 from shared import config as config_mod
 from shared import store
-from tests.support import Peer, Process, ingest_args, wait_for, web_args
+from tests.support import FakeClock, Peer, Process, ingest_args, wait_for, web_args
 from vesper_sim import broker as broker_mod
 from vesper_web import create_app
 
@@ -162,3 +162,9 @@ def read_db(db_path: Path) -> Callable[[], Any]:
         return store.connect(db_path, readonly=True)
 
     return open_
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The clock every in-process Ingest of the test reads."""
+    return FakeClock()

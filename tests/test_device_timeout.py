@@ -10,6 +10,7 @@ import pytest
 from shared import config as config_mod
 from shared import store
 from tests.conftest import write_config
+from tests.support import FakeClock
 from vesper_ingest.batch import Inbound
 from vesper_ingest.service import Ingest
 from vesper_sim import broker as broker_mod
@@ -17,24 +18,8 @@ from vesper_sim import broker as broker_mod
 T0 = 1_700_000_000.0
 
 
-class Clock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    """The ingest's clock."""
-    return Clock()
-
-
-@pytest.fixture
-def ingest(tmp_path: Path, db_path: Path, clock: Clock) -> Iterator[Ingest]:
+def ingest(tmp_path: Path, db_path: Path, clock: FakeClock) -> Iterator[Ingest]:
     """An ingest with a 3 s default timeout, connected at T0."""
     path = write_config(tmp_path / "v.toml", broker_mod.free_port(), db_path, liveness={"heartbeat_timeout_s": 3.0})
     ing = Ingest(config_mod.load(path), clock=clock)
@@ -66,13 +51,13 @@ def offline(db: Path) -> list[str]:
         conn.close()
 
 
-def at(ingest: Ingest, clock: Clock, t: float) -> None:
+def at(ingest: Ingest, clock: FakeClock, t: float) -> None:
     """Sweep at T0 + t."""
     clock.now = T0 + t
     ingest.sweep(clock.now)
 
 
-def test_a_30_s_device_beside_a_3_s_default(ingest: Ingest, clock: Clock, db_path: Path) -> None:
+def test_a_30_s_device_beside_a_3_s_default(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
     """Each device is overdue by its own timeout: the default one at 3 s, the slow one at 30 s, once each."""
     set_timeout(db_path, "slow", 30.0)
     beat(ingest, "fast", "slow")
@@ -90,7 +75,7 @@ def test_a_30_s_device_beside_a_3_s_default(ingest: Ingest, clock: Clock, db_pat
     conn.close()
 
 
-def test_the_grace_after_a_connect_is_the_devices_own(ingest: Ingest, clock: Clock, db_path: Path) -> None:
+def test_the_grace_after_a_connect_is_the_devices_own(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
     """After a (re)connect a device with a 30 s timeout gets 30 s of grace, not the default's 3."""
     set_timeout(db_path, "slow", 30.0)
     beat(ingest, "slow")
@@ -103,7 +88,7 @@ def test_the_grace_after_a_connect_is_the_devices_own(ingest: Ingest, clock: Clo
     assert offline(db_path) == ["slow"]
 
 
-def test_a_change_applies_without_a_restart(ingest: Ingest, clock: Clock, db_path: Path) -> None:
+def test_a_change_applies_without_a_restart(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
     """Shortening a device's timeout takes effect at the next sweep; removing it falls back to the default."""
     set_timeout(db_path, "d", 60.0)
     beat(ingest, "d")

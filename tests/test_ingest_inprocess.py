@@ -12,6 +12,7 @@ import pytest
 from shared import config as config_mod
 from shared import store
 from tests.conftest import write_config
+from tests.support import FakeClock
 from vesper_ingest.service import Inbound, Ingest
 from vesper_sim import broker as broker_mod
 
@@ -20,27 +21,6 @@ TIMEOUT = 10.0
 EPSILON = 0.001
 CRITICAL = b'{"subsystem":"Audio","state":"CRITICAL","msg":"x"}'
 CLEARED = b'{"subsystem":"Audio","state":"CLEARED"}'
-
-
-class FakeClock:
-    """Time that moves only when the test moves it."""
-
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        """Move on by `seconds`; returns the new time."""
-        self.now += seconds
-        return self.now
-
-
-@pytest.fixture
-def clock() -> FakeClock:
-    """The clock every Ingest of the test reads."""
-    return FakeClock()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ import pytest
 from shared import config as config_mod
 from shared import store
 from tests.conftest import write_config
+from tests.support import FakeClock
 from vesper_ingest.batch import Inbound
 from vesper_ingest.service import Ingest
 from vesper_sim import broker as broker_mod
@@ -18,24 +19,8 @@ T0 = 1_700_000_000.0
 CRITICAL = b'{"subsystem":"Audio","state":"CRITICAL","msg":"x"}'
 
 
-class Clock:
-    """Time that moves only when the test says so."""
-
-    def __init__(self) -> None:
-        self.now = T0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    """The ingest's clock."""
-    return Clock()
-
-
-@pytest.fixture
-def ingest(tmp_path: Path, db_path: Path, clock: Clock) -> Iterator[Ingest]:
+def ingest(tmp_path: Path, db_path: Path, clock: FakeClock) -> Iterator[Ingest]:
     """An ingest with one channel (never sent to: run() is not called) and a 5 s window."""
     path = write_config(tmp_path / "vesper.toml", broker_mod.free_port(), db_path)
     notify = '[notify]\n[[notify.channels]]\nname = "ops"\nurl = "json://127.0.0.1:9/x"\n'
@@ -61,7 +46,7 @@ def queued(db: Path) -> list[dict]:
         conn.close()
 
 
-def test_the_window_then_one_message_then_nothing_more(ingest: Ingest, clock: Clock, db_path: Path) -> None:
+def test_the_window_then_one_message_then_nothing_more(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
     """Two alerts in 5 s are one queued message, decided when the window ends, and never again."""
     alert(ingest, "a", 1)
     clock.now += 2
@@ -78,7 +63,7 @@ def test_the_window_then_one_message_then_nothing_more(ingest: Ingest, clock: Cl
 
 
 def test_a_restart_keeps_the_open_group_and_what_was_told(
-    ingest: Ingest, clock: Clock, tmp_path: Path, db_path: Path
+    ingest: Ingest, clock: FakeClock, tmp_path: Path, db_path: Path
 ) -> None:
     """The grouper's state is in the database: a new Ingest closes the same group once."""
     alert(ingest, "a", 1)
@@ -92,7 +77,7 @@ def test_a_restart_keeps_the_open_group_and_what_was_told(
     ingest.writer = store.Writer(db_path)  # for the fixture's teardown
 
 
-def test_a_forgotten_device_that_returns_is_told_of_anew(ingest: Ingest, clock: Clock, db_path: Path) -> None:
+def test_a_forgotten_device_that_returns_is_told_of_anew(ingest: Ingest, clock: FakeClock, db_path: Path) -> None:
     """DELETE /api/devices/{id} reaches the notifier too: what it was told of the device is dropped."""
     alert(ingest, "a", 1)
     clock.now += 5
