@@ -15,6 +15,20 @@ def rank_sql(column: str = "state") -> str:
     return f"CASE {column} {whens} END"
 
 
+# The device list's "severity" order (§7): worst first.
+HEALTH_ORDER = ("critical", "warning", "offline", "unknown", "ok")
+
+
+def health_sql(liveness: str = "liveness", worst_rank: str = "worst_rank") -> str:
+    """A SQL CASE giving a device its place in HEALTH_ORDER from its liveness and worst alert rank, as health() does."""
+    place = {name: n for n, name in enumerate(HEALTH_ORDER)}
+    alerts = " ".join(f"WHEN {worst_rank} = {rank} THEN {place[name]}" for rank, name in sorted(RANK_HEALTH.items()))
+    return (
+        f"CASE WHEN {liveness} = 'offline' THEN {place['offline']} {alerts}"
+        f" WHEN {liveness} = 'unknown' THEN {place['unknown']} ELSE {place['ok']} END"
+    )
+
+
 def health(liveness: str, worst_rank: int | None) -> str:
     """offline beats alerts; alerts beat unknown; otherwise ok (docs/events.md#health)."""
     if liveness == "offline":

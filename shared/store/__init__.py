@@ -1,9 +1,11 @@
 """The store: the only package that holds SQL (docs/architecture.md#the-store).
 
 schema (migrations), dialect (SQLite-only constructs), writer + writes (the ingest's), reads (the web's),
-registry (the web's registry writes and its requests to the ingest).
+registry (the web's registry writes and its requests to the ingest), device_rows + listing (the device list).
 """
 
+from shared.store.device_rows import device_dict
+from shared.store.device_rows import devices_json as rows_json
 from shared.store.dialect import (
     Connection,
     StoreUnavailable,
@@ -14,6 +16,7 @@ from shared.store.dialect import (
     read,
     write,
 )
+from shared.store.listing import SORTS, DeviceQuery, list_devices, sort_key, summary
 from shared.store.notify import (
     close_group,
     drop_items,
@@ -92,5 +95,6 @@ __all__ = [
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",
-    "registry_entries", "registry_entry",
+    "registry_entries", "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
+    "device_dict", "rows_json",
 ]  # fmt: skip

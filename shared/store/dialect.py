@@ -10,6 +10,7 @@ from pathlib import Path
 Connection = sqlite3.Connection
 TRANSIENT = (sqlite3.OperationalError,)  # locked, busy, disk I/O: the work can be tried again
 BUSY_TIMEOUT_MS = 10_000
+CASELESS_LIKE = "LIKE"  # SQLite's LIKE ignores ASCII case (PostgreSQL's is ILIKE)
 
 
 class StoreUnavailable(Exception):

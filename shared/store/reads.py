@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import heapq
 import json
 from collections.abc import Iterator
 from contextlib import closing
@@ -10,9 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from shared.events import event_dict, iso
-from shared.severity import health, rank_sql
-from shared.store.dialect import Connection, connect, read
-from shared.store.registry import UNREGISTERED, Entry, entry_dict, entry_json, registry_entries, registry_entry
+from shared.severity import rank_sql
+from shared.store.device_rows import DEVICE_FROM, DEVICE_SELECT, device_dict
+from shared.store.device_rows import devices_json as rows_json
+from shared.store.dialect import Connection, connect
+from shared.store.listing import DeviceQuery, list_devices
 
 EVENT_COLUMNS = "id, ts, type, severity, source_id, payload"
 ALERT_ORDER = f"{rank_sql('state')}, subsystem"
@@ -90,82 +91,24 @@ def alerts(conn: Connection, device_id: str) -> list[dict[str, Any]]:
     return [{"subsystem": s, "state": st, "message": m, "updated_at": iso(u)} for s, st, m, u in rows]
 
 
-DEVICE_COLUMNS = "id, first_seen, last_seen, liveness, playback_active, melody_uid, last_heartbeat"
-ALERT_SUMMARY = f"SELECT device_id, COUNT(*), MIN({rank_sql('state')}) FROM device_alerts"
-NEVER_HEARD = (None, None, "unknown", 0, None, None)  # a registered device's state until it reports
-
-
-def _device(row: tuple[Any, ...], count: int, worst: int | None, entry: Entry) -> dict[str, Any]:
-    device_id, first_seen, last_seen, liveness, playing, melody, heartbeat = row
-    return {
-        "id": device_id,
-        "health": health(liveness, worst),
-        "liveness": liveness,
-        "first_seen": iso(first_seen),
-        "last_seen": iso(last_seen),
-        "playback": {"active": bool(playing), "melody_uid": melody},
-        "active_alerts": count,
-        "last_heartbeat": json.loads(heartbeat) if heartbeat else None,
-        **entry_dict(entry),
-    }
-
-
-def _fleet(conn: Connection) -> tuple[list[tuple[Any, ...]], dict[str, tuple[int, int]], dict[str, Entry]]:
-    """Device rows by id (registered-only ones included), alert summaries and registry entries, in one snapshot."""
-    with read(conn):
-        summary = {d: (n, worst) for d, n, worst in conn.execute(ALERT_SUMMARY + " GROUP BY device_id")}
-        rows = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices ORDER BY id").fetchall()
-        entries = registry_entries(conn)
-    if entries:
-        heard = {row[0] for row in rows}
-        extra = sorted((d, *NEVER_HEARD) for d in entries if d not in heard)
-        if extra:
-            rows = list(heapq.merge(rows, extra, key=lambda row: row[0]))
-    return rows, summary, entries
-
-
 def devices(conn: Connection) -> list[dict[str, Any]]:
     """Every known or registered device with its health, alert count and registry fields, by id."""
-    rows, summary, entries = _fleet(conn)
-    return [_device(row, *summary.get(row[0], (0, None)), entries.get(row[0], UNREGISTERED)) for row in rows]
+    rows, _ = list_devices(conn, DeviceQuery())
+    return [device_dict(row) for row in rows]
+
+
+def devices_json(conn: Connection) -> str:
+    """devices() as JSON text (device_rows.devices_json)."""
+    return rows_json(list_devices(conn, DeviceQuery())[0])
 
 
 def device(conn: Connection, device_id: str) -> dict[str, Any] | None:
     """One device with its health and registry fields, or None if neither seen nor registered."""
-    row = conn.execute(f"SELECT {DEVICE_COLUMNS} FROM devices WHERE id = ?", (device_id,)).fetchone()
-    entry = registry_entry(conn, device_id)
-    if row is None and entry is None:
-        return None
-    _, count, worst = conn.execute(ALERT_SUMMARY + " WHERE device_id = ?", (device_id,)).fetchone()
-    return _device(row or (device_id, *NEVER_HEARD), count, worst, entry or UNREGISTERED)
+    row = conn.execute(DEVICE_SELECT + DEVICE_FROM + " WHERE d.id = ?", (device_id,)).fetchone()
+    return None if row is None else device_dict(row)
 
 
 def is_known(conn: Connection, device_id: str) -> bool:
-    """True once the device has reported (has a row); a registered-only device is not known."""
-    return conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
-
-
-def devices_json(conn: Connection) -> str:
-    """devices() as JSON text, written around each stored heartbeat's JSON instead of decoding and re-encoding it.
-
-    Ids, liveness and health are plain words (ids are validated to [A-Za-z0-9_.:-] before storage);
-    melody_uid comes from a device and the registry's text from operators, both escaped by json.dumps;
-    last_heartbeat is JSON the ingest itself encoded, tags JSON the web encoded.
-    """
-    rows, summary, entries = _fleet(conn)
-    none, unregistered = (0, None), entry_json(UNREGISTERED)
-    parts = []
-    for device_id, first_seen, last_seen, liveness, playing, melody, heartbeat in rows:
-        count, worst = summary.get(device_id, none)
-        entry = entries.get(device_id)
-        first = f'"{iso(first_seen)}"' if first_seen is not None else "null"
-        seen = f'"{iso(last_seen)}"' if last_seen is not None else "null"
-        melody_json = "null" if melody is None else json.dumps(melody)
-        parts.append(
-            f'{{"id":"{device_id}","health":"{health(liveness, worst)}","liveness":"{liveness}",'
-            f'"first_seen":{first},"last_seen":{seen},'
-            f'"playback":{{"active":{"true" if playing else "false"},"melody_uid":{melody_json}}},'
-            f'"active_alerts":{count},"last_heartbeat":{heartbeat or "null"},'
-            f"{unregistered if entry is None else entry_json(entry)}}}"
-        )
-    return "[" + ",".join(parts) + "]"
+    """True once the device has reported; a registered device that never did is not known."""
+    row = conn.execute("SELECT 1 FROM devices WHERE id = ? AND first_seen IS NOT NULL", (device_id,))
+    return row.fetchone() is not None

@@ -2,10 +2,14 @@
 
 How the web's writes and the ingest's coexist:
 
-- Disjoint tables. The web writes only `registry` and `ingest_commands` (and a test message in
-  `notifications`); the ingest stays the single writer of `devices`, `device_alerts` and
-  `events`, so its in-memory mirror (`vesper_ingest/fleet.py`) stays true. The ingest only
-  reads `registry` and deletes the `ingest_commands` rows it has carried out.
+- Disjoint tables. The web writes only `registry`, `device_tags` and `ingest_commands` (and a
+  test message in `notifications`), and in `devices` only the placeholder row of a registered
+  device that never reported (first_seen NULL: inserted if no row exists, deleted while still a
+  placeholder), so that every listing reads one indexed table. The ingest stays the single
+  writer of every reported device's row, of `device_alerts` and `events`; its in-memory mirror
+  (`vesper_ingest/fleet.py`) holds reported devices only, and its first write for a device is
+  an upsert that turns a placeholder into a reported device. The ingest only reads `registry`
+  and deletes the `ingest_commands` rows it has carried out.
 - Both write with `BEGIN IMMEDIATE` (`dialect.write`) and a busy timeout, so one waits for the
   other instead of failing or deadlocking; every transaction is short (one request's rows, or
   one import's executemany), so neither holds the other up for long.
@@ -17,6 +21,7 @@ How the web's writes and the ingest's coexist:
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
@@ -26,6 +31,7 @@ from shared.store.dialect import Connection
 FIELDS = ("name", "site", "tags", "notes", "heartbeat_timeout_s")
 Entry = tuple[str | None, str | None, str, str | None, float | None]  # the FIELDS, tags as JSON text
 UNREGISTERED: Entry = (None, None, "[]", None, None)
+CHUNK = 500  # ids per IN (...) list
 _SELECT = "SELECT device_id, name, site, tags, notes, heartbeat_timeout_s FROM registry"
 
 
@@ -86,15 +92,40 @@ def put_entries(conn: Connection, columns: list[str], rows: Iterable[tuple[Any, 
             row = (*row[:tags_at], json.dumps(row[tags_at]), *row[tags_at + 1 :])
         return (*row, now)
 
+    rows = list(rows)
     conn.executemany(
         f"INSERT INTO registry ({names}) VALUES ({marks}) ON CONFLICT (device_id) DO UPDATE SET {updates}",
         map(encoded, rows),
+    )
+    conn.executemany("INSERT INTO devices (id) VALUES (?) ON CONFLICT (id) DO NOTHING", [row[:1] for row in rows])
+    if tags_at is not None:
+        _retag(conn, {row[0]: row[tags_at] for row in rows})
+
+
+def _retag(conn: Connection, tags: dict[str, list[str]]) -> None:
+    """Give each device exactly these tags, keeping tag_counts (the summary's) true by the difference."""
+    ids = list(tags)
+    delta: Counter[str] = Counter(tag for device_tags in tags.values() for tag in set(device_tags))
+    for start in range(0, len(ids), CHUNK):
+        chunk = ids[start : start + CHUNK]
+        marks = ", ".join("?" * len(chunk))
+        delta.subtract(t for (t,) in conn.execute(f"SELECT tag FROM device_tags WHERE device_id IN ({marks})", chunk))
+    conn.executemany("DELETE FROM device_tags WHERE device_id = ?", [(d,) for d in ids])
+    conn.executemany(
+        "INSERT INTO device_tags (tag, device_id) VALUES (?, ?) ON CONFLICT DO NOTHING",
+        [(tag, device_id) for device_id, device_tags in tags.items() for tag in device_tags],
+    )
+    conn.executemany(
+        "INSERT INTO tag_counts (tag, n) VALUES (?, ?) ON CONFLICT (tag) DO UPDATE SET n = tag_counts.n + excluded.n",
+        [(tag, n) for tag, n in delta.items() if n],
     )
 
 
 def forget(conn: Connection, device_id: str, now: float) -> bool:
     """The web's DELETE: drop the entry and, for a device the ingest knows, queue a forget; False if neither."""
     registered = conn.execute("DELETE FROM registry WHERE device_id = ?", (device_id,)).rowcount > 0
+    _retag(conn, {device_id: []})
+    conn.execute("DELETE FROM devices WHERE id = ? AND first_seen IS NULL", (device_id,))
     known = conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
     if known:
         conn.execute("INSERT INTO ingest_commands (kind, device_id, at) VALUES ('forget', ?, ?)", (device_id, now))
@@ -116,3 +147,8 @@ def forget_device_state(conn: Connection, device_id: str) -> None:
     for table in ("device_alerts", "notify_items", "notify_told"):
         conn.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,))
     conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
+    # Registered again since the operator's DELETE: it stays listed, as a device that never reported.
+    conn.execute(
+        "INSERT INTO devices (id) SELECT device_id FROM registry WHERE device_id = ? ON CONFLICT (id) DO NOTHING",
+        (device_id,),
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from shared.severity import health_sql, rank_sql
 from shared.store import dialect
 
 MIGRATIONS: list[str] = [
@@ -104,6 +105,39 @@ MIGRATIONS: list[str] = [
         device_id TEXT NOT NULL,
         at REAL NOT NULL
     );
+    """,
+    # 5: the fleet at scale (§7). `devices` gains each device's worst alert rank and alert count, kept by
+    # the ingest with its alerts, so the health order is an index (the expression comes from shared/severity.py; change
+    # the order there and a new migration must rebuild the index). A registered device that never
+    # reported has a row too, first_seen NULL, so every listing reads one table. Tags get a table of
+    # their own for the tag filter, and their counts one kept by the web with them; sites an index.
+    f"""
+    CREATE TABLE devices_v5 (
+        id TEXT PRIMARY KEY,
+        first_seen REAL,
+        last_seen REAL,
+        liveness TEXT NOT NULL DEFAULT 'unknown' CHECK (liveness IN ('online', 'offline', 'unknown')),
+        playback_active INTEGER NOT NULL DEFAULT 0,
+        melody_uid TEXT,
+        last_heartbeat TEXT,
+        worst_rank INTEGER,
+        alert_count INTEGER NOT NULL DEFAULT 0
+    );
+    INSERT INTO devices_v5 SELECT d.*,
+        (SELECT MIN({rank_sql("a.state")}) FROM device_alerts a WHERE a.device_id = d.id),
+        (SELECT COUNT(*) FROM device_alerts a WHERE a.device_id = d.id) FROM devices d;
+    INSERT INTO devices_v5 (id) SELECT device_id FROM registry WHERE true ON CONFLICT (id) DO NOTHING;
+    DROP TABLE devices;
+    ALTER TABLE devices_v5 RENAME TO devices;
+    CREATE INDEX devices_liveness ON devices (liveness, last_seen);
+    CREATE INDEX devices_health ON devices ({health_sql()}, id);
+    CREATE INDEX devices_last_seen ON devices (COALESCE(last_seen, 0), id);
+    CREATE TABLE device_tags (tag TEXT NOT NULL, device_id TEXT NOT NULL, PRIMARY KEY (tag, device_id));
+    CREATE INDEX device_tags_device ON device_tags (device_id);
+    INSERT INTO device_tags (tag, device_id) SELECT DISTINCT j.value, r.device_id FROM registry r, json_each(r.tags) j;
+    CREATE TABLE tag_counts (tag TEXT PRIMARY KEY, n INTEGER NOT NULL);
+    INSERT INTO tag_counts (tag, n) SELECT tag, COUNT(*) FROM device_tags GROUP BY tag;
+    CREATE INDEX registry_site ON registry (site);
     """,
 ]
 

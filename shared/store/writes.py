@@ -2,25 +2,30 @@
 
 from __future__ import annotations
 
+from shared.severity import rank_sql
 from shared.store.dialect import Connection
+
+# A device row with first_seen NULL is a registered device that never reported (the web's placeholder,
+# shared/store/registry.py): the ingest's statements make it a reported one, and it is never overdue.
 
 
 def ensure_device(conn: Connection, device_id: str, now: float) -> None:
     """Make a device known (liveness unknown) if it is not yet."""
-    conn.execute("INSERT INTO devices (id, first_seen) VALUES (?, ?) ON CONFLICT (id) DO NOTHING", (device_id, now))
+    conn.execute(
+        "INSERT INTO devices (id, first_seen) VALUES (?, ?)"
+        " ON CONFLICT (id) DO UPDATE SET first_seen = COALESCE(devices.first_seen, excluded.first_seen)",
+        (device_id, now),
+    )
 
 
-def mark_alive(conn: Connection, device_id: str, now: float) -> tuple[str | None, float | None]:
-    """Record a live sign; returns (liveness, last_seen) as they were before (None, None if new)."""
-    row = conn.execute("SELECT liveness, last_seen FROM devices WHERE id = ?", (device_id,)).fetchone()
-    if row is None:
-        conn.execute(
-            "INSERT INTO devices (id, first_seen, last_seen, liveness) VALUES (?, ?, ?, 'online')",
-            (device_id, now, now),
-        )
-        return None, None
-    conn.execute("UPDATE devices SET last_seen = ?, liveness = 'online' WHERE id = ?", (now, device_id))
-    return row[0], row[1]
+def mark_alive(conn: Connection, device_id: str, now: float) -> None:
+    """A new device's (or a registered one's) first live sign: the row, online, seen now."""
+    conn.execute(
+        "INSERT INTO devices (id, first_seen, last_seen, liveness) VALUES (?, ?, ?, 'online')"
+        " ON CONFLICT (id) DO UPDATE SET first_seen = COALESCE(devices.first_seen, excluded.first_seen),"
+        " last_seen = excluded.last_seen, liveness = 'online'",
+        (device_id, now, now),
+    )
 
 
 def record_seen(conn: Connection, rows: list[tuple[float, str | None, str]]) -> None:
@@ -33,8 +38,8 @@ def record_seen(conn: Connection, rows: list[tuple[float, str | None, str]]) -> 
 
 
 def liveness_all(conn: Connection) -> list[tuple[str, str, float | None]]:
-    """(id, liveness, last_seen) of every device."""
-    return conn.execute("SELECT id, liveness, last_seen FROM devices").fetchall()
+    """(id, liveness, last_seen) of every device that has reported."""
+    return conn.execute("SELECT id, liveness, last_seen FROM devices WHERE first_seen IS NOT NULL").fetchall()
 
 
 def all_alerts(conn: Connection) -> list[tuple[str, str, str, str | None]]:
@@ -65,6 +70,13 @@ def set_playback(conn: Connection, device_id: str, active: bool, melody_uid: str
     return row[0] if row else None
 
 
+# Each change to a device's alerts keeps its worst rank (the health order's input) and count true with it.
+WORST_RANK = (
+    "UPDATE devices SET (worst_rank, alert_count) ="
+    f" (SELECT MIN({rank_sql('state')}), COUNT(*) FROM device_alerts WHERE device_id = ?1) WHERE id = ?1"
+)
+
+
 def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, message: str | None, now: float) -> None:
     """Create or replace the active alert of one subsystem."""
     conn.execute(
@@ -73,11 +85,13 @@ def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, m
         " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at",
         (device_id, subsystem, state, message, now),
     )
+    conn.execute(WORST_RANK, (device_id,))
 
 
 def delete_alert(conn: Connection, device_id: str, subsystem: str) -> None:
     """Remove a subsystem's active alert (CLEARED)."""
     conn.execute("DELETE FROM device_alerts WHERE device_id = ? AND subsystem = ?", (device_id, subsystem))
+    conn.execute(WORST_RANK, (device_id,))
 
 
 def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_id: str, payload: str) -> int:
@@ -93,7 +107,7 @@ def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float
     """Devices not offline, last heard at or before cutoff (or never), with their own timeout: liveness decides."""
     return conn.execute(
         "SELECT d.id, d.last_seen, r.heartbeat_timeout_s FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
-        " WHERE d.liveness != 'offline' AND COALESCE(d.last_seen, 0) <= ?",
+        " WHERE d.liveness != 'offline' AND d.first_seen IS NOT NULL AND COALESCE(d.last_seen, 0) <= ?",
         (cutoff,),
     ).fetchall()
 
@@ -106,7 +120,7 @@ def shortest_timeout(conn: Connection) -> float | None:
 def mark_offline(conn: Connection, device_id: str, cutoff: float) -> bool:
     """Compare-and-set a device offline if still unheard since cutoff; True only for the statement that changed it."""
     cur = conn.execute(
-        "UPDATE devices SET liveness = 'offline' WHERE id = ? AND liveness != 'offline'"
+        "UPDATE devices SET liveness = 'offline' WHERE id = ? AND liveness != 'offline' AND first_seen IS NOT NULL"
         " AND COALESCE(last_seen, 0) <= ?",
         (device_id, cutoff),
     )
