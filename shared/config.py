@@ -54,6 +54,15 @@ class LivenessConfig:
 
 
 @dataclass(frozen=True)
+class AlertsConfig:
+    """Bounds and flapping of active alerts (docs/events.md#alert-lifecycle)."""
+
+    max_subsystems_per_device: int = 64
+    flap_transitions: int = 6
+    flap_window_s: float = 600.0
+
+
+@dataclass(frozen=True)
 class EventsConfig:
     """How long recent events are kept."""
 
@@ -109,6 +118,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    alerts: AlertsConfig = field(default_factory=AlertsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
     auth: AuthConfig = field(default_factory=AuthConfig)
@@ -158,6 +168,9 @@ def _validate(cfg: Config) -> None:
         ("liveness.heartbeat_timeout_s", cfg.liveness.heartbeat_timeout_s > 0),
         ("liveness.sweep_interval_s", cfg.liveness.sweep_interval_s > 0),
         ("events.retention_days", cfg.events.retention_days > 0),
+        ("alerts.max_subsystems_per_device", 1 <= cfg.alerts.max_subsystems_per_device <= 10_000),
+        ("alerts.flap_transitions", cfg.alerts.flap_transitions >= 2),
+        ("alerts.flap_window_s", cfg.alerts.flap_window_s > 0),
         ("web.bind", ":" in cfg.web.bind),
         ("web.workers", cfg.web.workers >= 1),
         ("web.stream_queue_size", cfg.web.stream_queue_size >= 1),

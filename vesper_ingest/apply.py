@@ -7,7 +7,7 @@ from collections.abc import Callable
 from shared import store
 from shared.events import NewEvent, iso
 from shared.severity import ALERT_SEVERITY
-from vesper_ingest.classify import Alert, Heartbeat, Info, Message
+from vesper_ingest.classify import Alert, Heartbeat, Info, Message, Rejected
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.liveness import announces_online
 
@@ -30,8 +30,10 @@ def heartbeat(fleet: Fleet, conn: store.Connection, msg: Heartbeat, now: float) 
     return _alive(fleet, conn, msg.device_id, now, msg.body)
 
 
-def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[NewEvent]:
-    """Upsert or delete the subsystem's row; a repeat of the current state emits nothing."""
+def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[NewEvent] | Rejected:
+    """Upsert or delete the subsystem's row; a repeat emits nothing; a new subsystem past the bound is refused."""
+    if msg.state != "CLEARED" and not fleet.has_room(msg.device_id, msg.subsystem):
+        return Rejected("too_many_subsystems", f"{fleet.max_subsystems} active alerts already", msg.device_id)
     events = _alive(fleet, conn, msg.device_id, now)
     key = (msg.device_id, msg.subsystem)
     current = fleet.alerts.get(key)
@@ -40,13 +42,13 @@ def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[
         if current is None:
             return events
         store.delete_alert(conn, msg.device_id, msg.subsystem)
-        del fleet.alerts[key]
+        fleet.clear_alert(msg.device_id, msg.subsystem)
         cleared = {"subsystem": msg.subsystem, "previous_state": previous}
         return events + [NewEvent("alert_cleared", msg.device_id, cleared)]
     if current == (msg.state, msg.message):
         return events
     store.upsert_alert(conn, msg.device_id, msg.subsystem, msg.state, msg.message, now)
-    fleet.alerts[key] = (msg.state, msg.message)
+    fleet.set_alert(msg.device_id, msg.subsystem, msg.state, msg.message)
     payload = {"subsystem": msg.subsystem, "state": msg.state, "message": msg.message, "previous_state": previous}
     return events + [NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])]
 
@@ -64,13 +66,13 @@ def info(fleet: Fleet, conn: store.Connection, msg: Info, now: float) -> list[Ne
     return events + [NewEvent("info", msg.device_id, {"type": msg.type, "payload": msg.payload})]
 
 
-HANDLERS: dict[type, Callable[[Fleet, store.Connection, Message, float], list[NewEvent]]] = {
+HANDLERS: dict[type, Callable[[Fleet, store.Connection, Message, float], list[NewEvent] | Rejected]] = {
     Heartbeat: heartbeat,  # type: ignore[dict-item]
     Alert: alert,  # type: ignore[dict-item]
     Info: info,  # type: ignore[dict-item]
 }
 
 
-def apply(fleet: Fleet, conn: store.Connection, msg: Message, now: float) -> list[NewEvent]:
-    """Apply one message; returns the events it causes (not yet stored)."""
+def apply(fleet: Fleet, conn: store.Connection, msg: Message, now: float) -> list[NewEvent] | Rejected:
+    """Apply one message; returns the events it causes (not yet stored), or why it was refused."""
     return HANDLERS[type(msg)](fleet, conn, msg, now)

@@ -96,8 +96,12 @@ class Batch:
         if isinstance(result, classify.Rejected):
             out.rejected.append(result)
             return
+        events = apply.apply(self.fleet, self.writer.conn, result, now)
+        if isinstance(events, classify.Rejected):
+            out.rejected.append(events)
+            return
         counts: Counter[str] = Counter()
-        wires = store_events(self.writer.conn, apply.apply(self.fleet, self.writer.conn, result, now), now, counts)
+        wires = store_events(self.writer.conn, events, now, counts)
         out.events.extend(wires)
         out.counts.update(counts)
 

@@ -32,6 +32,7 @@ REASONS = (
     "unknown_field",
     "bad_type",
     "bad_value",
+    "too_many_subsystems",  # refused when applied (vesper_ingest/apply.py), past alerts.max_subsystems_per_device
 )
 
 

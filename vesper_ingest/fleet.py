@@ -5,13 +5,16 @@ Valid because exactly one ingest owns the database (see lock.py); reloaded after
 
 from __future__ import annotations
 
+from collections import Counter
+
 from shared import store
 
 
 class Fleet:
     """What the ingest knows of every device, so the hot path reads no rows."""
 
-    def __init__(self, conn: store.Connection) -> None:
+    def __init__(self, conn: store.Connection, max_subsystems: int = 64) -> None:
+        self.max_subsystems = max_subsystems  # active alerts a device may hold (alerts.max_subsystems_per_device)
         self.reload(conn)
 
     def reload(self, conn: store.Connection) -> None:
@@ -20,7 +23,25 @@ class Fleet:
         self.alerts: dict[tuple[str, str], tuple[str, str | None]] = {
             (d, s): (st, m) for d, s, st, m in store.all_alerts(conn)
         }
+        self.alert_counts: Counter[str] = Counter(d for d, _ in self.alerts)
         self._seen: dict[str, tuple[float, str | None]] = {}
+
+    def set_alert(self, device_id: str, subsystem: str, state: str, message: str | None) -> None:
+        """Mirror an active alert's new state."""
+        if (device_id, subsystem) not in self.alerts:
+            self.alert_counts[device_id] += 1
+        self.alerts[(device_id, subsystem)] = (state, message)
+
+    def clear_alert(self, device_id: str, subsystem: str) -> None:
+        """Mirror an active alert's end."""
+        if self.alerts.pop((device_id, subsystem), None) is not None:
+            self.alert_counts[device_id] -= 1
+            if not self.alert_counts[device_id]:
+                del self.alert_counts[device_id]
+
+    def has_room(self, device_id: str, subsystem: str) -> bool:
+        """False for a new subsystem on a device that already holds max_subsystems active alerts."""
+        return (device_id, subsystem) in self.alerts or self.alert_counts[device_id] < self.max_subsystems
 
     def ensure(self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None) -> None:
         """Make a device known without making it online (retained heartbeat)."""
@@ -56,6 +77,7 @@ class Fleet:
         self._seen.pop(device_id, None)
         for key in [key for key in self.alerts if key[0] == device_id]:
             del self.alerts[key]
+        self.alert_counts.pop(device_id, None)
 
     def flush(self, conn: store.Connection) -> None:
         """Write the batch's last-seen times (one row per device) inside its transaction."""

@@ -49,7 +49,7 @@ class Ingest:
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.writer = store.Writer(cfg.database.path)
         self.conn = self.writer.conn
-        self.fleet = Fleet(self.conn)
+        self.fleet = Fleet(self.conn, cfg.alerts.max_subsystems_per_device)
         self.stats = Stats()
         self.inbox: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
         self.stopping = threading.Event()
