@@ -68,14 +68,18 @@ def _clause(where: list[str]) -> str:
     return " WHERE " + " AND ".join(where) if where else ""
 
 
-def _after(keys: tuple[str, ...], after: tuple[Any, ...], descending: bool) -> list[tuple[str, list[Any]]]:
+Range = tuple[str, list[Any], tuple[str, ...]]  # a WHERE term, its arguments, the keys left to order by
+
+
+def _after(keys: tuple[str, ...], after: tuple[Any, ...], descending: bool) -> list[Range]:
     """The rows past a sort key as index ranges, nearest first: equal on the leading keys, past on the next."""
     past = "<" if descending else ">"
     ranges = []
     for n in range(len(keys), 0, -1):
         # Each key in parentheses: "r.name IS NULL > ?" would read as "r.name IS (NULL > ?)".
         terms = [f"({key}) = ?" for key in keys[: n - 1]] + [f"({keys[n - 1]}) {past} ?"]
-        ranges.append((" AND ".join(terms), list(after[:n])))
+        # Ordered by the keys not pinned by "=": SQLite would sort a large tie in a temporary b-tree otherwise.
+        ranges.append((" AND ".join(terms), list(after[:n]), keys[n - 1 :]))
     return ranges
 
 
@@ -85,14 +89,14 @@ def list_devices(conn: Connection, query: DeviceQuery) -> tuple[list[tuple[Any, 
     where, args = _filters(query)
     direction = " DESC" if descending else ""
     select = f"{DEVICE_SELECT}, {', '.join(keys)}{DEVICE_FROM}"
-    order = f" ORDER BY {', '.join(k + direction for k in keys)}"
     # A row-value comparison would not use the index; each range of _after does, read until the page is full.
-    ranges = [("", [])] if query.after is None else _after(keys, query.after, descending)
+    ranges: list[Range] = [("", [], keys)] if query.after is None else _after(keys, query.after, descending)
     wanted = None if query.limit is None else query.limit + 1
     rows: list[tuple[Any, ...]] = []
     with read(conn):
-        for term, term_args in ranges:
-            sql = select + _clause(where + [term] if term else where) + order
+        for term, term_args, order in ranges:
+            sql = select + _clause(where + [term] if term else where) + " ORDER BY "
+            sql += ", ".join(k + direction for k in order)
             if wanted is not None:
                 sql += f" LIMIT {wanted - len(rows)}"
             rows += conn.execute(sql, args + term_args).fetchall()
