@@ -252,7 +252,7 @@ def test_migration_5_backfills_a_version_4_database(tmp_path: Path) -> None:
     conn.close()
     conn = store.open_store(path)
     try:
-        assert dialect.schema_version(conn) == 5
+        assert dialect.schema_version(conn) == len(store.MIGRATIONS)
         rows = conn.execute("SELECT id, first_seen, worst_rank, alert_count FROM devices ORDER BY id").fetchall()
         tags = conn.execute("SELECT tag, device_id FROM device_tags ORDER BY tag, device_id").fetchall()
         counts = dict(conn.execute("SELECT tag, n FROM tag_counts").fetchall())

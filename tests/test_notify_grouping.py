@@ -155,3 +155,22 @@ def test_a_forgotten_device_is_told_of_anew() -> None:
     g.forget({"a"})
     g.offer(alert("a"), T0 + 1)
     assert [m.title for m in g.close_due(T0 + 1)] == ["Vesper: 1 critical alert"]
+
+
+def flapping_ended(device: str, state: str, subsystem: str = "Audio") -> dict:
+    """An `alert_flapping_ended` event naming the state the subsystem settled in."""
+    payload = {"subsystem": subsystem, "state": state}
+    kind = "alert_flapping_ended"
+    return {"id": next(_ids), "type": kind, "severity": "info", "source_id": device, "payload": payload}
+
+
+def test_flapping_that_settles_is_told_as_the_change_to_its_state() -> None:
+    """Told critical, then it flapped: settling cleared is a recovery; settling critical again tells nothing new."""
+    g = grouper()
+    [told] = run(g, [(0, alert("bell-1")), (30, None)])
+    [recovered] = run(g, [(100, flapping_ended("bell-1", "CLEARED")), (130, None)])
+    assert "bell-1: Audio cleared (was flapping)" in recovered.body
+    assert run(g, [(200, alert("bell-2")), (230, None)])[0].event_ids != told.event_ids
+    assert run(g, [(300, flapping_ended("bell-2", "CRITICAL")), (400, None)]) == []
+    [news] = run(g, [(500, flapping_ended("bell-3", "FAILED")), (530, None)])
+    assert "bell-3: Audio FAILED: no longer flapping" in news.body

@@ -44,13 +44,33 @@ def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[
         store.delete_alert(conn, msg.device_id, msg.subsystem)
         fleet.clear_alert(msg.device_id, msg.subsystem)
         cleared = {"subsystem": msg.subsystem, "previous_state": previous}
-        return events + [NewEvent("alert_cleared", msg.device_id, cleared)]
+        return events + _unless_flapping(fleet, key, True, now, NewEvent("alert_cleared", msg.device_id, cleared))
     if current == (msg.state, msg.message):
         return events
     store.upsert_alert(conn, msg.device_id, msg.subsystem, msg.state, msg.message, now)
     fleet.set_alert(msg.device_id, msg.subsystem, msg.state, msg.message)
     payload = {"subsystem": msg.subsystem, "state": msg.state, "message": msg.message, "previous_state": previous}
-    return events + [NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])]
+    event = NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])
+    return events + _unless_flapping(fleet, key, previous != msg.state, now, event)
+
+
+def _unless_flapping(fleet: Fleet, key: tuple[str, str], changed: bool, now: float, event: NewEvent) -> list[NewEvent]:
+    """The change's event; one alert_flapping instead when this change starts flapping; nothing while it flaps."""
+    flap = fleet.flaps.change(key, now) if changed else "quiet" if fleet.flaps.is_flapping(key) else ""
+    if flap == "started":
+        payload = {"subsystem": key[1], "transitions": fleet.flaps.transitions}
+        return [NewEvent("alert_flapping", key[0], payload, "warning")]
+    return [] if flap == "quiet" else [event]
+
+
+def flapping_ended(fleet: Fleet, now: float) -> list[NewEvent]:
+    """The sweep's part: each flapping subsystem stable for the window ends, with the state it holds now."""
+    ended = []
+    for device_id, subsystem in fleet.flaps.settle(now):
+        current = fleet.alerts.get((device_id, subsystem))
+        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED"}
+        ended.append(NewEvent("alert_flapping_ended", device_id, payload))
+    return ended
 
 
 def info(fleet: Fleet, conn: store.Connection, msg: Info, now: float) -> list[NewEvent]:

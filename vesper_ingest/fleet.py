@@ -8,13 +8,16 @@ from __future__ import annotations
 from collections import Counter
 
 from shared import store
+from shared.config import AlertsConfig
+from vesper_ingest.flapping import Flaps
 
 
 class Fleet:
     """What the ingest knows of every device, so the hot path reads no rows."""
 
-    def __init__(self, conn: store.Connection, max_subsystems: int = 64) -> None:
-        self.max_subsystems = max_subsystems  # active alerts a device may hold (alerts.max_subsystems_per_device)
+    def __init__(self, conn: store.Connection, alerts: AlertsConfig | None = None) -> None:
+        self.limits = alerts or AlertsConfig()
+        self.max_subsystems = self.limits.max_subsystems_per_device
         self.reload(conn)
 
     def reload(self, conn: store.Connection) -> None:
@@ -24,6 +27,7 @@ class Fleet:
             (d, s): (st, m) for d, s, st, m in store.all_alerts(conn)
         }
         self.alert_counts: Counter[str] = Counter(d for d, _ in self.alerts)
+        self.flaps = Flaps(self.limits.flap_transitions, self.limits.flap_window_s, store.all_flaps(conn))
         self._seen: dict[str, tuple[float, str | None]] = {}
 
     def set_alert(self, device_id: str, subsystem: str, state: str, message: str | None) -> None:
@@ -78,9 +82,12 @@ class Fleet:
         for key in [key for key in self.alerts if key[0] == device_id]:
             del self.alerts[key]
         self.alert_counts.pop(device_id, None)
+        self.flaps.forget(device_id)
 
     def flush(self, conn: store.Connection) -> None:
-        """Write the batch's last-seen times (one row per device) inside its transaction."""
+        """Write the batch's last-seen times (one row per device) and changed flap records inside its transaction."""
         if self._seen:
             store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])
             self._seen.clear()
+        if self.flaps.dirty:
+            store.write_flaps(conn, *self.flaps.take_dirty())

@@ -14,14 +14,13 @@ import paho.mqtt.client as mqtt
 
 from shared import store
 from shared.config import Config
-from shared.events import NewEvent, iso
 from shared.mqtt import describe, make_client
 from shared.topics import Topics
-from vesper_ingest import commands, liveness
+from vesper_ingest import commands, sweep
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.outbox import Outbox
-from vesper_ingest.sinks import Sink, Wire
+from vesper_ingest.sinks import Sink
 from vesper_ingest.sinks.mqtt import MqttSink
 from vesper_ingest.stats import Stats
 
@@ -49,7 +48,7 @@ class Ingest:
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.writer = store.Writer(cfg.database.path)
         self.conn = self.writer.conn
-        self.fleet = Fleet(self.conn, cfg.alerts.max_subsystems_per_device)
+        self.fleet = Fleet(self.conn, cfg.alerts)
         self.stats = Stats()
         self.inbox: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
         self.stopping = threading.Event()
@@ -196,7 +195,8 @@ class Ingest:
         try:
             with self.writer.transaction() as conn:
                 forgotten = commands.carry_out(conn, self.fleet, counts)  # first: it is never declared offline
-                fresh = self._declare_offline(conn, now, counts)
+                decided = sweep.decide(conn, self.fleet, self.cfg, self.connected_since, now)
+                fresh = store_events(conn, decided, now, counts)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
         except store.StoreUnavailable:
@@ -209,21 +209,6 @@ class Ingest:
         if forgotten and self.notifier is not None:
             self.notifier.sink.grouper.forget(set(forgotten))  # the store dropped its rows in that transaction
         self.outbox.flush(fresh)
-
-    def _declare_offline(self, conn: store.Connection, now: float, counts: Counter[str]) -> list[Wire]:
-        """Each device overdue now (by its own timeout, else the default) goes offline once; is_overdue decides."""
-        default, since = self.cfg.liveness.heartbeat_timeout_s, self.connected_since
-        cutoff = liveness.sweep_cutoff(now, min(default, store.shortest_timeout(conn) or default), since)
-        if cutoff is None:
-            return []
-        gone = []
-        for device_id, last_seen, own in store.overdue_candidates(conn, cutoff):
-            timeout = own or default  # the registry's, read each sweep: a change applies without a restart
-            overdue = liveness.is_overdue(last_seen, now, timeout, since)
-            if overdue and store.mark_offline(conn, device_id, now - timeout):
-                gone.append(NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)}))
-                self.fleet.went_offline(device_id)
-        return store_events(conn, gone, now, counts)
 
     def prune(self, now: float) -> None:
         """Drop events older than the retention."""

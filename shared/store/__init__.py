@@ -64,6 +64,7 @@ from shared.store.writer import Writer
 from shared.store.writes import (
     add_counters,
     all_alerts,
+    all_flaps,
     delete_alert,
     ensure_device,
     get_meta,
@@ -82,6 +83,7 @@ from shared.store.writes import (
     shortest_timeout,
     upsert_alert,
     was_delivered,
+    write_flaps,
 )
 
 __all__ = [
@@ -96,5 +98,5 @@ __all__ = [
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",
     "registry_entries", "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
-    "device_dict", "rows_json",
+    "device_dict", "rows_json", "all_flaps", "write_flaps",
 ]  # fmt: skip

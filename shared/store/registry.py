@@ -144,7 +144,7 @@ def command_done(conn: Connection, command_id: int) -> None:
 
 def forget_device_state(conn: Connection, device_id: str) -> None:
     """The ingest's side of a forget: its row, active alerts and what notifications hold of it (events stay)."""
-    for table in ("device_alerts", "notify_items", "notify_told"):
+    for table in ("device_alerts", "alert_flaps", "notify_items", "notify_told"):
         conn.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,))
     conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
     # Registered again since the operator's DELETE: it stays listed, as a device that never reported.

@@ -139,6 +139,16 @@ MIGRATIONS: list[str] = [
     INSERT INTO tag_counts (tag, n) SELECT tag, COUNT(*) FROM device_tags GROUP BY tag;
     CREATE INDEX registry_site ON registry (site);
     """,
+    # 6: the alert lifecycle (§9): each subsystem's recent state changes, to tell flapping (the ingest's).
+    """
+    CREATE TABLE alert_flaps (
+        device_id TEXT NOT NULL,
+        subsystem TEXT NOT NULL,
+        changes TEXT NOT NULL,  -- a JSON array of the last state changes' times, oldest first
+        flapping INTEGER NOT NULL DEFAULT 0,
+        PRIMARY KEY (device_id, subsystem)
+    );
+    """,
 ]
 
 

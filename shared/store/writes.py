@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 from shared.severity import rank_sql
 from shared.store.dialect import Connection
 
@@ -47,6 +49,24 @@ def all_alerts(conn: Connection) -> list[tuple[str, str, str, str | None]]:
     return conn.execute(
         "SELECT device_id, subsystem, state, message FROM device_alerts ORDER BY device_id, subsystem"
     ).fetchall()
+
+
+def all_flaps(conn: Connection) -> list[tuple[str, str, list[float], bool]]:
+    """Every subsystem's recent state changes as (device_id, subsystem, change times, flapping)."""
+    rows = conn.execute("SELECT device_id, subsystem, changes, flapping FROM alert_flaps").fetchall()
+    return [(d, s, json.loads(changes), bool(flapping)) for d, s, changes, flapping in rows]
+
+
+def write_flaps(
+    conn: Connection, upserts: list[tuple[str, str, list[float], bool]], deletes: list[tuple[str, str]]
+) -> None:
+    """Keep the flap records the ingest changed (vesper_ingest/flapping.py) and drop the settled ones."""
+    conn.executemany(
+        "INSERT INTO alert_flaps (device_id, subsystem, changes, flapping) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (device_id, subsystem) DO UPDATE SET changes = excluded.changes, flapping = excluded.flapping",
+        [(d, s, json.dumps(changes), int(flapping)) for d, s, changes, flapping in upserts],
+    )
+    conn.executemany("DELETE FROM alert_flaps WHERE device_id = ? AND subsystem = ?", deletes)
 
 
 def set_heartbeat(conn: Connection, device_id: str, heartbeat: str) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 
 from shared import notify_text
 from shared.notify_config import SEVERITIES, Rule
+from shared.severity import ALERT_SEVERITY
 
 PROBLEMS = ("alert", "device_offline")  # event types that open a problem; the rest listed are one-off events
 RECOVERY = {"alert_cleared": "alert", "device_online": "device_offline"}  # recovery type -> the problem it ends
@@ -65,6 +66,17 @@ def rule_key(index: int, rule: Rule) -> str:
     return f"{index}:{rule.channel}"
 
 
+def settled(event: dict[str, Any]) -> dict[str, Any]:
+    """alert_flapping_ended is, to what a channel was told, the change to the state it names; others as they are."""
+    if event["type"] != "alert_flapping_ended":
+        return event
+    subsystem, state = event["payload"]["subsystem"], event["payload"]["state"]
+    if state == "CLEARED":
+        return {**event, "type": "alert_cleared", "payload": {"subsystem": subsystem, "previous_state": "flapping"}}
+    payload = {"subsystem": subsystem, "state": state, "message": "no longer flapping", "previous_state": None}
+    return {**event, "type": "alert", "severity": ALERT_SEVERITY[state], "payload": payload}
+
+
 def subject(event: dict[str, Any]) -> str:
     """The subsystem an event is about, or "" when it is about the device itself."""
     payload = event.get("payload")
@@ -84,6 +96,7 @@ class Grouper:
 
     def offer(self, event: dict[str, Any], now: float) -> None:
         """One committed event, in id order."""
+        event = settled(event)
         for key, rule in self.rules.items():
             if rule.tags and not (self.tags_of(event["source_id"]) & set(rule.tags)):
                 continue

@@ -1,0 +1,77 @@
+"""Flapping (docs/events.md#flapping): a subsystem changing state too often is quiet until stable; time is passed in.
+
+Pure and in memory, mirrored by the `alert_flaps` table: each (device, subsystem) keeps the times of
+its last `transitions` state changes. The change that makes `transitions` within `window_s` starts
+flapping; from then changes are applied but announce nothing, until none came for `window_s`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+Key = tuple[str, str]  # (device_id, subsystem)
+
+
+@dataclass
+class Flap:
+    """One subsystem's recent state changes, oldest first, and whether it is flapping."""
+
+    changes: list[float] = field(default_factory=list)
+    flapping: bool = False
+
+
+class Flaps:
+    """Every subsystem's recent changes; `dirty` holds the keys to write (or delete) with the batch."""
+
+    def __init__(self, transitions: int, window_s: float, rows: Iterable[tuple[str, str, list[float], bool]] = ()):
+        self.transitions = transitions
+        self.window_s = window_s
+        self.flaps: dict[Key, Flap] = {(d, s): Flap(list(c), f) for d, s, c, f in rows}
+        self.dirty: set[Key] = set()
+
+    def change(self, key: Key, now: float) -> str:
+        """Record a state change: "started" (it makes it flapping), "quiet" (it already was) or "" (announce it)."""
+        flap = self.flaps.setdefault(key, Flap())
+        flap.changes = [t for t in flap.changes if t > now - self.window_s][-(self.transitions - 1) :] + [now]
+        self.dirty.add(key)
+        if flap.flapping:
+            return "quiet"
+        if len(flap.changes) >= self.transitions:
+            flap.flapping = True
+            return "started"
+        return ""
+
+    def is_flapping(self, key: Key) -> bool:
+        """True while the subsystem's changes are not announced."""
+        flap = self.flaps.get(key)
+        return flap is not None and flap.flapping
+
+    def settle(self, now: float) -> list[Key]:
+        """Keys stable for the window now: flapping ones end (returned); quiet ones are forgotten."""
+        ended = []
+        for key, flap in list(self.flaps.items()):
+            if flap.changes[-1] <= now - self.window_s:
+                if flap.flapping:
+                    ended.append(key)
+                del self.flaps[key]
+                self.dirty.add(key)
+        return ended
+
+    def forget(self, device_id: str) -> None:
+        """A forgotten device's subsystems start afresh."""
+        for key in [key for key in self.flaps if key[0] == device_id]:
+            del self.flaps[key]
+            self.dirty.add(key)
+
+    def take_dirty(self) -> tuple[list[tuple[str, str, list[float], bool]], list[Key]]:
+        """(rows to upsert, keys to delete) since the last take."""
+        upserts, deletes = [], []
+        for key in self.dirty:
+            flap = self.flaps.get(key)
+            if flap is None:
+                deletes.append(key)
+            else:
+                upserts.append((*key, flap.changes, flap.flapping))
+        self.dirty.clear()
+        return upserts, deletes

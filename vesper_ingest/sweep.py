@@ -1,0 +1,31 @@
+"""What the ingest's sweep decides with time alone: overdue devices go offline, settled flapping ends."""
+
+from __future__ import annotations
+
+from shared import store
+from shared.config import Config
+from shared.events import NewEvent, iso
+from vesper_ingest import apply, liveness
+from vesper_ingest.fleet import Fleet
+
+
+def overdue(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | None, now: float) -> list[NewEvent]:
+    """Each device overdue now (by its own timeout, else the default) goes offline once; is_overdue decides."""
+    default = cfg.liveness.heartbeat_timeout_s
+    cutoff = liveness.sweep_cutoff(now, min(default, store.shortest_timeout(conn) or default), since)
+    if cutoff is None:
+        return []
+    gone = []
+    for device_id, last_seen, own in store.overdue_candidates(conn, cutoff):
+        timeout = own or default  # the registry's, read each sweep: a change applies without a restart
+        if liveness.is_overdue(last_seen, now, timeout, since) and store.mark_offline(conn, device_id, now - timeout):
+            gone.append(NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)}))
+            fleet.went_offline(device_id)
+    return gone
+
+
+def decide(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | None, now: float) -> list[NewEvent]:
+    """The sweep's events, inside its transaction: offline devices, then flapping that has settled."""
+    events = overdue(conn, fleet, cfg, since, now) + apply.flapping_ended(fleet, now)
+    fleet.flush(conn)
+    return events
