@@ -1,7 +1,10 @@
-// Shared helpers for the console pages: DOM building, the API, the live stream, time display.
+// Shared helpers for the console pages: DOM building, time display, badges, event rows; and, from
+// http.js and live.js, the API requests and the live stream (re-exported: pages import one module).
 //
-// Every string that came from a device (ids, subsystems, messages, melody uids, info types)
-// reaches the page through textContent or a text node, never through HTML parsing.
+// Every string that came from a device (ids, subsystems, messages, melody uids, info types) or an
+// operator (names, sites, notes, tags) reaches the page through textContent or a text node, never
+// through HTML parsing.
+import { deviceUrl } from "./http.js";
 
 export const HEALTH_LABEL = {
   ok: "ok",
@@ -12,6 +15,8 @@ export const HEALTH_LABEL = {
 };
 
 export { STATE_RANK, STATE_SEVERITY } from "./rules.js";
+export { deviceApi, deviceUrl, getJSON, nextCursor, sendJSON, toSignIn } from "./http.js";
+export { coalescing, follow, throttled } from "./live.js";
 
 // Build an element. `props`: className, text, dataset, attrs; children are nodes or strings.
 export function el(tag, props = {}, ...children) {
@@ -29,31 +34,6 @@ export function el(tag, props = {}, ...children) {
     node.append(child instanceof Node ? child : document.createTextNode(String(child)));
   }
   return node;
-}
-
-export function deviceUrl(id) {
-  return "/devices/" + encodeURIComponent(id);
-}
-
-export function deviceApi(id, suffix = "") {
-  return "/api/devices/" + encodeURIComponent(id) + suffix;
-}
-
-// The sign-in has expired (or was never made): go to the sign-in page, and come back here after.
-export function toSignIn() {
-  window.location.assign("/login?next=" + encodeURIComponent(window.location.pathname + window.location.search));
-}
-
-// GET a JSON document; resolves to {status, body} so callers can tell 404 from failure.
-export async function getJSON(url) {
-  const response = await fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" } });
-  if (response.status === 401) {
-    toSignIn();
-    throw new Error("signed out");
-  }
-  let body = null;
-  if ((response.headers.get("Content-Type") || "").includes("json")) body = await response.json();
-  return { status: response.status, ok: response.ok, body };
 }
 
 // --- time ------------------------------------------------------------------------------------
@@ -195,101 +175,4 @@ export function eventRow(event, { withDevice = true } = {}) {
     el("td", { className: "c-detail" }, el("span", { className: "type-inline", text: TYPE_LABEL[event.type] || text(event.type) }), describeEvent(event)),
   );
   return el("tr", { className: "ev", dataset: { eventId: event.id, severity, type: event.type } }, ...cells);
-}
-
-// --- live stream -----------------------------------------------------------------------------
-
-const indicator = () => document.getElementById("live-indicator");
-
-function setLive(state) {
-  const node = indicator();
-  if (!node) return;
-  node.dataset.state = state;
-  node.textContent = state;
-}
-
-// Follow /events/stream. `onOpen` runs on every (re)connect so the page re-reads the API;
-// `onEvent` gets each classified event. EventSource resumes with Last-Event-ID by itself.
-export function follow(url, { onOpen, onEvent }) {
-  let source = null;
-  // Re-read the page's state from the API; while that fails the page may be stale, so say so and retry.
-  const current = (s) => source === s && s.readyState === EventSource.OPEN;
-  const reread = (s, attempt) => {
-    Promise.resolve()
-      .then(onOpen)
-      .then(
-        () => current(s) && setLive("live"),
-        () => {
-          if (!current(s)) return;
-          setLive("reconnecting");
-          setTimeout(() => current(s) && reread(s, attempt + 1), Math.min(1000 * 2 ** attempt, 15000));
-        },
-      );
-  };
-  const connect = () => {
-    const s = new EventSource(url);
-    source = s;
-    s.addEventListener("open", () => {
-      setLive("live");
-      reread(s, 0);
-    });
-    s.addEventListener("error", () => {
-      if (source !== s) return;
-      setLive("reconnecting");
-      // CLOSED means the browser gave up (e.g. an HTTP error): start a fresh source later,
-      // unless the error was a 401 (EventSource cannot tell us, /api/me can).
-      if (s.readyState === EventSource.CLOSED) {
-        source = null;
-        const retry = () => setTimeout(connect, 3000);
-        getJSON("/api/me").then(retry, retry);
-      }
-    });
-    s.addEventListener("message", (message) => {
-      let data;
-      try {
-        data = JSON.parse(message.data);
-      } catch {
-        return;
-      }
-      for (const item of Array.isArray(data) ? data : [data]) {
-        if (item && typeof item === "object" && item.type !== "connected") onEvent(item);
-      }
-    });
-  };
-  connect();
-  // Leaving the page closes the stream; coming back from the back/forward cache opens a new one.
-  window.addEventListener("pagehide", () => {
-    if (source) source.close();
-    source = null;
-  });
-  window.addEventListener("pageshow", (event) => {
-    if (event.persisted && !source) connect();
-  });
-}
-
-// Run `task(key)` for a key at most once at a time; calls made meanwhile coalesce into one rerun.
-export function coalescing(task) {
-  const running = new Map();
-  const run = async (key) => {
-    const entry = running.get(key);
-    if (entry) {
-      entry.again = true;
-      return;
-    }
-    const mine = { again: false };
-    running.set(key, mine);
-    try {
-      do {
-        mine.again = false;
-        try {
-          await task(key);
-        } catch {
-          // A failed read is retried by the next event or by the next stream reconnect.
-        }
-      } while (mine.again);
-    } finally {
-      running.delete(key);
-    }
-  };
-  return run;
 }

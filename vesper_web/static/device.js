@@ -1,34 +1,55 @@
-// Device detail: the current alert set (not a log), liveness, playback, a health-check button.
+// Device detail: the current alert set (not a log), liveness, playback, the registry fields and
+// their form (registry_form.js), a health-check button. Events are applied at once; the device is
+// re-read at most once a second however fast they come.
 import {
   HEALTH_LABEL,
   STATE_RANK,
   STATE_SEVERITY,
-  coalescing,
   deviceApi,
   el,
   eventRow,
   follow,
   getJSON,
+  nextCursor,
   playbackEl,
   setTime,
+  throttled,
   timeEl,
   toSignIn,
 } from "./console.js";
+import { initRegistryForm, showRegistry } from "./registry_form.js";
 
 const root = document.getElementById("device");
 const deviceId = root.dataset.deviceId;
 const $ = (id) => document.getElementById(id);
 const MAX_EVENTS = 25;
+const LOOKUP_LIMIT = 100;
+const REREAD_MS = 1000;
+const IDLE_REREAD_MS = 15000; // heartbeats are no events: keep "last seen" roughly current
 
 const alerts = new Map(); // subsystem -> {subsystem, state, message, updated_at}
 const eventIds = new Set();
 let seq = 0; // numbered reads and local changes: an answer older than what is shown is dropped
 let shownSeq = 0;
+let shown = null; // the device as last shown; null while it is neither seen nor registered
 
 // --- active alerts ---------------------------------------------------------------------------
 
 function severityOf(state) {
-  return STATE_SEVERITY[state] ?? "critical";
+  return Object.hasOwn(STATE_SEVERITY, state) ? STATE_SEVERITY[state] : "critical";
+}
+
+function worstAlert() {
+  let worst = null;
+  for (const alert of alerts.values()) if (!worst || (STATE_RANK[alert.state] ?? 9) < (STATE_RANK[worst.state] ?? 9)) worst = alert;
+  return worst;
+}
+
+function setHealth(health, label = HEALTH_LABEL[health]) {
+  root.dataset.health = health;
+  $("device-dot").dataset.health = health;
+  $("device-health").dataset.health = health;
+  $("device-health").textContent = label;
 }
 
 function renderAlerts() {
@@ -66,24 +87,26 @@ function setAlerts(list) {
 // --- device facts ----------------------------------------------------------------------------
 
 function showUnknown() {
+  shown = null;
   root.dataset.state = "unknown";
   $("device-unknown").hidden = false;
-  $("device-dot").dataset.health = "unknown";
-  $("device-health").dataset.health = "unknown";
-  $("device-health").textContent = "never seen";
+  $("device-registered").hidden = true;
+  setHealth("unknown", "never seen");
   $("health-check").disabled = true;
+  showRegistry({});
   setAlerts([]);
 }
 
+// A device the API knows: one that reported, or one registered that never did (first_seen null).
 function showDevice(device) {
-  const health = HEALTH_LABEL[device.health] ? device.health : "unknown";
-  root.dataset.state = "known";
-  root.dataset.health = health;
+  shown = device;
+  const reported = device.first_seen !== null && device.first_seen !== undefined;
+  root.dataset.state = reported ? "known" : "registered";
   $("device-unknown").hidden = true;
-  $("device-dot").dataset.health = health;
-  $("device-health").dataset.health = health;
-  $("device-health").textContent = HEALTH_LABEL[health];
-  $("health-check").disabled = false;
+  $("device-registered").hidden = reported;
+  setHealth(Object.hasOwn(HEALTH_LABEL, device.health) ? device.health : "unknown");
+  $("health-check").disabled = !reported; // the API refuses it until the device has reported
+  showRegistry(device);
   $("fact-liveness").dataset.liveness = device.liveness;
   $("fact-liveness").textContent = device.liveness;
   setTime($("fact-last-seen"), device.last_seen);
@@ -93,20 +116,31 @@ function showDevice(device) {
   setAlerts(device.alerts);
 }
 
-// True once the device exists: until then the device list is asked, because a 404 from the
-// device endpoint would be logged by the browser as an error on every reconnect.
-let known = root.dataset.state !== "unknown";
+// True once the API knows the device (reported or registered). Until then the list is searched
+// for its id instead, because a 404 from the device endpoint would be logged by the browser as an
+// error on every reconnect. The template knows only "reported"; a registered device is found here.
+let exists = root.dataset.state !== "unknown";
 
-const refreshDevice = coalescing(async () => {
+// true: the list has it; false: it has not; null: too many others match the id to tell.
+async function lookUp() {
+  const { ok, status, body, headers } = await getJSON(`/api/devices?q=${encodeURIComponent(deviceId)}&sort=id&limit=${LOOKUP_LIMIT}`);
+  if (!ok || !Array.isArray(body)) throw new Error(`device list read failed (${status})`);
+  if (body.some((device) => device && device.id === deviceId)) return true;
+  return nextCursor(headers.get("Link")) ? null : false;
+}
+
+async function refreshDevice() {
   const readSeq = ++seq;
-  if (!known) {
-    const list = await getJSON("/api/devices");
-    if (!list.ok || !Array.isArray(list.body)) throw new Error(`device list read failed (${list.status})`);
-    known = list.body.some((device) => device.id === deviceId);
-    if (!known) {
-      if (readSeq >= shownSeq) showUnknown();
+  if (!exists) {
+    const found = await lookUp();
+    if (found === false) {
+      if (readSeq >= shownSeq) {
+        shownSeq = readSeq;
+        showUnknown();
+      }
       return;
     }
+    exists = true;
   }
   const { status, ok, body } = await getJSON(deviceApi(deviceId));
   if (readSeq < shownSeq) return;
@@ -114,13 +148,16 @@ const refreshDevice = coalescing(async () => {
     shownSeq = readSeq;
     showDevice(body);
   } else if (status === 404) {
-    known = false;
+    exists = false;
     shownSeq = readSeq;
     showUnknown();
   } else {
     throw new Error(`device read failed (${status})`);
   }
-});
+}
+
+const askRefresh = throttled(refreshDevice, REREAD_MS);
+setInterval(() => document.visibilityState === "visible" && askRefresh(), IDLE_REREAD_MS);
 
 // --- recent events ---------------------------------------------------------------------------
 
@@ -151,17 +188,20 @@ function applyEvent(event) {
   if (event.source_id !== deviceId) return;
   const p = event.payload || {};
   // Apply alert changes at once (a CLEARED entry disappears now), then re-read the truth.
-  if (event.type === "alert" && typeof p.subsystem === "string") {
+  const alertChange = event.type === "alert" || event.type === "alert_cleared";
+  if (alertChange && typeof p.subsystem === "string") {
     shownSeq = ++seq;
-    alerts.set(p.subsystem, { subsystem: p.subsystem, state: p.state, message: p.message, updated_at: event.ts });
+    if (event.type === "alert") alerts.set(p.subsystem, { subsystem: p.subsystem, state: p.state, message: p.message, updated_at: event.ts });
+    else alerts.delete(p.subsystem);
     renderAlerts();
-  } else if (event.type === "alert_cleared" && typeof p.subsystem === "string") {
-    shownSeq = ++seq;
-    alerts.delete(p.subsystem);
-    renderAlerts();
+    // The page holds the whole alert set, so an online device's health follows from it.
+    if (root.dataset.state === "known" && root.dataset.health !== "offline") {
+      const worst = worstAlert();
+      setHealth(worst ? severityOf(worst.state) : "ok");
+    }
   }
   if (typeof event.id === "number") addEvent(event);
-  refreshDevice(deviceId);
+  askRefresh();
 }
 
 // --- health check ----------------------------------------------------------------------------
@@ -203,7 +243,17 @@ $("health-check").addEventListener("click", async () => {
   }
 });
 
+initRegistryForm({
+  deviceId,
+  current: () => shown || {},
+  onSaved: (device) => {
+    exists = true;
+    shownSeq = ++seq;
+    showDevice(device);
+  },
+});
+
 follow(`/events/stream?device=${encodeURIComponent(deviceId)}`, {
-  onOpen: () => Promise.all([refreshDevice(deviceId), loadEvents()]),
+  onOpen: () => Promise.all([refreshDevice(), loadEvents()]),
   onEvent: applyEvent,
 });
