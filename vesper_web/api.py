@@ -64,7 +64,12 @@ def _reported(device_id: str) -> None:
 
 @bp.get("/devices")
 def devices() -> ResponseReturnValue:
-    """The devices matching the query (device_query.py), in its order: a page with limit, else all; ?format=csv."""
+    """The devices matching the query (device_query.py), in its order: a page with limit, else all; ?format=csv.
+    ---
+    get:
+      parameters: [q, health, tag, site, sort, limit, cursor, format]
+      responses: {200: DeviceList, 400: BadRequest}
+    """
     form = request.args.get("format", "json")
     if form not in ("json", "csv"):
         abort(400, "format: json or csv")
@@ -84,13 +89,21 @@ def devices() -> ResponseReturnValue:
 
 @bp.get("/summary")
 def summary() -> ResponseReturnValue:
-    """The fleet's counts by health, tag and site (index reads: a few ms at 100,000 devices)."""
+    """The fleet's counts by health, tag and site (index reads: a few ms at 100,000 devices).
+    ---
+    get:
+      responses: {200: Summary}
+    """
     return jsonify(store.summary(get_db()))
 
 
 @bp.get("/devices/<device_id>")
 def device(device_id: str) -> ResponseReturnValue:
-    """One device with its active alerts, read in one snapshot."""
+    """One device with its active alerts, read in one snapshot.
+    ---
+    get:
+      responses: {200: DeviceDetail, 400: BadRequest, 404: NotFound}
+    """
     with store.read(get_db()):
         found = _known_device(device_id)
         found["alerts"] = store.alerts(get_db(), device_id)
@@ -99,7 +112,11 @@ def device(device_id: str) -> ResponseReturnValue:
 
 @bp.get("/devices/<device_id>/alerts")
 def alerts(device_id: str) -> ResponseReturnValue:
-    """The active alert set, most severe first; [] for a healthy device, 404 until it has reported."""
+    """The active alert set, most severe first; [] for a healthy device, 404 until it has reported.
+    ---
+    get:
+      responses: {200: Alerts, 400: BadRequest, 404: NotFound}
+    """
     with store.read(get_db()):
         _reported(device_id)
         return jsonify(store.alerts(get_db(), device_id))
@@ -107,7 +124,12 @@ def alerts(device_id: str) -> ResponseReturnValue:
 
 @bp.get("/events")
 def events() -> ResponseReturnValue:
-    """Recent events oldest first; with ?after=ID the ones after it (for paging and scripts)."""
+    """Recent events oldest first; with ?after=ID the ones after it (for paging and scripts).
+    ---
+    get:
+      parameters: [after, device, events_limit]
+      responses: {200: Events, 400: BadRequest}
+    """
     limit = min(int_arg("limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
     device_id = request.args.get("device")
     if device_id is not None:
@@ -121,7 +143,11 @@ def events() -> ResponseReturnValue:
 
 @bp.get("/me")
 def me() -> ResponseReturnValue:
-    """Who the console thinks is asking (the pages use it to notice an expired sign-in)."""
+    """Who the console thinks is asking (the pages use it to notice an expired sign-in).
+    ---
+    get:
+      responses: {200: Me}
+    """
     who = auth.principal() or auth.LOCAL
     return jsonify({"kind": who.kind, "name": who.name, "auth": current_app.config["VESPER"].auth.enabled})
 
@@ -130,7 +156,11 @@ def me() -> ResponseReturnValue:
 @bp.post("/devices/<path:device_id>/health-check")
 @bp.post("/devices//health-check", defaults={"device_id": ""}, merge_slashes=False)
 def health_check(device_id: str) -> ResponseReturnValue:
-    """Ask the device to run its health check now; it answers on its alerts topic. Every command is audited."""
+    """Ask the device to run its health check now; it answers on its alerts topic. Every command is audited.
+    ---
+    post:
+      responses: {202: Sent, 400: BadRequest, 404: NotFound, 429: TooManyRequests, 503: Unavailable}
+    """
     _reported(device_id)
     limit: Interval = current_app.extensions["vesper_command_limit"]
     who, client = auth.principal() or auth.LOCAL, request.remote_addr

@@ -33,7 +33,12 @@ def channel_names(cfg: Config) -> list[str]:
 
 @bp.get("/api/notifications")
 def notifications() -> ResponseReturnValue:
-    """The delivery log, newest first: `{"notifications": [...]}` (?limit=1..1000, default 50)."""
+    """The delivery log, newest first: `{"notifications": [...]}` (?limit=1..1000, default 50).
+    ---
+    get:
+      parameters: [notifications_limit]
+      responses: {200: Notifications, 400: BadRequest}
+    """
     limit = int_arg("limit", DEFAULT_LIMIT, minimum=1)
     if limit > MAX_LIMIT:
         abort(400, f"limit must be an integer from 1 to {MAX_LIMIT}")
@@ -67,7 +72,12 @@ def _enqueue_test(path: str, channel: str) -> int:
 
 @bp.post("/api/notify/test")
 def notify_test() -> ResponseReturnValue:
-    """Queue a test message to one channel; the ingest's worker for it sends it (202). Audited."""
+    """Queue a test message to one channel; the ingest's worker for it sends it (202). Audited.
+    ---
+    post:
+      requestBody: {required: true, content: {application/json: {schema: NotifyTest}}}
+      responses: {202: Queued, 400: BadRequest, 404: NotFound, 503: Unavailable}
+    """
     channel = _requested_channel()
     who, client = auth.principal() or auth.LOCAL, request.remote_addr
     try:

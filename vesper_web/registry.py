@@ -56,7 +56,14 @@ def _merge_patch() -> dict[str, Any]:
 
 @bp.patch("/devices/<device_id>")
 def patch_device(device_id: str) -> ResponseReturnValue:
-    """Apply a JSON merge patch to the device's registry fields (registering it if need be); 200 with the device."""
+    """Apply a JSON merge patch to the device's registry fields (registering it if need be); 200 with the device.
+    ---
+    patch:
+      requestBody:
+        required: true
+        content: {application/merge-patch+json: {schema: RegistryPatch}}
+      responses: {200: DeviceDetail, 400: BadRequest, 503: Unavailable}
+    """
     api.valid_device_id(device_id)
     changes = _merge_patch()
     with _writing() as conn:
@@ -68,7 +75,11 @@ def patch_device(device_id: str) -> ResponseReturnValue:
 
 @bp.delete("/devices/<device_id>")
 def delete_device(device_id: str) -> ResponseReturnValue:
-    """Forget a device: its registry entry now, its state and alerts in the ingest's next sweep; past events stay."""
+    """Forget a device: its registry entry now, its state and alerts in the ingest's next sweep; past events stay.
+    ---
+    delete:
+      responses: {204: {description: forgotten}, 400: BadRequest, 404: NotFound, 503: Unavailable}
+    """
     api.valid_device_id(device_id)
     with _writing() as conn:
         found = store.forget(conn, device_id, time.time())
@@ -80,7 +91,15 @@ def delete_device(device_id: str) -> ResponseReturnValue:
 
 @bp.post("/devices/import")
 def import_devices() -> ResponseReturnValue:
-    """Create or update a device per valid CSV line, all in one transaction; each refused line named (body ≤ 10 MiB)."""
+    """Create or update a device per valid CSV line, all in one transaction; each refused line named (body ≤ 10 MiB).
+    ---
+    post:
+      requestBody:
+        required: true
+        description: "a header line of id and any of name,site,tags,notes,heartbeat_timeout_s; tags space-separated"
+        content: {text/csv: {schema: {type: string}, example: "id,name,tags\\nbell-1,North tower,north roof\\n"}}
+      responses: {200: Imported, 400: BadRequest, 415: UnsupportedMediaType, 503: Unavailable}
+    """
     if request.mimetype != "text/csv":
         abort(415, "send the CSV with Content-Type: text/csv")
     try:
