@@ -79,6 +79,7 @@ class WebConfig:
     keepalive_s: float = 15.0
     max_streams: int = 900
     health_check_interval_s: float = 10.0
+    command_wait_s: float = 5.0  # how long an acknowledgement waits for the ingest to carry it out
     proxy_hops: int = 0
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -176,6 +177,7 @@ def _validate(cfg: Config) -> None:
         ("web.stream_queue_size", cfg.web.stream_queue_size >= 1),
         ("web.max_streams", cfg.web.max_streams >= 1),
         ("web.health_check_interval_s", cfg.web.health_check_interval_s >= 0),
+        ("web.command_wait_s", 0 <= cfg.web.command_wait_s <= 60),
         ("web.proxy_hops", 0 <= cfg.web.proxy_hops <= 5),
         ("web.tls_key_file", bool(cfg.web.tls_key_file) == bool(cfg.web.tls_cert_file)),
         ("auth.secret_key", cfg.auth.secret_key == "" or len(cfg.auth.secret_key) >= 32),

@@ -51,6 +51,11 @@ enabled = false
 # /api/devices/{device_id} too. Only this one check is off, and only here.
 include-operation-id = "registry.import_devices"
 checks.allow_header_conformance.enabled = false
+[[operations]]
+# A silence must end after now and after its start, and take ends_at or duration_s: rules of time that a
+# schema cannot state, so a schema-valid body may be refused (400 naming the field). Only this check is off.
+include-operation-id = "lifecycle.create_silence"
+checks.positive_data_acceptance.enabled = false
 """
 HTTP_METHODS = {"GET", "PUT", "POST", "PATCH", "DELETE"}
 FLASK_ARG = re.compile(r"<(?:[^<>]*:)?([^<>:]+)>")
@@ -175,7 +180,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     config = tmp / "vesper.toml"
     sections = {
         "mqtt": {"port": mqtt_port, "client_id": f"vesper-ingest-{mqtt_port}"},
-        "web": {"bind": bind},
+        "web": {"bind": bind, "command_wait_s": 0.2},  # no ingest runs: an acknowledgement stays queued (202)
         "database": {"path": str(db)},
         "auth": {"users": [USER_LINE], "tokens": [TOKEN_LINE], "login_backoff_s": 0.2},
     }
@@ -207,7 +212,7 @@ def test_schemathesis_finds_no_error_and_no_mismatch(served: Served) -> None:
         timeout=300,
     )
     assert run.returncode == 0, run.stdout[-20_000:] + run.stderr[-5000:]
-    assert "No issues found" in run.stdout
+    assert "No issues found" in run.stdout, run.stdout[-5000:]
 
 
 def test_docs_render_in_chromium_within_the_csp(served: Served, page: Page) -> None:

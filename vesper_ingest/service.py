@@ -194,9 +194,9 @@ class Ingest:
         counts: Counter[str] = Counter()
         try:
             with self.writer.transaction() as conn:
-                forgotten = commands.carry_out(conn, self.fleet, counts)  # first: it is never declared offline
+                done = commands.carry_out(conn, self.fleet, counts, now)  # first: a forgotten device never goes offline
                 decided = sweep.decide(conn, self.fleet, self.cfg, self.connected_since, now)
-                fresh = store_events(conn, decided, now, counts)
+                fresh = store_events(conn, done.events + decided, now, counts)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
         except store.StoreUnavailable:
@@ -206,8 +206,8 @@ class Ingest:
             return
         for name, n in counts.items():
             self.stats.count(name, n)
-        if forgotten and self.notifier is not None:
-            self.notifier.sink.grouper.forget(set(forgotten))  # the store dropped its rows in that transaction
+        if done.forgotten and self.notifier is not None:
+            self.notifier.sink.grouper.forget(set(done.forgotten))  # the store dropped its rows in that transaction
         self.outbox.flush(fresh)
 
     def prune(self, now: float) -> None:
@@ -215,6 +215,7 @@ class Ingest:
         with self.writer.transaction() as conn:
             removed = store.prune_events(conn, now - self.cfg.events.retention_days * 86400)
             store.prune_notifications(conn, now - self.cfg.events.retention_days * 86400)
+            store.prune_silences(conn, now - self.cfg.events.retention_days * 86400)
         if removed:
             log.info("pruned %d events older than %s days", removed, self.cfg.events.retention_days)
 

@@ -106,7 +106,7 @@ def device(device_id: str) -> ResponseReturnValue:
     """
     with store.read(get_db()):
         found = _known_device(device_id)
-        found["alerts"] = store.alerts(get_db(), device_id)
+        found["alerts"] = store.alert_objects(get_db(), found, time.time())
     return jsonify(found)
 
 

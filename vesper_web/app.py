@@ -10,7 +10,20 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from shared.config import Config, ConfigError, exposure_error, load
-from vesper_web import api, auth, console, db, headers, login, metrics, notifications, openapi, registry, stream
+from vesper_web import (
+    api,
+    auth,
+    console,
+    db,
+    headers,
+    lifecycle,
+    login,
+    metrics,
+    notifications,
+    openapi,
+    registry,
+    stream,
+)
 from vesper_web.hub import Hub
 from vesper_web.paths import answers_json
 
@@ -40,6 +53,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(metrics.bp)
     app.register_blueprint(notifications.bp)
     app.register_blueprint(registry.bp)
+    app.register_blueprint(lifecycle.bp)
     app.register_blueprint(openapi.bp)  # last: it describes the /api routes registered before it
     return app
 

@@ -12,7 +12,7 @@ from shared import store
 from shared.notify_config import CHANNEL_NAME, SEVERITIES, TAG
 from shared.severity import ALERT_STATES_BY_RANK, HEALTH_ORDER
 from shared.topics import DEVICE_ID_RE
-from vesper_web import device_query, registry_rules
+from vesper_web import device_query, lifecycle_rules, registry_rules
 from vesper_web.api import MAX_LIMIT
 from vesper_web.notifications import MAX_LIMIT as MAX_NOTIFICATIONS
 
@@ -65,9 +65,18 @@ ALERT = _object(
     },
     additionalProperties=False,  # §5: exactly these four
 )
+DEVICE_ID_SCHEMA = {"type": "string", "pattern": f"^{DEVICE_ID_RE.pattern}$", "examples": ["bell-1"]}
+ACKNOWLEDGED = _object({"by": {"type": "string"}, "at": TIME, "note": {"type": ["string", "null"]}})
+LIFECYCLE = {  # §9: the device page's alert objects add these to the four
+    "acknowledged": _nullable(ACKNOWLEDGED),
+    "flapping": {"type": "boolean"},
+    "confirmed": {"type": "boolean", "description": "false while the device is offline"},
+    "unconfirmed_since": _nullable(TIME),
+    "silenced_until": _nullable(TIME),
+}
 DEVICE = _object(
     {
-        "id": {"type": "string", "pattern": f"^{DEVICE_ID_RE.pattern}$", "examples": ["bell-1"]},
+        "id": DEVICE_ID_SCHEMA,
         "health": {"enum": list(HEALTH_ORDER)},
         "liveness": {"enum": ["online", "offline", "unknown"]},
         "first_seen": _nullable(TIME),
@@ -84,7 +93,38 @@ SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object({"error": {"type": "string"}}),
     "Device": DEVICE,
     "Alert": ALERT,
-    "DeviceDetail": {"allOf": [_ref("Device"), _object({"alerts": {"type": "array", "items": _ref("Alert")}})]},
+    "AlertDetail": _object({**ALERT["properties"], **LIFECYCLE}, additionalProperties=False),
+    "DeviceDetail": {"allOf": [_ref("Device"), _object({"alerts": {"type": "array", "items": _ref("AlertDetail")}})]},
+    "AckRequest": _object(
+        {"note": _nullable(_text(lifecycle_rules.MAX_NOTE, "on my way"))}, required=[], additionalProperties=False
+    ),
+    "SilenceRequest": _object(
+        {
+            "device": DEVICE_ID_SCHEMA,
+            "tag": TAG_SCHEMA,
+            "subsystem": {"type": "string", "minLength": 1, "maxLength": lifecycle_rules.SUBSYSTEM_MAX},
+            "starts_at": TIME,
+            "ends_at": TIME,
+            "duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lifecycle_rules.MAX_SILENCE_S},
+            "comment": _nullable(_text(lifecycle_rules.MAX_NOTE, "servicing the north tower")),
+        },
+        required=[],
+        oneOf=[{"required": ["ends_at"]}, {"required": ["duration_s"]}],
+        additionalProperties=False,
+    ),
+    "Silence": _object(
+        {
+            "id": {"type": "integer"},
+            "device": _nullable(DEVICE_ID_SCHEMA),
+            "tag": _nullable(TAG_SCHEMA),
+            "subsystem": {"type": ["string", "null"]},
+            "starts_at": TIME,
+            "ends_at": TIME,
+            "comment": {"type": ["string", "null"]},
+            "created_by": {"type": "string"},
+            "created_at": TIME,
+        }
+    ),
     "Event": _object(
         {
             "id": {"type": "integer", "minimum": 1},
@@ -149,6 +189,8 @@ def _limit(maximum: int, default: int | None, description: str) -> dict[str, Any
 
 PARAMETERS: dict[str, dict[str, Any]] = {
     "device_id": {"name": "device_id", "in": "path", "required": True, "schema": DEVICE_ID},
+    "subsystem": {"name": "subsystem", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
+    "silence_id": {"name": "silence_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
     "asset": {"name": "asset", "in": "path", "required": True, "schema": {"enum": list(ASSETS)}},
     "q": _query("q", _text(device_query.MAX_Q), "a case-insensitive substring of the id, name or site"),
     "health": _query(
@@ -206,6 +248,18 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "Me": _json("who is asking", _ref("Me")),
     "Notifications": _json(
         "newest first", _object({"notifications": {"type": "array", "items": _ref("Notification")}})
+    ),
+    "Acknowledged": _json("the alert, acknowledged", _ref("AlertDetail")),
+    "AckQueued": _json(
+        "the ingest has not carried it out yet (web.command_wait_s); it will", _object({"status": {"const": "queued"}})
+    ),
+    "SilenceCreated": _json(
+        "the silence",
+        _ref("Silence"),
+        links={"end": {"operationId": "lifecycle.expire_silence", "parameters": {"silence_id": "$response.body#/id"}}},
+    ),
+    "Silences": _json(
+        "active and future, soonest end first", _object({"silences": {"type": "array", "items": _ref("Silence")}})
     ),
     "Imported": _json("each line created, updated or refused", _ref("ImportResult")),
     "Sent": _json("the command is on its way to the device", _object({"status": {"const": "sent"}})),

@@ -24,7 +24,7 @@ bp = Blueprint("registry", __name__, url_prefix="/api")
 
 
 @contextmanager
-def _writing() -> Iterator[store.Connection]:
+def writing() -> Iterator[store.Connection]:
     """A short-lived write connection in one BEGIN IMMEDIATE transaction; 503 when SQLite stays busy."""
     try:
         with store.guarded():
@@ -66,7 +66,7 @@ def patch_device(device_id: str) -> ResponseReturnValue:
     """
     api.valid_device_id(device_id)
     changes = _merge_patch()
-    with _writing() as conn:
+    with writing() as conn:
         fields = {**store.entry_dict(store.registry_entry(conn, device_id)), **changes}
         store.put_entry(conn, device_id, fields, time.time())
     _audit("patch", f"{device_id} ({', '.join(sorted(changes)) or 'nothing'})")
@@ -81,7 +81,7 @@ def delete_device(device_id: str) -> ResponseReturnValue:
       responses: {204: {description: forgotten}, 400: BadRequest, 404: NotFound, 503: Unavailable}
     """
     api.valid_device_id(device_id)
-    with _writing() as conn:
+    with writing() as conn:
         found = store.forget(conn, device_id, time.time())
     if not found:
         abort(404, f"device {device_id} was never seen nor registered")
@@ -110,7 +110,7 @@ def import_devices() -> ResponseReturnValue:
         parsed = registry_csv.parse(body)
     except FieldError as exc:
         abort(400, str(exc))
-    with _writing() as conn:
+    with writing() as conn:
         before = store.registered_ids(conn)
         store.put_entries(conn, parsed.columns, parsed.rows, time.time())
     created = sum(1 for row in parsed.rows if row[0] not in before)

@@ -16,6 +16,18 @@ from shared.store.dialect import (
     read,
     write,
 )
+from shared.store.lifecycle import (
+    acknowledge,
+    add_silence,
+    alert_objects,
+    device_tags,
+    expire_silence,
+    problems_in_scope,
+    prune_silences,
+    silence_dict,
+    silences,
+    silences_by_id,
+)
 from shared.store.listing import SORTS, DeviceQuery, list_devices, sort_key, summary
 from shared.store.notify import (
     close_group,
@@ -49,12 +61,14 @@ from shared.store.reads import (
 )
 from shared.store.registry import (
     command_done,
+    command_pending,
     entry_dict,
     forget,
     forget_device_state,
     pending_commands,
     put_entries,
     put_entry,
+    queue_command,
     registered_ids,
     registry_entries,
     registry_entry,
@@ -98,5 +112,7 @@ __all__ = [
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",
     "registry_entries", "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
-    "device_dict", "rows_json", "all_flaps", "write_flaps",
+    "device_dict", "rows_json", "all_flaps", "write_flaps", "acknowledge", "add_silence",
+    "alert_objects", "device_tags", "expire_silence", "prune_silences", "silence_dict", "silences", "command_pending",
+    "queue_command", "problems_in_scope", "silences_by_id",
 ]  # fmt: skip

@@ -9,7 +9,7 @@ from shared.events import iso
 from shared.store.dialect import Connection
 
 ItemRow = tuple[str, str, str, str, str, int, str]  # rule, device_id, subject, kind, category, event_id, line
-ToldRow = tuple[str, str, str, str, float, str]  # rule, device_id, subject, category, told_at, line
+ToldRow = tuple[str, str, str, str, float, str, int]  # rule, device_id, subject, category, told_at, line, acked
 FINAL = ("sent", "dropped")
 
 
@@ -17,7 +17,7 @@ def load_state(conn: Connection) -> tuple[list[tuple[str, float, float]], list[I
     """Every open group (rule, opened_at, due_at), its items, and what each rule has told."""
     groups = conn.execute("SELECT rule, opened_at, due_at FROM notify_groups").fetchall()
     items = conn.execute("SELECT rule, device_id, subject, kind, category, event_id, line FROM notify_items").fetchall()
-    told = conn.execute("SELECT rule, device_id, subject, category, told_at, line FROM notify_told").fetchall()
+    told = conn.execute("SELECT rule, device_id, subject, category, told_at, line, acked FROM notify_told").fetchall()
     return groups, items, told
 
 
@@ -61,7 +61,7 @@ def drop_items(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
 
 def tell(conn: Connection, rows: list[ToldRow]) -> None:
     """Record what a rule's channel was told is wrong (or reminded of, again)."""
-    _upsert(conn, "notify_told", ("rule", "device_id", "subject", "category", "told_at", "line"), rows)
+    _upsert(conn, "notify_told", ("rule", "device_id", "subject", "category", "told_at", "line", "acked"), rows)
 
 
 def untell(conn: Connection, keys: list[tuple[str, str, str]]) -> None:

@@ -128,13 +128,28 @@ def forget(conn: Connection, device_id: str, now: float) -> bool:
     conn.execute("DELETE FROM devices WHERE id = ? AND first_seen IS NULL", (device_id,))
     known = conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
     if known:
-        conn.execute("INSERT INTO ingest_commands (kind, device_id, at) VALUES ('forget', ?, ?)", (device_id, now))
+        queue_command(conn, "forget", device_id, {}, now)
     return registered or known
 
 
-def pending_commands(conn: Connection) -> list[tuple[int, str, str]]:
-    """The web's requests not yet carried out, oldest first: (id, kind, device_id)."""
-    return conn.execute("SELECT id, kind, device_id FROM ingest_commands ORDER BY id").fetchall()
+def queue_command(conn: Connection, kind: str, device_id: str, args: dict[str, Any], now: float) -> int:
+    """Ask the ingest to act (it carries commands out in its next sweep); returns the command's id."""
+    cur = conn.execute(
+        "INSERT INTO ingest_commands (kind, device_id, args, at) VALUES (?, ?, ?, ?)",
+        (kind, device_id, json.dumps(args), now),
+    )
+    return int(cur.lastrowid or 0)
+
+
+def command_pending(conn: Connection, command_id: int) -> bool:
+    """True until the ingest has carried the command out."""
+    return conn.execute("SELECT 1 FROM ingest_commands WHERE id = ?", (command_id,)).fetchone() is not None
+
+
+def pending_commands(conn: Connection) -> list[tuple[int, str, str, dict[str, Any]]]:
+    """The web's requests not yet carried out, oldest first: (id, kind, device_id, args)."""
+    rows = conn.execute("SELECT id, kind, device_id, args FROM ingest_commands ORDER BY id").fetchall()
+    return [(command_id, kind, device_id, json.loads(args)) for command_id, kind, device_id, args in rows]
 
 
 def command_done(conn: Connection, command_id: int) -> None:

@@ -149,6 +149,27 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (device_id, subsystem)
     );
     """,
+    # 7: acknowledgements (kept on the active alert: a new state clears them), the web's silences, the
+    # commands' arguments, and whether what a channel was told has been acknowledged (no reminders).
+    """
+    ALTER TABLE device_alerts ADD COLUMN ack_by TEXT;
+    ALTER TABLE device_alerts ADD COLUMN ack_at REAL;
+    ALTER TABLE device_alerts ADD COLUMN ack_note TEXT;
+    ALTER TABLE ingest_commands ADD COLUMN args TEXT NOT NULL DEFAULT '{}';
+    ALTER TABLE notify_told ADD COLUMN acked INTEGER NOT NULL DEFAULT 0;
+    CREATE TABLE silences (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        device_id TEXT,
+        tag TEXT,
+        subsystem TEXT,
+        starts_at REAL NOT NULL,
+        ends_at REAL NOT NULL,
+        comment TEXT,
+        created_by TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE INDEX silences_ends ON silences (ends_at);
+    """,
 ]
 
 

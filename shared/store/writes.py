@@ -102,7 +102,11 @@ def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, m
     conn.execute(
         "INSERT INTO device_alerts (device_id, subsystem, state, message, updated_at) VALUES (?, ?, ?, ?, ?)"
         " ON CONFLICT (device_id, subsystem) DO UPDATE SET"
-        " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at",
+        " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at,"
+        # A new state is unacknowledged again (every expression here reads the row as it was).
+        " ack_by = CASE WHEN device_alerts.state = excluded.state THEN device_alerts.ack_by END,"
+        " ack_at = CASE WHEN device_alerts.state = excluded.state THEN device_alerts.ack_at END,"
+        " ack_note = CASE WHEN device_alerts.state = excluded.state THEN device_alerts.ack_note END",
         (device_id, subsystem, state, message, now),
     )
     conn.execute(WORST_RANK, (device_id,))

@@ -38,6 +38,7 @@ class Told:
     category: str
     told_at: float
     line: str
+    acked: bool = False  # an operator is on it: no reminders until a new state
 
 
 @dataclass
@@ -86,10 +87,17 @@ def subject(event: dict[str, Any]) -> str:
 class Grouper:
     """Every rule's groups and told-sets, changed by events and by time."""
 
-    def __init__(self, rules: list[Rule], public_url: str = "", tags_of: Callable[[str], set[str]] | None = None):
+    def __init__(
+        self,
+        rules: list[Rule],
+        public_url: str = "",
+        tags_of: Callable[[str], set[str]] | None = None,
+        silenced: Callable[[str, str, float], bool] | None = None,
+    ):
         self.rules = {rule_key(i, r): r for i, r in enumerate(rules)}
         self.public_url = public_url
         self.tags_of = tags_of or (lambda device_id: set())  # the registry's tags, once there is one
+        self.silenced = silenced or (lambda device_id, subject, now: False)  # shared/silences.py decides
         self.groups: dict[str, Group] = {}
         self.told: dict[str, dict[Key, Told]] = {key: {} for key in self.rules}
         self.ops: list[tuple[Any, ...]] = []  # what changed, for the sink to write; it clears them
@@ -97,15 +105,18 @@ class Grouper:
     def offer(self, event: dict[str, Any], now: float) -> None:
         """One committed event, in id order."""
         event = settled(event)
+        if event["type"] == "alert_acknowledged":
+            self._acknowledged(event)
+        muted = self.silenced(event["source_id"], subject(event), now)  # kept true, told to no one
         for key, rule in self.rules.items():
             if rule.tags and not (self.tags_of(event["source_id"]) & set(rule.tags)):
                 continue
             kind = self._kind(rule, event)
-            if kind == "problem":
+            if kind == "problem" and not muted:
                 self._problem(key, rule, event, now)
             elif kind == "resolved":
-                self._resolved(key, rule, event, now)
-            elif kind == "event":
+                self._resolved(key, rule, event, now, muted)
+            elif kind == "event" and not muted:
                 self._put(key, rule, (event["source_id"], f"#{event['id']}"), self._item("event", event), now)
 
     def _kind(self, rule: Rule, event: dict[str, Any]) -> str | None:
@@ -121,14 +132,25 @@ class Grouper:
     def _item(self, kind: str, event: dict[str, Any]) -> Item:
         return Item(kind, notify_text.category(event), event["id"], notify_text.line(event))
 
+    def _acknowledged(self, event: dict[str, Any]) -> None:
+        """Reminders of that alert stop, for every rule that told it."""
+        what = (event["source_id"], subject(event))
+        for key, told in self.told.items():
+            if what in told and not told[what].acked:
+                told[what].acked = True
+                self.ops.append(("tell", key, what, told[what]))
+
     def _problem(self, key: str, rule: Rule, event: dict[str, Any], now: float) -> None:
         what = (event["source_id"], subject(event))
         item, told = self._pending(key, what), self.told[key].get(what)
+        if told is not None and told.acked and event["payload"].get("state") != event["payload"].get("previous_state"):
+            told.acked, told.told_at = False, now  # a new state is unacknowledged again: reminders resume from now
+            self.ops.append(("tell", key, what, told))
         if item is None and told is not None and told.category == notify_text.category(event):
             return  # the channel already knows: a new message of the same severity tells it nothing
         self._put(key, rule, what, self._item("problem", event), now)
 
-    def _resolved(self, key: str, rule: Rule, event: dict[str, Any], now: float) -> None:
+    def _resolved(self, key: str, rule: Rule, event: dict[str, Any], now: float, muted: bool = False) -> None:
         what = (event["source_id"], subject(event))
         item, told = self._pending(key, what), self.told[key].pop(what, None)
         if told is not None:
@@ -136,7 +158,7 @@ class Grouper:
         if item is not None and item.kind == "problem":
             del self.groups[key].items[what]  # a blip: over before its group went out
             self.ops.append(("drop", key, what))
-        if told is not None and rule.resolved:
+        if told is not None and rule.resolved and not muted:
             self._put(key, rule, what, self._item("resolved", event), now)
 
     def _pending(self, key: str, what: Key) -> Item | None:
@@ -162,8 +184,9 @@ class Grouper:
         times = [g.due_at for g in self.groups.values()]
         for key, told in self.told.items():
             repeat = self.rules[key].repeat_after_s
-            if repeat > 0 and told:
-                times.append(min(t.told_at for t in told.values()) + repeat)
+            waiting = [t.told_at for t in told.values() if not t.acked]
+            if repeat > 0 and waiting:
+                times.append(min(waiting) + repeat)
         return min(times) if times else None
 
     def close_due(self, now: float) -> list[Message]:
@@ -172,6 +195,8 @@ class Grouper:
         for key in [k for k, g in self.groups.items() if g.due_at <= now]:
             group = self.groups.pop(key)
             self.ops.append(("close", key))
+            for what in [w for w, item in group.items.items() if item.kind != "resolved" and self.silenced(*w, now)]:
+                del group.items[what]  # silenced since it was grouped: told at the silence's end if still active
             for what, item in group.items.items():
                 if item.kind == "problem":
                     self.told[key][what] = told = Told(item.category, now, item.line)
@@ -184,13 +209,15 @@ class Grouper:
         messages = []
         for key, told in self.told.items():
             repeat = self.rules[key].repeat_after_s
-            due = [(what, t) for what, t in told.items() if repeat > 0 and t.told_at + repeat <= now]
+            due = [(what, t) for what, t in told.items() if repeat > 0 and not t.acked and t.told_at + repeat <= now]
             if not due:
                 continue
             for what, t in due:
-                t.told_at = now
+                t.told_at = now  # a silenced one skips this reminder
                 self.ops.append(("tell", key, what, t))
-            items = [(what, Item("problem", t.category, 0, t.line)) for what, t in due]
+            items = [(what, Item("problem", t.category, 0, t.line)) for what, t in due if not self.silenced(*what, now)]
+            if not items:
+                continue
             messages.append(self._message(key, items, reminder=True))
         return messages
 

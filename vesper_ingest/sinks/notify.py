@@ -16,6 +16,7 @@ from collections.abc import Callable
 from shared import store
 from shared.notify_config import NotifyConfig
 from vesper_ingest.notify.grouping import Group, Grouper, Item, Message, Told
+from vesper_ingest.notify.silencing import Silencing
 from vesper_ingest.sinks import Backlog, Wire
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,11 @@ class NotifySink:
         self.clock = clock
         self.queued = queued  # told the channel name of each queued message (wakes its worker)
         self.done = 0
-        self.grouper = Grouper(list(cfg.rules), cfg.public_url, self._tags)
+        self.silences = Silencing()
+        self.grouper = self._grouper()
+
+    def _grouper(self) -> Grouper:
+        return Grouper(list(self.cfg.rules), self.cfg.public_url, self._tags, self._silenced)
 
     def start(self, position: int | None) -> None:
         """Resume from the persisted position and state; on the first start, from the newest event."""
@@ -50,20 +55,25 @@ class NotifySink:
 
     def _load(self) -> None:
         """The grouper's state as the database holds it."""
-        self.grouper = Grouper(list(self.cfg.rules), self.cfg.public_url, self._tags)
+        self.grouper = self._grouper()
+        self.silences.load(self.writer.conn)
         groups, items, told = store.load_state(self.writer.conn)
         for rule, opened_at, due_at in groups:
             self.grouper.groups[rule] = Group(opened_at, due_at)
         for rule, device_id, subject, kind, category, event_id, line in items:
             if rule in self.grouper.groups:
                 self.grouper.groups[rule].items[(device_id, subject)] = Item(kind, category, event_id, line)
-        for rule, device_id, subject, category, told_at, line in told:
-            self.grouper.told[rule][(device_id, subject)] = Told(category, told_at, line)
+        for rule, device_id, subject, category, told_at, line, acked in told:
+            self.grouper.told[rule][(device_id, subject)] = Told(category, told_at, line, bool(acked))
 
     def _tags(self, device_id: str) -> set[str]:
         """The registry's tags of a device (asked only for rules that name tags)."""
         entry = store.registry_entry(self.writer.conn, device_id)
         return set(json.loads(entry[2])) if entry else set()
+
+    def _silenced(self, device_id: str, subject: str, now: float) -> bool:
+        """True while a silence covers it (its tags are read only when a silence names a tag)."""
+        return self.silences.covers(device_id, subject, now, self._tags)
 
     def position(self) -> int:
         """Every event up to here has been offered to the grouper."""
@@ -85,6 +95,11 @@ class NotifySink:
 
     def _deliver(self, fresh: list[Wire], backlog: Backlog) -> int:
         offered = 0
+        ended = self.silences.refresh(self.writer.conn, self.clock())
+        for problem in ended:
+            self.grouper.offer(problem, self.clock())  # still wrong at a silence's end: told once, unless told before
+        if self.silences.changed:
+            self._commit([])
         chunk = fresh if fresh and fresh[0][0] == self.done + 1 else backlog(self.done, CHUNK)
         while chunk:
             now = self.clock()
@@ -108,6 +123,7 @@ class NotifySink:
             for m in messages:
                 store.enqueue(conn, m.channel, m.title, m.body, m.notify_type, m.event_ids, now)
             store.set_meta(conn, self.marker, str(self.done))
+            self.silences.save(conn)
         self.grouper.ops.clear()
         for m in messages:
             log.info("notification queued for %s: %s", m.channel, m.title)
@@ -129,7 +145,7 @@ def _put(conn: store.Connection, ops: list[tuple]) -> None:
 
 
 def _tell(conn: store.Connection, ops: list[tuple]) -> None:
-    store.tell(conn, [(r, d, s, t.category, t.told_at, t.line) for _, r, (d, s), t in ops])
+    store.tell(conn, [(r, d, s, t.category, t.told_at, t.line, int(t.acked)) for _, r, (d, s), t in ops])
 
 
 WRITERS = {
