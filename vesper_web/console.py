@@ -46,3 +46,9 @@ def events() -> tuple[str, int] | str:
     if device_id and not is_valid_device_id(device_id):
         return render_template("events.html", page="events", device_id="", bad_device=True), 400
     return render_template("events.html", page="events", device_id=device_id, bad_device=False)
+
+
+@bp.get("/silences")
+def silences() -> str:
+    """Maintenance windows: the active and future silences, a form to add one, "End now" per row."""
+    return render_template("silences.html", page="silences")

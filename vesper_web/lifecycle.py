@@ -37,7 +37,7 @@ def _alert(device_id: str, subsystem: str) -> dict[str, Any] | None:
     return next((a for a in store.alert_objects(get_db(), device, time.time()) if a["subsystem"] == subsystem), None)
 
 
-@bp.post("/devices/<device_id>/alerts/<subsystem>/ack")
+@bp.post("/devices/<device_id>/alerts/<path:subsystem>/ack")  # a subsystem may hold "/"
 def acknowledge(device_id: str, subsystem: str) -> ResponseReturnValue:
     """Acknowledge an active alert, with an optional note: reminders stop until its state changes.
     ---

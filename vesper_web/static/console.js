@@ -127,6 +127,9 @@ export const TYPE_LABEL = {
   info: "Info",
   device_offline: "Offline",
   device_online: "Online",
+  alert_acknowledged: "Acknowledged",
+  alert_flapping: "Flapping",
+  alert_flapping_ended: "Flapping ended",
 };
 
 function text(value) {
@@ -154,6 +157,12 @@ export function describeEvent(event) {
       return p.last_seen ? `Silent since ${clockTime(p.last_seen)}` : "Silent, never heard live";
     case "device_online":
       return "Heard from again";
+    case "alert_acknowledged":
+      return `${text(p.subsystem)} acknowledged by ${text(p.by)}${p.note ? ": " + text(p.note) : ""}`;
+    case "alert_flapping":
+      return `${text(p.subsystem)} changed state ${text(p.transitions)} times: quiet until stable`;
+    case "alert_flapping_ended":
+      return `${text(p.subsystem)} stable again, ${text(p.state)}`;
     default:
       return JSON.stringify(p);
   }

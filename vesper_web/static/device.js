@@ -1,12 +1,11 @@
-// Device detail: the current alert set (not a log), liveness, playback, the registry fields and
-// their form (registry_form.js), a health-check button. Events are applied at once; the device is
-// re-read at most once a second however fast they come.
+// Device detail: the current alert set (not a log) with each alert's lifecycle and its acknowledge
+// and silence controls (alert_list.js, alert_actions.js), liveness, playback, the registry fields
+// and their form (registry_form.js), a health-check button. Events are applied at once; the device
+// is re-read at most once a second however fast they come.
 import {
   HEALTH_LABEL,
   STATE_RANK,
-  STATE_SEVERITY,
   deviceApi,
-  el,
   eventRow,
   follow,
   getJSON,
@@ -14,9 +13,9 @@ import {
   playbackEl,
   setTime,
   throttled,
-  timeEl,
   toSignIn,
 } from "./console.js";
+import { alertList as makeAlertList, severityOf } from "./alert_list.js";
 import { initRegistryForm, showRegistry } from "./registry_form.js";
 
 const root = document.getElementById("device");
@@ -26,18 +25,15 @@ const MAX_EVENTS = 25;
 const LOOKUP_LIMIT = 100;
 const REREAD_MS = 1000;
 const IDLE_REREAD_MS = 15000; // heartbeats are no events: keep "last seen" roughly current
+const FLAPPING_REREAD_MS = 3000;
 
-const alerts = new Map(); // subsystem -> {subsystem, state, message, updated_at}
+const alerts = new Map(); // subsystem -> the API's alert object (state, message, lifecycle)
 const eventIds = new Set();
 let seq = 0; // numbered reads and local changes: an answer older than what is shown is dropped
 let shownSeq = 0;
 let shown = null; // the device as last shown; null while it is neither seen nor registered
 
 // --- active alerts ---------------------------------------------------------------------------
-
-function severityOf(state) {
-  return Object.hasOwn(STATE_SEVERITY, state) ? STATE_SEVERITY[state] : "critical";
-}
 
 function worstAlert() {
   let worst = null;
@@ -53,22 +49,10 @@ function setHealth(health, label = HEALTH_LABEL[health]) {
 }
 
 function renderAlerts() {
-  const list = $("alert-list");
   const sorted = [...alerts.values()].sort(
     (a, b) => (STATE_RANK[a.state] ?? 9) - (STATE_RANK[b.state] ?? 9) || (a.subsystem < b.subsystem ? -1 : a.subsystem > b.subsystem ? 1 : 0),
   );
-  list.replaceChildren(
-    ...sorted.map((alert) =>
-      el(
-        "li",
-        { className: "alert", dataset: { subsystem: alert.subsystem, state: alert.state, severity: severityOf(alert.state) } },
-        el("span", { className: "state", dataset: { severity: severityOf(alert.state) }, text: alert.state }),
-        el("span", { className: "subsystem", text: alert.subsystem }),
-        el("span", { className: alert.message ? "message" : "message muted", text: alert.message || "no message" }),
-        el("span", { className: "updated" }, "since ", timeEl(alert.updated_at)),
-      ),
-    ),
-  );
+  alertList.render(sorted);
   const known = root.dataset.state === "known";
   $("alert-count").textContent = String(alerts.size);
   $("alert-count").dataset.health = sorted.length ? severityOf(sorted[0].state) : known ? "ok" : "unknown";
@@ -78,11 +62,20 @@ function renderAlerts() {
   $("no-alerts").hidden = alerts.size > 0;
 }
 
+// An alert as an answer of the API gave it (an acknowledgement's), shown before the next re-read.
+function showAlert(alert) {
+  shownSeq = ++seq;
+  alerts.set(alert.subsystem, alert);
+  renderAlerts();
+}
+
 function setAlerts(list) {
   alerts.clear();
   for (const alert of list || []) alerts.set(alert.subsystem, alert);
   renderAlerts();
 }
+
+const alertList = makeAlertList($("alert-list"), { deviceId, onAcked: showAlert, onChanged: () => askRefresh() });
 
 // --- device facts ----------------------------------------------------------------------------
 
@@ -158,6 +151,9 @@ async function refreshDevice() {
 
 const askRefresh = throttled(refreshDevice, REREAD_MS);
 setInterval(() => document.visibilityState === "visible" && askRefresh(), IDLE_REREAD_MS);
+// A flapping subsystem's changes make no events (§9), so while one is shown its state is re-read.
+const flapping = () => [...alerts.values()].some((alert) => alert.flapping);
+setInterval(() => document.visibilityState === "visible" && flapping() && askRefresh(), FLAPPING_REREAD_MS);
 
 // --- recent events ---------------------------------------------------------------------------
 
@@ -184,14 +180,35 @@ async function loadEvents() {
 
 // --- live ------------------------------------------------------------------------------------
 
+// What an event changes in the alert it names, at once (null: the alert is gone); the re-read
+// that follows brings the rest. A new state makes the alert unacknowledged again (§9).
+const ALERT_CHANGE = {
+  alert: (alert, p, event) => ({
+    flapping: false,
+    confirmed: true,
+    unconfirmed_since: null,
+    silenced_until: null,
+    ...alert,
+    subsystem: p.subsystem,
+    state: p.state,
+    message: p.message,
+    updated_at: event.ts,
+    acknowledged: null,
+  }),
+  alert_cleared: () => null,
+  alert_acknowledged: (alert, p, event) => alert && { ...alert, acknowledged: { by: p.by, at: event.ts, note: p.note ?? null } },
+  alert_flapping: (alert) => alert && { ...alert, flapping: true },
+  alert_flapping_ended: (alert, p) => (p.state === "CLEARED" ? null : alert && { ...alert, flapping: false }),
+};
+
 function applyEvent(event) {
   if (event.source_id !== deviceId) return;
   const p = event.payload || {};
-  // Apply alert changes at once (a CLEARED entry disappears now), then re-read the truth.
-  const alertChange = event.type === "alert" || event.type === "alert_cleared";
-  if (alertChange && typeof p.subsystem === "string") {
+  const change = Object.hasOwn(ALERT_CHANGE, event.type) ? ALERT_CHANGE[event.type] : null;
+  if (change && typeof p.subsystem === "string") {
     shownSeq = ++seq;
-    if (event.type === "alert") alerts.set(p.subsystem, { subsystem: p.subsystem, state: p.state, message: p.message, updated_at: event.ts });
+    const next = change(alerts.get(p.subsystem), p, event);
+    if (next) alerts.set(p.subsystem, next);
     else alerts.delete(p.subsystem);
     renderAlerts();
     // The page holds the whole alert set, so an online device's health follows from it.
@@ -201,7 +218,7 @@ function applyEvent(event) {
     }
   }
   if (typeof event.id === "number") addEvent(event);
-  askRefresh();
+  askRefresh(); // every event of the device, the lifecycle's included, is followed by one re-read
 }
 
 // --- health check ----------------------------------------------------------------------------
