@@ -174,3 +174,22 @@ def test_flapping_that_settles_is_told_as_the_change_to_its_state() -> None:
     assert run(g, [(300, flapping_ended("bell-2", "CRITICAL")), (400, None)]) == []
     [news] = run(g, [(500, flapping_ended("bell-3", "FAILED")), (530, None)])
     assert "bell-3: Audio FAILED: no longer flapping" in news.body
+
+
+def test_a_change_waiting_in_its_group_when_flapping_starts_is_dropped() -> None:
+    """Flapping hides the recovery that would cancel it: the waiting problem goes, the flap's end tells."""
+    g = grouper()
+    flapping = {"id": next(_ids), "type": "alert_flapping", "severity": "warning", "source_id": "bell-1",
+                "payload": {"subsystem": "Audio", "transitions": 6}}  # fmt: skip
+    assert run(g, [(0, alert("bell-1")), (10, flapping), (40, None)]) == []
+    [settled_message] = run(g, [(100, flapping_ended("bell-1", "CRITICAL")), (130, None)])
+    assert "bell-1: Audio CRITICAL: no longer flapping" in settled_message.body
+
+
+def test_a_reminder_names_the_state_now() -> None:
+    """CRITICAL then FAILED (the same severity): no new message, and the reminder says FAILED."""
+    g = grouper(repeat_after_s=600.0)
+    run(g, [(0, alert("bell-1")), (30, None)])
+    assert run(g, [(100, alert("bell-1", state="FAILED")), (130, None)]) == []
+    [reminder] = run(g, [(630, None)])
+    assert "bell-1: Audio FAILED" in reminder.body and "CRITICAL" not in reminder.body

@@ -81,7 +81,8 @@ def silence(raw: bytes, now: float) -> dict[str, Any]:
     unknown = sorted(set(body) - set(SILENCE_FIELDS))
     if unknown:
         abort(400, f"{str(unknown[0])[:64]}: unknown field (one of {', '.join(SILENCE_FIELDS)})")
-    starts_at = _time(body, "starts_at") or now
+    given_start = _time(body, "starts_at")
+    starts_at = now if given_start is None else given_start
     ends_at, duration = _time(body, "ends_at"), body.get("duration_s")
     if (ends_at is None) == (duration is None):
         abort(400, "ends_at: give ends_at or duration_s, one of them")
@@ -91,5 +92,6 @@ def silence(raw: bytes, now: float) -> dict[str, Any]:
         ends_at = starts_at + duration
     assert ends_at is not None
     if not (ends_at > starts_at and ends_at > now and ends_at - starts_at <= MAX_SILENCE_S):
-        abort(400, "ends_at: after starts_at and after now, at most 366 days after starts_at")
+        field = "ends_at" if duration is None else "duration_s"  # the one the client gave is the one to fix
+        abort(400, f"{field}: the end must be after starts_at and after now, at most 366 days after starts_at")
     return {**_matchers(body), "starts_at": starts_at, "ends_at": ends_at, "comment": _text(body, "comment", MAX_NOTE)}

@@ -107,6 +107,8 @@ class Grouper:
         event = settled(event)
         if event["type"] == "alert_acknowledged":
             self._acknowledged(event)
+        elif event["type"] == "alert_flapping":
+            self._flapping(event)
         muted = self.silenced(event["source_id"], subject(event), now)  # kept true, told to no one
         for key, rule in self.rules.items():
             if rule.tags and not (self.tags_of(event["source_id"]) & set(rule.tags)):
@@ -140,6 +142,15 @@ class Grouper:
                 told[what].acked = True
                 self.ops.append(("tell", key, what, told[what]))
 
+    def _flapping(self, event: dict[str, Any]) -> None:
+        """A change not yet sent is dropped: flapping hides its recovery, and the flap's end tells the settled state."""
+        what = (event["source_id"], subject(event))
+        for key in self.rules:
+            item = self._pending(key, what)
+            if item is not None and item.kind == "problem":
+                del self.groups[key].items[what]
+                self.ops.append(("drop", key, what))
+
     def _problem(self, key: str, rule: Rule, event: dict[str, Any], now: float) -> None:
         what = (event["source_id"], subject(event))
         item, told = self._pending(key, what), self.told[key].get(what)
@@ -147,6 +158,9 @@ class Grouper:
             told.acked, told.told_at = False, now  # a new state is unacknowledged again: reminders resume from now
             self.ops.append(("tell", key, what, told))
         if item is None and told is not None and told.category == notify_text.category(event):
+            if told.line != (line := notify_text.line(event)):
+                told.line = line  # no message now, but a reminder says what it is now (FAILED, not CRITICAL)
+                self.ops.append(("tell", key, what, told))
             return  # the channel already knows: a new message of the same severity tells it nothing
         self._put(key, rule, what, self._item("problem", event), now)
 
