@@ -58,7 +58,7 @@ class AlertsConfig:
     """Bounds and flapping of active alerts (docs/events.md#alert-lifecycle)."""
 
     max_subsystems_per_device: int = 64
-    flap_transitions: int = 6
+    flap_transitions: int = 6  # 0: flapping is not detected
     flap_window_s: float = 600.0
 
 
@@ -170,7 +170,7 @@ def _validate(cfg: Config) -> None:
         ("liveness.sweep_interval_s", cfg.liveness.sweep_interval_s > 0),
         ("events.retention_days", cfg.events.retention_days > 0),
         ("alerts.max_subsystems_per_device", 1 <= cfg.alerts.max_subsystems_per_device <= 10_000),
-        ("alerts.flap_transitions", cfg.alerts.flap_transitions >= 2),
+        ("alerts.flap_transitions", cfg.alerts.flap_transitions == 0 or cfg.alerts.flap_transitions >= 2),
         ("alerts.flap_window_s", cfg.alerts.flap_window_s > 0),
         ("web.bind", ":" in cfg.web.bind),
         ("web.workers", cfg.web.workers >= 1),

@@ -180,3 +180,15 @@ def test_each_subsystem_flaps_on_its_own(live: Ingest, clock: FakeClock, db_path
     flip(live, clock, ["WARNING", "CLEARED"] * 3)
     live.process([alert(live, "Audio", "CRITICAL")])
     assert lifecycle_types(db_path)[-2:] == ["alert_flapping", "alert"]
+
+
+def test_flap_transitions_zero_announces_every_change(tmp_path: Path, db_path: Path, clock: FakeClock) -> None:
+    """alerts.flap_transitions = 0 turns detection off: twenty quick changes, twenty events."""
+    toml = write_config(tmp_path / "vesper.toml", broker_mod.free_port(), db_path, alerts={"flap_transitions": 0})
+    off = Ingest(config_mod.load(toml), clock=clock)
+    off.connected()
+    try:
+        flip(off, clock, ["WARNING", "CLEARED"] * 10, every_s=1.0)
+        assert lifecycle_types(db_path) == ["alert", "alert_cleared"] * 10
+    finally:
+        close(off)

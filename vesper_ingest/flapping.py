@@ -32,6 +32,8 @@ class Flaps:
 
     def change(self, key: Key, now: float) -> str:
         """Record a state change: "started" (it makes it flapping), "quiet" (it already was) or "" (announce it)."""
+        if not self.transitions:
+            return ""  # alerts.flap_transitions = 0: flapping is not detected
         flap = self.flaps.setdefault(key, Flap())
         flap.changes = [t for t in flap.changes if t > now - self.window_s][-(self.transitions - 1) :] + [now]
         self.dirty.add(key)
