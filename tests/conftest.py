@@ -18,7 +18,7 @@ from tests.support import FakeClock, Peer, Process, ingest_args, wait_for, web_a
 from vesper_sim import broker as broker_mod
 from vesper_web import create_app
 
-pytest_plugins = ("tests.browser", "tests.receivers")
+pytest_plugins = ("tests.browser", "tests.receivers", "tests.pg")
 
 
 def pytest_configure(config: pytest.Config) -> None:
