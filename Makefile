@@ -36,9 +36,17 @@ postgres-deps:
 run: system-deps $(STAMP)
 	$(PY) -m vesper_sim.devrun
 
+# The store's, the in-process ingest's and the API's suites again on PostgreSQL (tests/pg.py starts a server);
+# the processes' and the browser's suites follow when the ingest and the web run there (issue 13).
+POSTGRES_TESTS := tests/test_store.py tests/test_device_query.py tests/test_device_paging.py \
+	tests/test_registry_api.py tests/test_ingest_inprocess.py tests/test_alert_lifecycle.py \
+	tests/test_notify_inprocess.py tests/test_notify_lifecycle.py tests/test_lifecycle_api.py \
+	tests/test_device_timeout.py
+
 test: system-deps browser-deps postgres-deps $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
+	VESPER_TEST_DATABASE=postgresql $(PY) -m pytest -q $(POSTGRES_TESTS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -40,9 +40,15 @@ class MqttConfig:
 
 @dataclass(frozen=True)
 class DatabaseConfig:
-    """Where the SQLite file lives."""
+    """Where the database is: a SQLite file (the default), or a PostgreSQL server's URL."""
 
     path: str = "var/vesper.db"
+    url: str = ""  # postgresql://user@host:port/db: used instead of path when set
+
+    @property
+    def target(self) -> str:
+        """What the store opens: the URL if one is set, else the file."""
+        return self.url or self.path
 
 
 @dataclass(frozen=True)
@@ -186,6 +192,7 @@ def _validate(cfg: Config) -> None:
         ("auth.login_backoff_max_s", cfg.auth.login_backoff_max_s >= cfg.auth.login_backoff_s),
         ("ingest.max_batch", cfg.ingest.max_batch >= 1),
         ("database.path", bool(cfg.database.path)),
+        ("database.url", cfg.database.url == "" or cfg.database.url.startswith(("postgresql://", "postgres://"))),
     ]
     for key, ok in checks:
         if not ok:

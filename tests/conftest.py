@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import urllib.error
 import urllib.request
@@ -60,7 +61,7 @@ def write_config(path: Path, port: int, db: Path, **overrides: dict[str, Any]) -
     sections: dict[str, dict[str, Any]] = {
         "mqtt": {"port": port, "client_id": f"vesper-ingest-{port}"},
         "web": {"bind": f"127.0.0.1:{broker_mod.free_port()}"},
-        "database": {"path": str(db)},
+        "database": {k: v for k, v in vars(database(db, path.parent)).items() if v},
         "liveness": {"heartbeat_timeout_s": 90.0, "sweep_interval_s": 0.2},
         "ingest": {"summary_interval_s": 1.0},
     }
@@ -87,17 +88,28 @@ def make_config(tmp_path: Path, broker: Broker) -> Callable[..., Path]:
 
 
 @pytest.fixture
-def db_path(tmp_path: Path) -> Path:
-    """The SQLite file the test's processes use."""
+def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """The database the test's processes use: a SQLite file, or with VESPER_TEST_DATABASE=postgresql a fresh
+    PostgreSQL database's URL (tests/pg.py) that every store function takes as it takes a path."""
+    if os.environ.get("VESPER_TEST_DATABASE") == "postgresql":
+        return request.getfixturevalue("pg_url")
     return tmp_path / "vesper.db"
 
 
 @pytest.fixture
-def app(request: pytest.FixtureRequest, db_path: Path) -> Flask:
-    """The web app from create_app over a real SQLite file (db_path); `@pytest.mark.web(...)` sets [web] keys."""
+def app(request: pytest.FixtureRequest, db_path: Path, tmp_path: Path) -> Flask:
+    """The web app from create_app over the test's database (db_path); `@pytest.mark.web(...)` sets [web] keys."""
     marker = request.node.get_closest_marker("web")
     web = config_mod.WebConfig(**marker.kwargs) if marker else config_mod.WebConfig()
-    return create_app(config_mod.Config(database=config_mod.DatabaseConfig(path=str(db_path)), web=web))
+    return create_app(config_mod.Config(database=database(db_path, tmp_path), web=web))
+
+
+def database(db: Path | str, directory: Path) -> config_mod.DatabaseConfig:
+    """The [database] of a test: its file, or its PostgreSQL URL with the file's place kept in the test's directory
+    (the session key and the ingest's lock live beside it)."""
+    if str(db).startswith("postgresql://"):
+        return config_mod.DatabaseConfig(path=str(directory / "vesper.db"), url=str(db))
+    return config_mod.DatabaseConfig(path=str(db))
 
 
 @pytest.fixture

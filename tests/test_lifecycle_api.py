@@ -23,7 +23,7 @@ from shared import config as config_mod
 from shared import store
 from shared.events import iso
 from shared.silences import Silence
-from tests import test_registry_api
+from tests import conftest, test_registry_api
 from tests.conftest import write_config
 from tests.support import FakeClock
 from tests.test_ingest_inprocess import TIMEOUT, heartbeat, message
@@ -234,10 +234,11 @@ def test_the_note_at_its_limit_is_accepted(client: FlaskClient, ingest: Ingest) 
 
 
 @pytest.fixture
-def secured(db_path: Path, ingest: Ingest) -> Flask:
+def secured(db_path: Path, tmp_path: Path, ingest: Ingest) -> Flask:
     """The web with an operator and a token configured, on the in-process ingest's database."""
     auth = {"users": [USER_LINE], "tokens": [TOKEN_LINE], "login_backoff_s": 0.2}
-    return create_app(config_mod.from_dict({"database": {"path": str(db_path)}, "auth": auth}))
+    database = {k: v for k, v in vars(conftest.database(db_path, tmp_path)).items() if v}
+    return create_app(config_mod.from_dict({"database": database, "auth": auth}))
 
 
 def test_the_ack_names_the_user_or_the_token(secured: Flask, ingest: Ingest) -> None:

@@ -195,7 +195,7 @@ def test_hostile_strings_round_trip_as_json_text(client: FlaskClient, app: Flask
     (device,) = json.loads(raw)  # valid JSON whatever the operator typed
     assert "\u2028" not in raw and "\\u2028" in raw  # escaped by json.dumps (ensure_ascii)
     assert (device["name"], device["notes"]) == (HOSTILE, HOSTILE * 10)
-    conn = store.connect(app.config["VESPER"].database.path, readonly=True)
+    conn = store.connect(app.config["VESPER"].database.target, readonly=True)
     try:
         assert json.loads(store.devices_json(conn)) == store.devices(conn)
     finally:
@@ -392,7 +392,7 @@ def test_store_devices_equals_devices_json_with_the_registry(client: FlaskClient
     ingest.process([heartbeat(ingest, "b-heard")])
     for device_id, body in [("a-only", {"name": HOSTILE}), ("b-heard", {"tags": ["x"]}), ("c-only", {"site": "s"})]:
         patch(client, device_id, body)
-    reader = store.connect(app.config["VESPER"].database.path, readonly=True)
+    reader = store.connect(app.config["VESPER"].database.target, readonly=True)
     try:
         assert json.loads(store.devices_json(reader)) == store.devices(reader)
         assert [d["id"] for d in store.devices(reader)] == ["a-only", "b-heard", "c-only"]

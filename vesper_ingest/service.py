@@ -46,7 +46,7 @@ class Ingest:
         self.cfg = cfg
         self.clock = clock
         self.topics = Topics(cfg.mqtt.topic_prefix)
-        self.writer = store.Writer(cfg.database.path)
+        self.writer = store.Writer(cfg.database.target)
         self.conn = self.writer.conn
         self.fleet = Fleet(self.conn, cfg.alerts)
         self.stats = Stats()
@@ -225,7 +225,7 @@ class Ingest:
             "vesper_ingest starting: broker %s, client id %s, database %s",
             describe(self.cfg.mqtt),
             self.cfg.mqtt.client_id,
-            self.cfg.database.path,
+            self.cfg.database.url.split("@")[-1] or self.cfg.database.path,  # no password in the log
         )
         self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
         self.client.loop_start()

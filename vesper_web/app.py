@@ -40,7 +40,7 @@ def create_app(config: Config | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops, x_port=hops)  # type: ignore[method-assign]
     app.config["VESPER"] = cfg
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["vesper_hub"] = Hub(cfg.database.path, cfg.web.stream_queue_size, cfg.web.max_streams)
+    app.extensions["vesper_hub"] = Hub(cfg.database.target, cfg.web.stream_queue_size, cfg.web.max_streams)
     db.init_app(app)
     auth.init_app(app, cfg)  # first before_request: nothing runs for a caller it turns away
     headers.init_app(app)

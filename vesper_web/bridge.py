@@ -68,7 +68,7 @@ class Bridge:
 
     def start(self) -> None:
         """Start live after what is stored now; connect in the background, retrying while the broker is away."""
-        with closing(store.connect(self.cfg.database.path, readonly=True)) as conn:
+        with closing(store.connect(self.cfg.database.target, readonly=True)) as conn:
             self.hub.start(store.last_event_id(conn))
         log.info("bridge %s connecting to %s", self.client_id, describe(self.cfg.mqtt))
         self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)

@@ -10,7 +10,7 @@ from shared import store
 def get_db() -> store.Connection:
     """This request's read-only connection, opened on first use."""
     if "db" not in g:
-        g.db = store.connect(current_app.config["VESPER"].database.path, readonly=True)
+        g.db = store.connect(current_app.config["VESPER"].database.target, readonly=True)
     return g.db
 
 
@@ -23,5 +23,5 @@ def close_db(exc: BaseException | None = None) -> None:
 
 def init_app(app: Flask) -> None:
     """Create or migrate the schema (the web may start before the ingest ever ran); close per request."""
-    store.open_store(app.config["VESPER"].database.path).close()
+    store.open_store(app.config["VESPER"].database.target).close()
     app.teardown_appcontext(close_db)

@@ -81,7 +81,7 @@ def notify_test() -> ResponseReturnValue:
     channel = _requested_channel()
     who, client = auth.principal() or auth.LOCAL, request.remote_addr
     try:
-        message_id = _enqueue_test(current_app.config["VESPER"].database.path, channel)
+        message_id = _enqueue_test(current_app.config["VESPER"].database.target, channel)
     except store.StoreUnavailable:
         auth.audit.warning("notify test to %s by %s from %s: not queued, database busy", channel, who, client)
         abort(503, "the database is busy; try again")

@@ -28,7 +28,7 @@ def writing() -> Iterator[store.Connection]:
     """A short-lived write connection in one BEGIN IMMEDIATE transaction; 503 when SQLite stays busy."""
     try:
         with store.guarded():
-            conn = store.connect(current_app.config["VESPER"].database.path)
+            conn = store.connect(current_app.config["VESPER"].database.target)
             try:
                 with store.write(conn):
                     yield conn

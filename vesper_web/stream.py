@@ -62,7 +62,7 @@ def stream() -> ResponseReturnValue:
         abort(503, "too many open streams on this worker; retry later")
     # A stream the server ends also ends its connection, not a keep-alive wait for another request.
     end = _shutdown(request.environ, socket.SHUT_RD)
-    body = _frames(hub, sub, after, cfg.database.path, cfg.web.keepalive_s, end)
+    body = _frames(hub, sub, after, cfg.database.target, cfg.web.keepalive_s, end)
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"

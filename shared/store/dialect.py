@@ -1,4 +1,4 @@
-"""Where SQLite-only constructs live, so a PostgreSQL dialect is one more module beside this one."""
+"""Where the engines differ: SQLite's constructs here, PostgreSQL's in postgres.py, chosen by the connection."""
 
 from __future__ import annotations
 
@@ -7,10 +7,24 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-Connection = sqlite3.Connection
-TRANSIENT = (sqlite3.OperationalError,)  # locked, busy, disk I/O: the work can be tried again
+from shared.store import postgres
+from shared.store.postgres import PgConnection
+
+Connection = sqlite3.Connection | PgConnection
+# Locked, busy, disk I/O, a connection lost: the work can be tried again.
+TRANSIENT = (sqlite3.OperationalError, *postgres.TRANSIENT)
 BUSY_TIMEOUT_MS = 10_000
-CASELESS_LIKE = "LIKE"  # SQLite's LIKE ignores ASCII case (PostgreSQL's is ILIKE)
+URL_SCHEMES = ("postgresql://", "postgres://")
+
+
+def is_postgres(conn: Connection) -> bool:
+    """True for a PostgreSQL connection."""
+    return isinstance(conn, PgConnection)
+
+
+def caseless_like(conn: Connection) -> str:
+    """The operator of a case-insensitive LIKE: SQLite's LIKE ignores ASCII case, PostgreSQL's ILIKE any case."""
+    return "ILIKE" if is_postgres(conn) else "LIKE"
 
 
 class StoreUnavailable(Exception):
@@ -18,7 +32,9 @@ class StoreUnavailable(Exception):
 
 
 def connect(path: str | Path, readonly: bool = False) -> Connection:
-    """Open the database in WAL mode with a busy timeout; autocommit, explicit transactions."""
+    """Open the database: a file (WAL, a busy timeout) or a postgresql:// URL; autocommit, explicit transactions."""
+    if str(path).startswith(URL_SCHEMES):
+        return postgres.connect(str(path), readonly)
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
@@ -42,8 +58,8 @@ def guarded() -> Iterator[None]:
 
 @contextmanager
 def write(conn: Connection) -> Iterator[Connection]:
-    """One write transaction, taken with BEGIN IMMEDIATE so two writers never deadlock on an upgrade."""
-    conn.execute("BEGIN IMMEDIATE")
+    """One write transaction, taken with BEGIN IMMEDIATE so two SQLite writers never deadlock on an upgrade."""
+    conn.execute("BEGIN" if is_postgres(conn) else "BEGIN IMMEDIATE")
     try:
         yield conn
     except BaseException:
@@ -55,7 +71,7 @@ def write(conn: Connection) -> Iterator[Connection]:
 @contextmanager
 def read(conn: Connection) -> Iterator[Connection]:
     """One short read transaction, so several queries see one snapshot."""
-    conn.execute("BEGIN")
+    conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ" if is_postgres(conn) else "BEGIN")
     try:
         yield conn
     finally:
@@ -64,20 +80,33 @@ def read(conn: Connection) -> Iterator[Connection]:
 
 def schema_version(conn: Connection) -> int:
     """The number of migrations applied."""
+    if is_postgres(conn):
+        if conn.execute("SELECT to_regclass('schema_version')").fetchone()[0] is None:
+            return 0
+        return int(conn.execute("SELECT version FROM schema_version").fetchone()[0])
     return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
 
 def set_schema_version(conn: Connection, number: int) -> None:
     """Record that migrations up to `number` are applied (inside the migrating transaction)."""
+    if is_postgres(conn):
+        conn.execute("DELETE FROM schema_version")
+        conn.execute("INSERT INTO schema_version (version) VALUES (?)", (int(number),))
+        return
     conn.execute(f"PRAGMA user_version = {int(number)}")
 
 
 def last_event_id(conn: Connection) -> int:
     """The highest event id ever given (0 if none); survives pruning."""
+    if is_postgres(conn):
+        value, called = conn.execute("SELECT last_value, is_called FROM events_id_seq").fetchone()
+        return int(value) if called else 0
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     return int(row[0]) if row else 0
 
 
 def integrity_ok(conn: Connection) -> bool:
-    """The database's own consistency check says ok."""
+    """The database's own consistency check says ok (PostgreSQL keeps its own: always true here)."""
+    if is_postgres(conn):
+        return True
     return conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -16,11 +16,11 @@ def add_silence(conn: Connection, silence: Silence) -> int:
     """The web's: store a new silence; returns its id."""
     cur = conn.execute(
         "INSERT INTO silences (device_id, tag, subsystem, starts_at, ends_at, comment, created_by, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
         (silence.device_id, silence.tag, silence.subsystem, silence.starts_at, silence.ends_at,
          silence.comment, silence.created_by, silence.created_at),
     )  # fmt: skip
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def expire_silence(conn: Connection, silence_id: int, now: float) -> bool:
@@ -98,12 +98,16 @@ def problems_in_scope(conn: Connection, silence: Silence) -> list[dict[str, Any]
 
     The alerts of flapping subsystems are left out: they stay quiet until they settle.
     """
-    scope = "(?1 IS NULL OR {d} = ?1) AND (?2 IS NULL OR {d} IN (SELECT device_id FROM device_tags WHERE tag = ?2))"
+    scope = (  # typed, so PostgreSQL knows what a NULL is
+        "(CAST(?1 AS TEXT) IS NULL OR {d} = ?1)"
+        " AND (CAST(?2 AS TEXT) IS NULL OR {d} IN (SELECT device_id FROM device_tags WHERE tag = ?2))"
+    )
     args: dict[str, Any] = {"1": silence.device_id, "2": silence.tag, "3": silence.subsystem}
     rows = conn.execute(
         "SELECT a.device_id, a.subsystem, a.state, a.message FROM device_alerts a LEFT JOIN alert_flaps f"
         " ON f.device_id = a.device_id AND f.subsystem = a.subsystem"
-        f" WHERE COALESCE(f.flapping, 0) = 0 AND (?3 IS NULL OR a.subsystem = ?3) AND {scope.format(d='a.device_id')}"
+        f" WHERE COALESCE(f.flapping, 0) = 0 AND (CAST(?3 AS TEXT) IS NULL OR a.subsystem = ?3)"
+        f" AND {scope.format(d='a.device_id')}"
         " ORDER BY a.device_id, a.subsystem",
         args,
     ).fetchall()

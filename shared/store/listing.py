@@ -13,14 +13,14 @@ from typing import Any
 
 from shared.severity import HEALTH_ORDER, health_sql
 from shared.store.device_rows import DEVICE_FROM, DEVICE_SELECT, WIDTH
-from shared.store.dialect import CASELESS_LIKE, Connection, read
+from shared.store.dialect import Connection, caseless_like, read
 
 HEALTH = health_sql("d.liveness", "d.worst_rank")
 # Each sort: its key expressions (the last is always the id, so keys are unique) and whether descending.
 SORTS: dict[str, tuple[tuple[str, ...], bool]] = {
     "id": (("d.id",), False),
     "severity": ((HEALTH, "d.id"), False),
-    "name": (("r.name IS NULL", "COALESCE(lower(r.name), '')", "d.id"), False),
+    "name": (("CASE WHEN r.name IS NULL THEN 1 ELSE 0 END", "COALESCE(lower(r.name), '')", "d.id"), False),
     "last_seen": (("COALESCE(d.last_seen, 0)", "d.id"), False),
     "-last_seen": (("COALESCE(d.last_seen, 0)", "d.id"), True),
 }
@@ -44,13 +44,13 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _filters(query: DeviceQuery) -> tuple[list[str], list[Any]]:
+def _filters(query: DeviceQuery, like: str) -> tuple[list[str], list[Any]]:
     """The WHERE terms and arguments of the query's filters (not its cursor)."""
     where: list[str] = []
     args: list[Any] = []
     if query.q:
         fields = ["d.id", "r.name", "r.site"] + (["r.tags"] if TAG_TEXT.fullmatch(query.q.lower()) else [])
-        where.append("(" + " OR ".join(f"{f} {CASELESS_LIKE} ? ESCAPE '\\'" for f in fields) + ")")
+        where.append("(" + " OR ".join(f"{f} {like} ? ESCAPE '\\'" for f in fields) + ")")
         args += [_like(query.q)] * len(fields)
     if query.health:
         where.append(f"{HEALTH} IN ({', '.join('?' * len(query.health))})")
@@ -86,7 +86,7 @@ def _after(keys: tuple[str, ...], after: tuple[Any, ...], descending: bool) -> l
 def list_devices(conn: Connection, query: DeviceQuery) -> tuple[list[tuple[Any, ...]], int]:
     """Up to limit + 1 rows in the query's order, each with its sort key after the device columns; how many match."""
     keys, descending = SORTS[query.sort]
-    where, args = _filters(query)
+    where, args = _filters(query, caseless_like(conn))
     direction = " DESC" if descending else ""
     select = f"{DEVICE_SELECT}, {', '.join(keys)}{DEVICE_FROM}"
     # A row-value comparison would not use the index; each range of _after does, read until the page is full.

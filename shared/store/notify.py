@@ -75,10 +75,10 @@ def enqueue(
     """Queue one message for a channel; returns its id."""
     cur = conn.execute(
         "INSERT INTO notifications (channel, status, created_at, next_attempt_at, title, body, notify_type, event_ids)"
-        " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?)",
+        " VALUES (?, 'pending', ?, ?, ?, ?, ?, ?) RETURNING id",
         (channel, now, now, title, body, notify_type, json.dumps(event_ids)),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def next_message(conn: Connection, channel: str) -> tuple[int, float, float, int, str, str, str] | None:

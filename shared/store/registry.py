@@ -135,10 +135,10 @@ def forget(conn: Connection, device_id: str, now: float) -> bool:
 def queue_command(conn: Connection, kind: str, device_id: str, args: dict[str, Any], now: float) -> int:
     """Ask the ingest to act (it carries commands out in its next sweep); returns the command's id."""
     cur = conn.execute(
-        "INSERT INTO ingest_commands (kind, device_id, args, at) VALUES (?, ?, ?, ?)",
+        "INSERT INTO ingest_commands (kind, device_id, args, at) VALUES (?, ?, ?, ?) RETURNING id",
         (kind, device_id, json.dumps(args), now),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def command_pending(conn: Connection, command_id: int) -> bool:

@@ -121,10 +121,10 @@ def delete_alert(conn: Connection, device_id: str, subsystem: str) -> None:
 def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_id: str, payload: str) -> int:
     """Append one event (payload as JSON text); returns its id."""
     cur = conn.execute(
-        "INSERT INTO events (ts, type, severity, source_id, payload) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO events (ts, type, severity, source_id, payload) VALUES (?, ?, ?, ?, ?) RETURNING id",
         (ts, type_, severity, source_id, payload),
     )
-    return int(cur.lastrowid or 0)
+    return int(cur.fetchone()[0])
 
 
 def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float | None, float | None]]:
@@ -189,6 +189,6 @@ def add_counters(conn: Connection, deltas: dict[str, int]) -> None:
     """Add to the ingest's persistent counters (read by the web's /metrics)."""
     conn.executemany(
         "INSERT INTO counters (name, value) VALUES (?, ?)"
-        " ON CONFLICT (name) DO UPDATE SET value = value + excluded.value",
+        " ON CONFLICT (name) DO UPDATE SET value = counters.value + excluded.value",
         [(name, value) for name, value in deltas.items() if value],
     )

@@ -15,7 +15,7 @@ class Notifier:
 
     def __init__(self, cfg: Config, writer: store.Writer, clock: Callable[[], float]) -> None:
         notify = cfg.notify
-        self.workers = {c.name: ChannelWorker(cfg.database.path, c, notify.give_up_after_s) for c in notify.channels}
+        self.workers = {c.name: ChannelWorker(cfg.database.target, c, notify.give_up_after_s) for c in notify.channels}
         self.sink = NotifySink(writer, notify, clock, self._queued)
 
     def _queued(self, channel: str) -> None:

@@ -15,7 +15,7 @@ export const HEALTH_LABEL = {
 };
 
 export { STATE_RANK, STATE_SEVERITY } from "./rules.js";
-export { deviceApi, deviceUrl, getJSON, nextCursor, sendJSON, toSignIn } from "./http.js";
+export { deviceApi, deviceUrl, getJSON, nextCursor, sendJSON, shared, toSignIn } from "./http.js";
 export { coalescing, follow, throttled } from "./live.js";
 
 // Build an element. `props`: className, text, dataset, attrs; children are nodes or strings.

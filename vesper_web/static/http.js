@@ -45,3 +45,16 @@ export function nextCursor(link) {
   }
   return null;
 }
+
+// `read` wrapped so that calls made while one is in flight share it (one request, one answer).
+export function shared(read) {
+  let pending = null;
+  return () => {
+    if (!pending) {
+      pending = read().finally(() => {
+        pending = null;
+      });
+    }
+    return pending;
+  };
+}

@@ -1,7 +1,7 @@
 // Notifications: the delivery log, polled while the tab is visible, and a "Send test" button per channel.
 //
 // Titles, bodies, errors and channel names reach the page through textContent and attributes only.
-import { el, fullTime, getJSON, timeEl, toSignIn } from "./console.js";
+import { el, fullTime, getJSON, shared, timeEl, toSignIn } from "./console.js";
 
 const LIMIT = 200;
 const POLL_MS = 5000;
@@ -48,18 +48,6 @@ function showStatus(kind, message) {
   status.textContent = message;
 }
 
-let loading = null;
-
-// Read the log and replace the table; concurrent calls share one request.
-function load() {
-  if (!loading) {
-    loading = read().finally(() => {
-      loading = null;
-    });
-  }
-  return loading;
-}
-
 async function read() {
   try {
     const { ok, status: code, body } = await getJSON(`/api/notifications?limit=${LIMIT}`);
@@ -73,6 +61,9 @@ async function read() {
     showStatus("error", "Could not read the notifications; retrying");
   }
 }
+
+// Read the log and replace the table; calls made meanwhile share one request.
+const load = shared(read);
 
 setInterval(() => {
   if (document.visibilityState === "visible") load();

@@ -3,7 +3,7 @@
 // to the tab; it does not follow the stream (a silence makes no event).
 //
 // Comments, matchers and who created a silence are untrusted text: textContent and attributes only.
-import { deviceUrl, el, fullTime, getJSON, sendJSON, timeEl } from "./console.js";
+import { deviceUrl, el, fullTime, getJSON, sendJSON, shared, timeEl } from "./console.js";
 import { errorField, failure, localToIso } from "./alert_actions.js";
 
 const POLL_MS = 30000;
@@ -46,18 +46,6 @@ function row(s, now) {
   );
 }
 
-let loading = null;
-
-// Read the list and replace the table; concurrent calls share one request.
-function load() {
-  if (!loading) {
-    loading = read().finally(() => {
-      loading = null;
-    });
-  }
-  return loading;
-}
-
 async function read() {
   try {
     const { ok, status, body } = await getJSON("/api/silences");
@@ -71,6 +59,9 @@ async function read() {
     if (error.message !== "signed out") result($("silences-status"), "error", "Could not read the silences; retrying");
   }
 }
+
+// Read the list and replace the table; calls made meanwhile share one request.
+const load = shared(read);
 
 async function endSilence(id, button, outcome) {
   button.disabled = true;

@@ -1,0 +1,80 @@
+"""The store on both engines (§10): PostgreSQL's schema is SQLite's, its dialect speaks the store's SQL."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from shared import store
+from shared.store import dialect, postgres
+
+
+def columns(conn: store.Connection, engine: str) -> dict[str, set[str]]:
+    """Every table's column names."""
+    if engine == "postgresql":
+        rows = conn.execute(
+            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
+        ).fetchall()
+    else:
+        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
+        tables = [t for t in tables if not t.startswith("sqlite_")]
+        rows = [(t, c[1]) for t in tables for c in conn.execute(f"PRAGMA table_info({t})")]
+    found: dict[str, set[str]] = {}
+    for table, column in rows:
+        found.setdefault(table, set()).add(column)
+    return found
+
+
+def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: str) -> None:
+    """Same tables, same columns (PostgreSQL's version lives in a table where SQLite has a pragma)."""
+    sqlite = store.open_store(tmp_path / "v.db")
+    pg = store.open_store(pg_url)
+    try:
+        want = columns(sqlite, "sqlite")
+        got = columns(pg, "postgresql")
+        assert got.pop("schema_version") == {"version"}
+        assert got == want
+        assert dialect.schema_version(pg) == len(store.MIGRATIONS)
+        assert store.migrate(pg) == len(store.MIGRATIONS)  # idempotent
+    finally:
+        sqlite.close()
+        pg.close()
+
+
+def test_event_ids_on_postgres_survive_pruning(pg_url: str) -> None:
+    """last_event_id reads the sequence, as SQLite's reads sqlite_sequence: pruning reuses nothing."""
+    conn = store.open_store(pg_url)
+    try:
+        assert store.last_event_id(conn) == 0
+        with store.write(conn):
+            ids = [store.insert_event(conn, ts, "info", "info", "d", "{}") for ts in (1.0, 2.0, 3.0)]
+            assert ids == [1, 2, 3]
+            assert store.prune_events(conn, 10.0) == 3
+        assert store.last_event_id(conn) == 3
+        with store.write(conn):
+            assert store.insert_event(conn, 11.0, "info", "info", "d", "{}") == 4
+    finally:
+        conn.close()
+
+
+def test_placeholders_become_psycopgs() -> None:
+    """? counts, ?N names (reused as often as written), % is escaped."""
+    assert postgres.translate("SELECT ? , ?") == ("SELECT %s , %s", False)
+    assert postgres.translate("UPDATE t SET a = ?1 WHERE id = ?1 AND b LIKE '%x'") == (
+        "UPDATE t SET a = %(p1)s WHERE id = %(p1)s AND b LIKE '%%x'",
+        True,
+    )
+
+
+def test_a_failed_write_rolls_back_on_postgres(pg_url: str) -> None:
+    """The dialect's write() is one transaction there too."""
+    conn = store.open_store(pg_url)
+    try:
+        try:
+            with store.write(conn):
+                store.mark_alive(conn, "d", 1.0)
+                raise RuntimeError("boom")
+        except RuntimeError:
+            pass
+        assert store.device(conn, "d") is None
+    finally:
+        conn.close()
