@@ -78,11 +78,11 @@ def write_config(path: Path, port: int, db: Path, **overrides: dict[str, Any]) -
 
 
 @pytest.fixture
-def make_config(tmp_path: Path, broker: Broker) -> Callable[..., Path]:
-    """Write this test's config file; keyword sections override the defaults."""
+def make_config(tmp_path: Path, broker: Broker, db_path: Path) -> Callable[..., Path]:
+    """Write this test's config file (on the test's database); keyword sections override the defaults."""
 
     def make(**overrides: dict[str, Any]) -> Path:
-        return write_config(tmp_path / "vesper.toml", broker.port, tmp_path / "vesper.db", **overrides)
+        return write_config(tmp_path / "vesper.toml", broker.port, db_path, **overrides)
 
     return make
 
@@ -167,13 +167,17 @@ def peer(broker: Broker) -> Iterator[Peer]:
 
 
 @pytest.fixture
-def read_db(db_path: Path) -> Callable[[], Any]:
-    """Open the test database read-only, as the web does."""
+def read_db(db_path: Path) -> Iterator[Callable[[], Any]]:
+    """Open the test database read-only, as the web does; each connection opened is closed at teardown."""
+    opened: list[Any] = []
 
     def open_() -> Any:
-        return store.connect(db_path, readonly=True)
+        opened.append(store.connect(db_path, readonly=True))
+        return opened[-1]
 
-    return open_
+    yield open_
+    for conn in opened:
+        conn.close()
 
 
 @pytest.fixture

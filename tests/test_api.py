@@ -155,7 +155,7 @@ def test_events_bad_arguments_are_400(client: FlaskClient, query: str) -> None:
 
 
 def test_events_limit_is_bounded(app: Flask, client: FlaskClient) -> None:
-    conn = store.open_store(app.config["VESPER"].database.path)
+    conn = store.open_store(app.config["VESPER"].database.target)
     with store.write(conn):
         for i in range(1200):
             store.insert_event(conn, T0 + i, "info", "info", "bell-9", dumps({"type": "x", "payload": {}}))
