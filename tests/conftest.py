@@ -15,6 +15,7 @@ from flask import Flask
 
 from shared import config as config_mod
 from shared import store
+from shared.store import postgres
 from tests.support import FakeClock, Peer, Process, ingest_args, wait_for, web_args
 from vesper_sim import broker as broker_mod
 from vesper_web import create_app
@@ -92,6 +93,7 @@ def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     """The database the test's processes use: a SQLite file, or with VESPER_TEST_DATABASE=postgresql a fresh
     PostgreSQL database's URL (tests/pg.py) that every store function takes as it takes a path."""
     if os.environ.get("VESPER_TEST_DATABASE") == "postgresql":
+        request.addfinalizer(postgres.close_pools)  # db_path goes before pg_url: the pools close, then the drop
         return request.getfixturevalue("pg_url")
     return tmp_path / "vesper.db"
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
+
 from shared import store
 from shared.store import dialect, postgres
 
@@ -78,3 +80,24 @@ def test_a_failed_write_rolls_back_on_postgres(pg_url: str) -> None:
         assert store.device(conn, "d") is None
     finally:
         conn.close()
+
+
+def test_pooled_readers_are_reused_and_read_only(pg_url: str) -> None:
+    """The web's per-request reader comes from the pool and goes back to it; it cannot write."""
+    store.open_store(pg_url).close()
+    first = store.connect(pg_url, readonly=True, pooled=True)
+    raw = first.raw
+    first.close()
+    again = store.connect(pg_url, readonly=True, pooled=True)
+    try:
+        assert again.raw is raw
+        assert store.devices(again) == []
+        try:
+            with store.write(again):
+                store.mark_alive(again, "d", 1.0)
+            raise AssertionError("a pooled reader wrote")
+        except psycopg.errors.ReadOnlySqlTransaction:
+            pass
+    finally:
+        again.close()
+    postgres.close_pools()  # the test's database is dropped after it

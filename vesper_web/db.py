@@ -1,4 +1,4 @@
-"""The request's read-only SQLite connection (Flask tutorial style: get_db, close_db, init_app)."""
+"""The request's read-only connection (Flask tutorial style: get_db, close_db, init_app); PostgreSQL's pooled."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from shared import store
 def get_db() -> store.Connection:
     """This request's read-only connection, opened on first use."""
     if "db" not in g:
-        g.db = store.connect(current_app.config["VESPER"].database.target, readonly=True)
+        g.db = store.connect(current_app.config["VESPER"].database.target, readonly=True, pooled=True)
     return g.db
 
 

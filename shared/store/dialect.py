@@ -31,10 +31,10 @@ class StoreUnavailable(Exception):
     """The database could not do the work now (locked, busy, I/O); the whole transaction was rolled back."""
 
 
-def connect(path: str | Path, readonly: bool = False) -> Connection:
-    """Open the database: a file (WAL, a busy timeout) or a postgresql:// URL; autocommit, explicit transactions."""
+def connect(path: str | Path, readonly: bool = False, pooled: bool = False) -> Connection:
+    """Open a file (WAL, a busy timeout) or a postgresql:// URL (`pooled`: a reader from the pool); autocommit."""
     if str(path).startswith(URL_SCHEMES):
-        return postgres.connect(str(path), readonly)
+        return postgres.connect(str(path), readonly, pooled)
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
