@@ -186,8 +186,8 @@ function moveWindow(forward) {
     else earlier.pop();
     windowStart = target.cursor;
     offset = target.offset;
+    $("devices").scrollIntoView(); // first: were the rows replaced at the bottom, "load more" would be in view
     show(answer);
-    $("devices").scrollIntoView();
   });
 }
 
