@@ -63,16 +63,6 @@ def _unless_flapping(fleet: Fleet, key: tuple[str, str], changed: bool, now: flo
     return [] if flap == "quiet" else [event]
 
 
-def flapping_ended(fleet: Fleet, now: float) -> list[NewEvent]:
-    """The sweep's part: each flapping subsystem stable for the window ends, with the state it holds now."""
-    ended = []
-    for device_id, subsystem in fleet.flaps.settle(now):
-        current = fleet.alerts.get((device_id, subsystem))
-        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED"}
-        ended.append(NewEvent("alert_flapping_ended", device_id, payload))
-    return ended
-
-
 def info(fleet: Fleet, conn: store.Connection, msg: Info, now: float) -> list[NewEvent]:
     """Playback info updates the device; any other type becomes an `info` event."""
     events = _alive(fleet, conn, msg.device_id, now)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared import store
 from shared.config import Config
 from shared.events import NewEvent, iso
-from vesper_ingest import apply, liveness
+from vesper_ingest import liveness
 from vesper_ingest.fleet import Fleet
 
 
@@ -24,8 +24,18 @@ def overdue(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | No
     return gone
 
 
+def flapping_ended(fleet: Fleet, now: float) -> list[NewEvent]:
+    """Each flapping subsystem stable for the window ends, with the state it holds now."""
+    ended = []
+    for device_id, subsystem in fleet.flaps.settle(now):
+        current = fleet.alerts.get((device_id, subsystem))
+        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED"}
+        ended.append(NewEvent("alert_flapping_ended", device_id, payload))
+    return ended
+
+
 def decide(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | None, now: float) -> list[NewEvent]:
     """The sweep's events, inside its transaction: offline devices, then flapping that has settled."""
-    events = overdue(conn, fleet, cfg, since, now) + apply.flapping_ended(fleet, now)
+    events = overdue(conn, fleet, cfg, since, now) + flapping_ended(fleet, now)
     fleet.flush(conn)
     return events

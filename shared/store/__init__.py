@@ -70,7 +70,6 @@ from shared.store.registry import (
     put_entry,
     queue_command,
     registered_ids,
-    registry_entries,
     registry_entry,
 )
 from shared.store.schema import MIGRATIONS, migrate, open_store
@@ -111,7 +110,7 @@ __all__ = [
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",
-    "registry_entries", "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
+    "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
     "device_dict", "rows_json", "all_flaps", "write_flaps", "acknowledge", "add_silence",
     "alert_objects", "device_tags", "expire_silence", "prune_silences", "silence_dict", "silences", "command_pending",
     "queue_command", "problems_in_scope", "silences_by_id",

@@ -56,11 +56,6 @@ def entry_json(entry: Entry) -> str:
     )
 
 
-def registry_entries(conn: Connection) -> dict[str, Entry]:
-    """Every registered device's entry, in one query."""
-    return {row[0]: row[1:] for row in conn.execute(_SELECT)}
-
-
 def registry_entry(conn: Connection, device_id: str) -> Entry | None:
     """One device's entry, or None if it is not registered."""
     row = conn.execute(_SELECT + " WHERE device_id = ?", (device_id,)).fetchone()
