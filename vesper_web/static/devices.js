@@ -34,6 +34,7 @@ let clock = 0; // numbers reads as they start and events as they are applied
 let gen = 0; // the query's generation: an answer for an older query is dropped
 let chain = Promise.resolve(); // the list reads of this generation, one at a time
 let windowStart = null; // the cursor the window starts after (null: the top)
+let moves = 0; // counts the window's moves and restarts
 const earlier = []; // [{cursor, offset}] of the windows before this one
 let offset = 0; // rows before the window
 let next = null; // the cursor after the window's last row
@@ -135,6 +136,7 @@ async function readList(mine, cursor, limit) {
 // The query changed: start again at the top of the list.
 function restart() {
   gen += 1;
+  moves += 1;
   chain = Promise.resolve();
   toLocation(query);
   return enqueue(async (mine) => {
@@ -161,8 +163,9 @@ let loadingMore = false;
 function loadMore() {
   if (loadingMore || !next || rows.size >= MAX_ROWS) return;
   loadingMore = true;
+  const asked = moves; // the window it was asked in: moving to another (a click that scrolled it into view) drops it
   enqueue(async (mine) => {
-    if (!next || rows.size >= MAX_ROWS) return false;
+    if (moves !== asked || !next || rows.size >= MAX_ROWS) return false;
     const answer = await readList(mine, next, Math.min(PAGE, MAX_ROWS - rows.size));
     if (answer) show(answer, { append: true });
     return Boolean(answer);
@@ -177,6 +180,7 @@ function loadMore() {
 
 // Show the next (or previous) window of MAX_ROWS rows.
 function moveWindow(forward) {
+  moves += 1;
   enqueue(async (mine) => {
     const target = forward ? { cursor: next, offset: offset + rows.size } : earlier[earlier.length - 1];
     if (!target || (forward && !next)) return;
