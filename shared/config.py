@@ -44,6 +44,7 @@ class DatabaseConfig:
 
     path: str = "var/vesper.db"
     url: str = ""  # postgresql://user@host:port/db: used instead of path when set
+    leader_timeout_s: float = 3.0  # PostgreSQL: a leader idle this long is cut off and a standby leads
 
     @property
     def target(self) -> str:
@@ -192,6 +193,7 @@ def _validate(cfg: Config) -> None:
         ("auth.login_backoff_max_s", cfg.auth.login_backoff_max_s >= cfg.auth.login_backoff_s),
         ("ingest.max_batch", cfg.ingest.max_batch >= 1),
         ("database.path", bool(cfg.database.path)),
+        ("database.leader_timeout_s", 1 <= cfg.database.leader_timeout_s <= 60),
         ("database.url", cfg.database.url == "" or cfg.database.url.startswith(("postgresql://", "postgres://"))),
     ]
     for key, ok in checks:

@@ -5,32 +5,52 @@ from __future__ import annotations
 import logging
 import signal
 import sys
+import threading
+from contextlib import ExitStack
 
+from shared import store
 from shared.config import ConfigError, load
+from vesper_ingest.lead import wait_for_lead
 from vesper_ingest.lock import AlreadyRunning, acquire
 from vesper_ingest.service import Ingest
 
+log = logging.getLogger("vesper_ingest")
+LOST_LEAD = 4  # the exit status of a leader that lost its database: restart it, and it waits as a standby
+
 
 def main() -> int:
-    """Load config, take the database lock, run until SIGTERM or SIGINT."""
+    """Load config, lead (the PostgreSQL lock, or SQLite's lock file), run until SIGTERM or SIGINT."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
     try:
         cfg = load()
     except ConfigError as exc:
-        logging.getLogger("vesper_ingest").error("%s", exc)
+        log.error("%s", exc)
         return 2
-    try:
-        lock = acquire(cfg.database.path)
-    except AlreadyRunning as exc:
-        logging.getLogger("vesper_ingest").error("%s", exc)
-        return 3
-    ingest = Ingest(cfg)
-    signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
-    signal.signal(signal.SIGINT, lambda *_: ingest.stop())
-    try:
-        ingest.run()
-    finally:
-        lock.close()
+    stopping = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stopping.set())
+    signal.signal(signal.SIGINT, lambda *_: stopping.set())
+    with ExitStack() as held:
+        conn = None
+        if cfg.database.url:
+            conn = wait_for_lead(cfg.database, stopping)
+            if conn is None:
+                return 0
+        else:
+            try:
+                held.enter_context(acquire(cfg.database.path))
+            except AlreadyRunning as exc:
+                log.error("%s", exc)
+                return 3
+        ingest = Ingest(cfg, conn=conn)
+        signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
+        signal.signal(signal.SIGINT, lambda *_: ingest.stop())
+        if stopping.is_set():
+            ingest.stop()
+        try:
+            ingest.run()
+        except store.LeadLost as exc:
+            log.error("lost the database session that holds the leader lock (%s); exiting so that a standby leads", exc)
+            return LOST_LEAD
     return 0
 
 

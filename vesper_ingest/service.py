@@ -42,11 +42,14 @@ def _notifier(cfg: Config, writer: store.Writer, clock: Callable[[], float]) -> 
 class Ingest:
     """Owns the MQTT client, the inbox and the database connection of one ingest process."""
 
-    def __init__(self, cfg: Config, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self, cfg: Config, clock: Callable[[], float] = time.time, conn: store.Connection | None = None
+    ) -> None:
+        """`conn`: the connection that holds the leader lock (PostgreSQL, §10); it becomes the writer's."""
         self.cfg = cfg
         self.clock = clock
         self.topics = Topics(cfg.mqtt.topic_prefix)
-        self.writer = store.Writer(cfg.database.target)
+        self.writer = store.Writer(cfg.database.target, conn)
         self.conn = self.writer.conn
         self.fleet = Fleet(self.conn, cfg.alerts)
         self.stats = Stats()
@@ -231,6 +234,10 @@ class Ingest:
         self.client.loop_start()
         if self.notifier is not None:
             self.notifier.start()
+        # A leader's sweep is also what keeps its session from the server's idle timeout (lead.py).
+        every = self.cfg.liveness.sweep_interval_s
+        if self.writer.fenced:
+            every = min(every, self.cfg.database.leader_timeout_s / 3)
         now = self.clock()
         next_sweep, next_prune, next_summary = now, now, now + self.cfg.ingest.summary_interval_s
         try:
@@ -243,7 +250,7 @@ class Ingest:
                 now = self.clock()
                 if now >= next_sweep:
                     self.sweep(now)
-                    next_sweep = now + self.cfg.liveness.sweep_interval_s
+                    next_sweep = now + every
                 if now >= next_prune:
                     self.prune(now)
                     next_prune = now + PRUNE_INTERVAL_S
@@ -252,6 +259,7 @@ class Ingest:
                     next_summary = now + self.cfg.ingest.summary_interval_s
             self._drain()
         finally:
+            self.stopping.set()  # also on LeadLost: the disconnect that follows is ours, not the broker's
             if self.client.is_connected():
                 self.client.disconnect()
             self.client.loop_stop()

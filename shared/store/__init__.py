@@ -8,6 +8,7 @@ from shared.store.device_rows import device_dict
 from shared.store.device_rows import devices_json as rows_json
 from shared.store.dialect import (
     Connection,
+    LeadLost,
     StoreUnavailable,
     connect,
     guarded,
@@ -106,7 +107,7 @@ __all__ = [
     "mark_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events", "read",
     "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat", "set_heartbeat_if_empty",
     "set_meta", "set_playback", "upsert_alert", "was_delivered",
-    "shortest_timeout", "write", "guarded", "close_group", "drop_items",
+    "shortest_timeout", "write", "guarded", "LeadLost", "close_group", "drop_items",
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",

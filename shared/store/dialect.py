@@ -31,6 +31,13 @@ class StoreUnavailable(Exception):
     """The database could not do the work now (locked, busy, I/O); the whole transaction was rolled back."""
 
 
+class LeadLost(BaseException):
+    """The leader's fenced connection failed: the lock may be gone, so this process must write nothing more.
+
+    A BaseException, like SystemExit: no handler meant for one bad message or a busy database may keep it.
+    """
+
+
 def connect(path: str | Path, readonly: bool = False, pooled: bool = False) -> Connection:
     """Open a file (WAL, a busy timeout) or a postgresql:// URL (`pooled`: a reader from the pool); autocommit."""
     if str(path).startswith(URL_SCHEMES):
@@ -54,6 +61,15 @@ def guarded() -> Iterator[None]:
         yield
     except TRANSIENT as exc:
         raise StoreUnavailable(str(exc)) from exc
+
+
+@contextmanager
+def fenced() -> Iterator[None]:
+    """The leader's guard: any failure of its connection ends the lead (the process exits; a standby leads)."""
+    try:
+        yield
+    except (*TRANSIENT, StoreUnavailable) as exc:
+        raise LeadLost(str(exc)) from exc
 
 
 @contextmanager

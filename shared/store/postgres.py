@@ -19,7 +19,8 @@ from psycopg_pool import ConnectionPool
 from shared.severity import health_sql
 
 NUMBERED = re.compile(r"\?(\d+)")
-TRANSIENT = (psycopg.OperationalError,)
+# A connection lost or ended by the server (its idle-in-transaction timeout is an InternalError).
+TRANSIENT = (psycopg.OperationalError, psycopg.InternalError)
 
 
 @lru_cache(maxsize=1024)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 
 from shared.store import dialect, schema
@@ -13,14 +13,20 @@ from shared.store.dialect import Connection, StoreUnavailable
 class Writer:
     """The one writing connection of an ingest; callers pass `conn` to the statements in writes.py."""
 
-    def __init__(self, path: str | Path) -> None:
+    def __init__(self, path: str | Path, conn: Connection | None = None) -> None:
+        """`conn`: a connection that holds the leader lock (§10); then any failure of it raises LeadLost."""
         self.path = path
-        self.conn: Connection = schema.open_store(path)
+        self.fenced = conn is not None
+        self.conn: Connection = conn if conn is not None else dialect.connect(path)
+        schema.migrate(self.conn)
+
+    def _guard(self) -> AbstractContextManager[None]:
+        return dialect.fenced() if self.fenced else dialect.guarded()
 
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; a transient database error rolls it back and becomes StoreUnavailable."""
-        with dialect.guarded(), dialect.write(self.conn) as conn:
+        with self._guard(), dialect.write(self.conn) as conn:
             yield conn
 
     @contextmanager
