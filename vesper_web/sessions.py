@@ -10,6 +10,7 @@ from pathlib import Path
 from flask import Flask, request
 from flask.sessions import SecureCookieSessionInterface
 
+from shared import store
 from shared.config import Config, ConfigError
 
 KEY_FILE = "session.key"
@@ -42,6 +43,25 @@ def stable_key(path: Path) -> str:
     return key
 
 
+def kept_key(url: str) -> str:
+    """The session key kept in the PostgreSQL database, so that web processes on every host accept each other's."""
+    conn = store.connect(url)
+    try:
+        with store.guarded():
+            return store.kept_secret(conn, secrets.token_hex(32))
+    finally:
+        conn.close()
+
+
+def _key(cfg: Config) -> str:
+    """auth.secret_key if set; else the database's key (PostgreSQL) or the file beside the database (SQLite)."""
+    if cfg.auth.secret_key:
+        return cfg.auth.secret_key
+    if cfg.database.url:
+        return kept_key(cfg.database.url)
+    return stable_key(Path(cfg.database.path).parent / KEY_FILE)
+
+
 def init_app(app: Flask, cfg: Config) -> None:
     """Cookie settings; the signing key only when sign-in is configured (nothing else writes a session)."""
     app.config.update(
@@ -53,4 +73,4 @@ def init_app(app: Flask, cfg: Config) -> None:
     )
     app.session_interface = SessionInterface()
     if cfg.auth.enabled:
-        app.secret_key = cfg.auth.secret_key or stable_key(Path(cfg.database.path).parent / KEY_FILE)
+        app.secret_key = _key(cfg)

@@ -3,11 +3,12 @@
 How the web's writes and the ingest's coexist:
 
 - Disjoint tables. The web writes only `registry`, `device_tags` and `ingest_commands` (and a
-  test message in `notifications`), and in `devices` only the placeholder row of a registered
-  device that never reported (first_seen NULL: inserted if no row exists, deleted while still a
-  placeholder), so that every listing reads one indexed table. The ingest stays the single
-  writer of every reported device's row, of `device_alerts` and `events`; its in-memory mirror
-  (`vesper_ingest/fleet.py`) holds reported devices only, and its first write for a device is
+  test message in `notifications`, and on PostgreSQL the session key in `meta`), and in
+  `devices` only the placeholder row of a registered device that never reported (first_seen
+  NULL: inserted if no row exists, deleted while still a placeholder), so that every listing
+  reads one indexed table. The ingest stays the single writer of every reported device's row,
+  of `device_alerts` and `events`; its in-memory mirror (`vesper_ingest/fleet.py`) holds
+  reported devices only, and its first write for a device is
   an upsert that turns a placeholder into a reported device. The ingest only reads `registry`
   and deletes the `ingest_commands` rows it has carried out.
 - Both write with `BEGIN IMMEDIATE` (`dialect.write`) and a busy timeout, so one waits for the
@@ -162,3 +163,9 @@ def forget_device_state(conn: Connection, device_id: str) -> None:
         "INSERT INTO devices (id) SELECT device_id FROM registry WHERE device_id = ? ON CONFLICT (id) DO NOTHING",
         (device_id,),
     )
+
+
+def kept_secret(conn: Connection, fresh: str) -> str:
+    """The session key every web process shares, kept in the database: `fresh` if none was kept before."""
+    conn.execute("INSERT INTO meta (key, value) VALUES ('session_key', ?) ON CONFLICT (key) DO NOTHING", (fresh,))
+    return str(conn.execute("SELECT value FROM meta WHERE key = 'session_key'").fetchone()[0])
