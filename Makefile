@@ -44,7 +44,7 @@ POSTGRES_TESTS := tests/test_store.py tests/test_device_query.py tests/test_devi
 	tests/test_notify_inprocess.py tests/test_notify_lifecycle.py tests/test_lifecycle_api.py \
 	tests/test_device_timeout.py tests/test_ingest_e2e.py tests/test_web_e2e.py tests/test_notify_e2e.py \
 	tests/test_registry_e2e.py tests/test_lifecycle_e2e.py tests/test_sse.py tests/test_console_browser.py \
-	tests/test_lifecycle_browser.py
+	tests/test_lifecycle_browser.py tests/faults
 
 test: system-deps browser-deps postgres-deps $(STAMP)
 	$(PY) -m ruff check .

@@ -89,3 +89,8 @@ def parse_published(data: bytes | str) -> list[dict[str, Any]]:
     obj = json.loads(data)
     items = obj if isinstance(obj, list) else [obj]
     return [e for e in items if isinstance(e, dict) and type(e.get("id")) is int]  # not bool, a subclass of int
+
+
+def storable_text(text: str) -> str:
+    """A device's text as both engines store it: PostgreSQL's text cannot hold NUL, so NUL becomes U+FFFD."""
+    return text.replace("\0", "\ufffd") if "\0" in text else text

@@ -168,18 +168,31 @@ def peer(broker: Broker) -> Iterator[Peer]:
     p.close()
 
 
+class KeptReader(postgres.PgConnection):
+    """The test's one PostgreSQL reader: close() keeps it open (a connection per poll would exhaust the server's)."""
+
+    def close(self) -> None:
+        """Keep the connection for the rest of the test."""
+
+
 @pytest.fixture
 def read_db(db_path: Path) -> Iterator[Callable[[], Any]]:
-    """Open the test database read-only, as the web does; each connection opened is closed at teardown."""
+    """Open the test database read-only, as the web does; each connection opened is closed at teardown.
+
+    On PostgreSQL every call gives the same autocommit connection: each statement sees what is committed.
+    """
     opened: list[Any] = []
 
     def open_() -> Any:
-        opened.append(store.connect(db_path, readonly=True))
+        if opened and isinstance(opened[0], KeptReader):
+            return opened[0]
+        conn = store.connect(db_path, readonly=True)
+        opened.append(KeptReader(conn.raw) if isinstance(conn, postgres.PgConnection) else conn)
         return opened[-1]
 
     yield open_
     for conn in opened:
-        conn.close()
+        conn.raw.close() if isinstance(conn, KeptReader) else conn.close()
 
 
 @pytest.fixture

@@ -137,3 +137,8 @@ def test_never_raises_on_any_json(obj):
     for topic in (ALERTS, INFO, "vesper/d1/status/heartbeat"):
         result = classify(T, topic, json.dumps(obj).encode(), False)
         assert isinstance(result, Heartbeat | Alert | Info) or result.reason in REASONS
+
+
+def test_nul_in_an_alert_message_is_kept_as_the_replacement_character():
+    got = classify(T, "vesper/b/status/alerts", j({"subsystem": "A", "state": "WARNING", "msg": "a\0b"}), False)
+    assert got == Alert("b", "A", "WARNING", "a\ufffdb")  # the alert is kept; PostgreSQL's text cannot hold NUL

@@ -43,7 +43,7 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
 
 
 def test_event_ids_on_postgres_survive_pruning(pg_url: str) -> None:
-    """last_event_id reads the sequence, as SQLite's reads sqlite_sequence: pruning reuses nothing."""
+    """Pruning reuses no id, and last_event_id still knows the highest (as SQLite's sqlite_sequence does)."""
     conn = store.open_store(pg_url)
     try:
         assert store.last_event_id(conn) == 0
@@ -56,6 +56,21 @@ def test_event_ids_on_postgres_survive_pruning(pg_url: str) -> None:
             assert store.insert_event(conn, 11.0, "info", "info", "d", "{}") == 4
     finally:
         conn.close()
+
+
+def test_last_event_id_is_the_last_committed_one_on_postgres(pg_url: str) -> None:
+    """A batch being written is not yet in a reader's last_event_id (a stream starting from it would skip it)."""
+    writer, reader = store.open_store(pg_url), store.connect(pg_url, readonly=True)
+    try:
+        with store.write(writer):
+            store.insert_event(writer, 1.0, "info", "info", "d", "{}")
+        with store.write(writer):
+            assert store.insert_event(writer, 2.0, "info", "info", "d", "{}") == 2
+            assert store.last_event_id(writer) == 2 and store.last_event_id(reader) == 1
+        assert store.last_event_id(reader) == 2
+    finally:
+        writer.close()
+        reader.close()
 
 
 def test_placeholders_become_psycopgs() -> None:

@@ -7,6 +7,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from shared.events import storable_text
 from shared.topics import Topics, is_valid_device_id
 
 MAX_PAYLOAD = 64 * 1024
@@ -167,7 +168,7 @@ def _alert(device_id: str, payload: bytes) -> Alert | Rejected:
         return Rejected("bad_value", "state")
     if msg is not None and len(msg) > MAX_MESSAGE:
         return Rejected("bad_value", "msg")
-    return Alert(device_id, subsystem, state, msg)
+    return Alert(device_id, subsystem, state, None if msg is None else storable_text(msg))
 
 
 def _info(device_id: str, payload: bytes) -> Info | Rejected:

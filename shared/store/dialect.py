@@ -113,10 +113,17 @@ def set_schema_version(conn: Connection, number: int) -> None:
 
 
 def last_event_id(conn: Connection) -> int:
-    """The highest event id ever given (0 if none); survives pruning."""
+    """The highest event id committed (0 if none), or written by this connection's transaction; survives pruning.
+
+    Not PostgreSQL's sequence: it moves at insert, so a reader starting from it would take the ids of
+    a batch still being written as already seen. The highest pruned id is kept in `meta` by prune_events.
+    """
     if is_postgres(conn):
-        value, called = conn.execute("SELECT last_value, is_called FROM events_id_seq").fetchone()
-        return int(value) if called else 0
+        row = conn.execute(
+            "SELECT GREATEST((SELECT max(id) FROM events),"
+            " (SELECT CAST(value AS BIGINT) FROM meta WHERE key = 'events_pruned_upto'))"
+        ).fetchone()
+        return int(row[0] or 0)
     row = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
     return int(row[0]) if row else 0
 

@@ -167,7 +167,12 @@ def record_delivered(conn: Connection, rows: list[tuple[int, bytes, float]]) -> 
 
 
 def prune_events(conn: Connection, before: float) -> int:
-    """Delete events older than `before`; returns how many."""
+    """Delete events older than `before`, keeping the highest id deleted (dialect.last_event_id); returns how many."""
+    upto = conn.execute("SELECT max(id) FROM events WHERE ts < ?", (before,)).fetchone()[0]
+    if upto is None:
+        return 0
+    if int(get_meta(conn, "events_pruned_upto", "0") or 0) < upto:
+        set_meta(conn, "events_pruned_upto", str(upto))
     return conn.execute("DELETE FROM events WHERE ts < ?", (before,)).rowcount
 
 

@@ -536,8 +536,8 @@ def _served_as_sent(bind: str, row: dict, liveness: dict[str, str]) -> bool:
         body = json.loads(row["payload"])
         served = json.loads(get(bind, f"/api/devices/{device}/alerts")[1])
         return [(a["subsystem"], a["state"], a["message"]) for a in served] == [
-            (body["subsystem"], body["state"], body.get("msg"))
-        ]
+            (body["subsystem"], body["state"], body.get("msg") and body["msg"].replace("\0", "\ufffd"))
+        ]  # a NUL is kept as U+FFFD (PostgreSQL's text cannot hold it; vesper_ingest/classify.py)
     return not row["topic"].endswith("/heartbeat") or liveness.get(device) == "online"
 
 
