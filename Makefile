@@ -44,12 +44,13 @@ POSTGRES_TESTS := tests/test_store.py tests/test_device_query.py tests/test_devi
 	tests/test_notify_inprocess.py tests/test_notify_lifecycle.py tests/test_lifecycle_api.py \
 	tests/test_device_timeout.py tests/test_ingest_e2e.py tests/test_web_e2e.py tests/test_notify_e2e.py \
 	tests/test_registry_e2e.py tests/test_lifecycle_e2e.py tests/test_sse.py tests/test_console_browser.py \
-	tests/test_lifecycle_browser.py tests/faults
+	tests/test_lifecycle_browser.py tests/faults tests/test_api.py tests/test_security.py tests/test_notifications_api.py \
+	tests/test_metrics.py tests/test_liveness.py tests/test_security_e2e.py
 
 test: system-deps browser-deps postgres-deps $(STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
-	VESPER_TEST_DATABASE=postgresql $(PY) -m pytest -q $(POSTGRES_TESTS)
+	VESPER_TEST_DATABASE=postgresql $(PY) -m pytest -q -m "not sqlite_only" $(POSTGRES_TESTS)
 
 lint: $(STAMP)
 	$(PY) -m ruff check .

@@ -26,6 +26,7 @@ pytest_plugins = ("tests.browser", "tests.receivers", "tests.pg")
 def pytest_configure(config: pytest.Config) -> None:
     """Register the markers the fixtures here read."""
     config.addinivalue_line("markers", "web(**settings): [web] settings for the `app` fixture (WebConfig fields)")
+    config.addinivalue_line("markers", "sqlite_only(why): a test of SQLite's files and locks: not run on PostgreSQL")
 
 
 class Broker:

@@ -58,6 +58,7 @@ def _json(client: FlaskClient, url: str, status: int = 200) -> Any:
     return response.get_json()
 
 
+@pytest.mark.sqlite_only("the app creates the SQLite file")
 def test_create_app_migrates_an_empty_database(app: Flask, db_path: Path) -> None:
     assert db_path.exists()  # the fixture gave create_app a path with no file: it created the schema
     client = app.test_client()
@@ -188,6 +189,7 @@ def test_wrong_method_is_405_json(client: FlaskClient) -> None:
     assert response.status_code == 405 and response.mimetype == "application/json"
 
 
+@pytest.mark.sqlite_only("a database file that cannot be opened")
 def test_internal_error_is_500_json(app: Flask, client: FlaskClient, db_path: Path) -> None:
     Path(app.config["VESPER"].database.path).unlink()
     db_path.mkdir()  # the database cannot be opened: a real failure, not a mock

@@ -198,6 +198,7 @@ def test_a_body_over_16_kib_is_413(client: FlaskClient) -> None:
     assert response.status_code == 413 and response.get_json()["error"]
 
 
+@pytest.mark.sqlite_only("SQLite's write lock and busy timeout")
 def test_a_busy_database_is_503(client: FlaskClient, writer: store.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("shared.store.dialect.BUSY_TIMEOUT_MS", 50)
     writer.execute("BEGIN IMMEDIATE")  # the ingest holds the write lock

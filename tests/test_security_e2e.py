@@ -382,9 +382,9 @@ def _healthz(client: Http) -> dict[str, Any]:
     return client.get("/healthz").json()
 
 
-def test_web_bridge_over_tls_with_a_password(tls_broker, make_config, start_web, tmp_path):
+def test_web_bridge_over_tls_with_a_password(tls_broker, make_config, start_web, db_path):
     b, ca, _ = tls_broker
-    conn = store.open_store(tmp_path / "vesper.db")
+    conn = store.open_store(db_path)
     with store.write(conn):
         store.mark_alive(conn, "bell-1", time.time())
     conn.close()
