@@ -12,7 +12,6 @@ import json
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from pathlib import Path
@@ -192,14 +191,12 @@ def test_copy_into_postgres_answers_as_sqlite(tmp_path: Path, clock: FakeClock, 
     assert {t for t, n in rows_before.items() if n == 0} == {"ingest_commands"}, rows_before
     assert sequences["ingest_commands"] >= 1 and last_sqlite == top_event + 2 and low_event > 1
 
-    started = time.monotonic()
     done = copy(sqlite_path, pg_url)
-    took = time.monotonic() - started
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[:-1] == [f"{t}: {copydb.rows(rows_before[t])}" for t in tables]
     assert lines[-1].startswith(f"total: {copydb.rows(sum(rows_before.values()))} in {len(tables)} tables, ")
-    assert lines[-1].endswith(f"; new events get ids from {last_sqlite + 1:,}") and took < 60
+    assert lines[-1].endswith(f"; new events get ids from {last_sqlite + 1:,}")
 
     with closing(store.connect(pg_url)) as pg:
         assert counts(pg, tables) == rows_before

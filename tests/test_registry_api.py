@@ -353,15 +353,14 @@ def test_import_bodies_up_to_10_mib(client: FlaskClient) -> None:
     assert len(get(client, "/api/devices")) == 10_000
 
 
-def test_import_of_100000_lines_takes_seconds(client: FlaskClient) -> None:
+def test_import_of_100000_lines(client: FlaskClient) -> None:
+    """All of a fleet-sized file in one request (its time is bench/fleet_scale.py's, not a test's)."""
     text = "id,name,site,tags,notes,heartbeat_timeout_s\n" + "".join(
         f"bell-{i:06d},Bell {i},Site {i % 97},t{i % 7} fleet,,{30 + i % 60}\n" for i in range(100_000)
     )
-    started = time.monotonic()
     assert import_csv(client, text) == {"created": 100_000, "updated": 0, "rejected": []}
-    took = time.monotonic() - started
-    assert took < 10, took
     assert import_csv(client, text)["updated"] == 100_000
+    assert client.get("/api/summary").get_json()["devices"] == 100_000
 
 
 def test_export_columns_and_formula_escaping(client: FlaskClient, ingest: Ingest) -> None:

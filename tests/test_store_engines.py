@@ -7,7 +7,10 @@ from pathlib import Path
 import psycopg
 
 from shared import store
+from shared.config import Config
 from shared.store import dialect, postgres
+from tests.conftest import database
+from vesper_web import create_app
 
 
 def columns(conn: store.Connection, engine: str) -> dict[str, set[str]]:
@@ -117,3 +120,32 @@ def test_pooled_readers_are_reused_and_read_only(pg_url: str) -> None:
     finally:
         reader.close()
     postgres.close_pools()  # the test's database is dropped after it
+
+
+NAMES = {"d1": "Zoë", "d2": "élise", "d3": "Élise", "d4": "emma", "d5": "Zed", "d6": "äb", "d7": "ab", "d8": "_x"}
+
+
+def _listed(target: str | Path, query: str) -> list[str]:
+    """Device ids as GET /api/devices answers the query, through the app on that database."""
+    app = create_app(Config(database=database(target, Path("/nonexistent"))))
+    return [d["id"] for d in app.test_client().get(f"/api/devices?{query}").get_json()]
+
+
+def test_names_sort_and_match_as_on_sqlite_whatever_the_servers_locale(tmp_path: Path, pg_server, request) -> None:
+    """A database made with a linguistic collation (ICU en-US) still orders, folds and matches names as SQLite."""
+    name = "icu_en_us"
+    with psycopg.connect(pg_server.url("postgres"), autocommit=True) as admin:
+        admin.execute(f"CREATE DATABASE {name} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C'")
+    request.addfinalizer(lambda: pg_server.drop_database(name))
+    request.addfinalizer(postgres.close_pools)
+    targets: list[str | Path] = [tmp_path / "v.db", pg_server.url(name)]
+    for target in targets:
+        conn = store.open_store(target)
+        with store.write(conn):
+            for device_id, text in NAMES.items():
+                store.put_entry(conn, device_id, {"name": text, "site": None, "tags": [], "notes": None,
+                                                  "heartbeat_timeout_s": None}, 1.0)  # fmt: skip
+        conn.close()
+    for query in ("sort=name", "sort=name&limit=3", "q=lise", "q=%C3%A9", "q=E", "sort=id"):
+        sqlite, pg = (_listed(target, query) for target in targets)
+        assert pg == sqlite, query

@@ -23,7 +23,7 @@ def is_postgres(conn: Connection) -> bool:
 
 
 def caseless_like(conn: Connection) -> str:
-    """The operator of a case-insensitive LIKE: SQLite's LIKE ignores ASCII case, PostgreSQL's ILIKE any case."""
+    """The operator of a case-insensitive LIKE: ASCII case on both (PostgreSQL's columns are in the "C" collation)."""
     return "ILIKE" if is_postgres(conn) else "LIKE"
 
 

@@ -107,8 +107,13 @@ def _pool(url: str) -> ConnectionPool:
     return _pools[url]
 
 
+def _c_collated(ddl: str) -> str:
+    """Every text column in the "C" collation: ordering, lower() and ILIKE as SQLite has them, whatever the locale."""
+    return re.sub(r"\bTEXT\b", 'TEXT COLLATE "C"', ddl)
+
+
 # The schema as of migration 7 of shared/store/schema.py, in one step.
-SCHEMA = f"""
+SCHEMA = _c_collated(f"""
 CREATE TABLE devices (
     id TEXT PRIMARY KEY,
     first_seen DOUBLE PRECISION,
@@ -225,7 +230,7 @@ CREATE TABLE silences (
 );
 CREATE INDEX silences_ends ON silences (ends_at);
 CREATE TABLE schema_version (version INTEGER NOT NULL);
-"""
+""")
 SCHEMA_AT = 7  # the migration of shared/store/schema.py that SCHEMA equals
 
 
