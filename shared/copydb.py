@@ -8,6 +8,7 @@ copied, 1 a database failed (nothing copied), 2 refused: usage, no such file, a 
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from pathlib import Path
@@ -81,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     if len(args) != 2 or not args[1].startswith(dialect.URL_SCHEMES) or args[0].startswith(dialect.URL_SCHEMES):
         print(USAGE, file=sys.stderr)
         return 2
+    logging.getLogger("psycopg").setLevel(logging.ERROR)  # its warning of a failed pipeline repeats our one line
     started = time.monotonic()
     try:
         copied = run(Path(args[0]), args[1])
