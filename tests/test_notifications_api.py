@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from shared import config as config_mod
 from shared import store
 from shared.notify_text import trial_message
+from tests.conftest import database
 from tests.test_security import BEARER, BUTTON, TOKEN_LINE, USER_LINE, sign_in
 from vesper_web import create_app
 
@@ -28,7 +30,8 @@ KEYS = ["id", "channel", "status", "attempts", "created_at", "sent_at", "last_er
 
 def make_app(db: Path, **auth: Any) -> Flask:
     """The web app over `db` with two channels, ops and pager; keyword arguments are [auth] keys."""
-    raw: dict[str, Any] = {"database": {"path": str(db)}, "notify": {"channels": CHANNELS}}
+    where = database(db, Path(tempfile.gettempdir()))  # on PostgreSQL the session key is the database's
+    raw: dict[str, Any] = {"database": {"path": where.path, "url": where.url}, "notify": {"channels": CHANNELS}}
     if auth:
         raw["auth"] = auth
     return create_app(config_mod.from_dict(raw))
