@@ -26,7 +26,7 @@ STATES = ("WARNING", "CRITICAL", "FAILED")
 SUBSYSTEMS = ("FileManager", "TimeKeeper", "Audio")
 
 
-def seed(db: Path, devices: int, rng: random.Random) -> list[str]:
+def seed(db: Path | str, devices: int, rng: random.Random) -> list[str]:
     """Write `devices` devices (and some alerts) into the store; returns their ids."""
     conn = store.open_store(db)
     now = time.time()
@@ -76,12 +76,12 @@ def one_round(stack: Stack, ids: list[str], lists: int, alerts: int, rng: random
     }
 
 
-def measure(devices: int, lists: int, alerts: int, rounds: int, tmp: Path) -> dict[str, Any]:
-    """Seed, start broker and web, run the rounds; medians of each figure."""
+def measure(devices: int, lists: int, alerts: int, rounds: int, tmp: Path, url: str = "") -> dict[str, Any]:
+    """Seed, start broker and web, run the rounds; medians of each figure (on PostgreSQL at `url` if given)."""
     rng = random.Random(7)
-    stack = Stack(tmp, web={"workers": 1})
+    stack = Stack(tmp, web={"workers": 1}, **({"database": {"url": url}} if url else {}))
     try:
-        ids = seed(stack.db, devices, rng)
+        ids = seed(url or stack.db, devices, rng)
         stack.web()
         results = [one_round(stack, ids, lists, alerts, rng) for _ in range(rounds)]
     finally:

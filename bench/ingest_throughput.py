@@ -71,20 +71,21 @@ def publish_all(port: int, seq: list[tuple[str, dict[str, str]]]) -> float:
     return rate
 
 
-def write_config(path: Path, port: int, db: Path) -> None:
-    """Config for the ingest under test."""
+def write_config(path: Path, port: int, db: Path, url: str = "") -> None:
+    """Config for the ingest under test (on PostgreSQL at `url` when one is given)."""
+    database = f'url = "{url}"' if url else f'path = "{db}"'
     path.write_text(
-        f'[mqtt]\nport = {port}\nclient_id = "bench-ingest"\n[database]\npath = "{db}"\n'
+        f'[mqtt]\nport = {port}\nclient_id = "bench-ingest"\n[database]\n{database}\n'
         "[liveness]\nsweep_interval_s = 1.0\n[ingest]\nsummary_interval_s = 600.0\n"
     )
 
 
-def one_round(n: int, devices: int, seed: int, tmp: Path) -> dict[str, float]:
-    """Queue the sequence for both consumers, then drain each and time it."""
+def one_round(n: int, devices: int, seed: int, tmp: Path, url: str = "") -> dict[str, float]:
+    """Queue the sequence for both consumers, then drain each and time it (the ingest on PostgreSQL if `url`)."""
     port = broker.free_port()
     mosq = broker.start(tmp / "mosquitto", port)
     env = {**os.environ, "VESPER_CONFIG": str(tmp / "bench.toml"), "PYTHONUNBUFFERED": "1"}
-    write_config(tmp / "bench.toml", port, tmp / "vesper.db")
+    write_config(tmp / "bench.toml", port, tmp / "vesper.db", url)
     seq = transitions(n, devices, seed) + [SENTINEL]
     try:
         # Create both persistent sessions, then go away so the broker queues for them.
@@ -96,7 +97,7 @@ def one_round(n: int, devices: int, seed: int, tmp: Path) -> dict[str, float]:
         bare.loop_stop()
         log = open(tmp / "ingest.log", "ab")  # noqa: SIM115
         ingest = subprocess.Popen([sys.executable, "-m", "vesper_ingest"], cwd=ROOT, env=env, stdout=log, stderr=log)
-        conn = store.open_store(tmp / "vesper.db")
+        conn = store.open_store(url or tmp / "vesper.db")
         while "connected to" not in (tmp / "ingest.log").read_text():
             time.sleep(0.05)
         ingest.send_signal(signal.SIGTERM)

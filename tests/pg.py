@@ -50,8 +50,9 @@ def _traversable_by_others(path: Path) -> bool:
 class Postgres:
     """A PostgreSQL server of our own (never the system cluster on 5432), run as `postgres` when we are root."""
 
-    def __init__(self, bindir: Path, base: Path) -> None:
+    def __init__(self, bindir: Path, base: Path, settings: dict[str, str] | None = None) -> None:
         self.bindir = bindir
+        self.settings = SETTINGS if settings is None else settings  # server options (-c): the bench turns fsync on
         self.as_root = os.geteuid() == 0
         # pytest's basetemp under /tmp/pytest-of-root is 0700: the postgres user could not reach a directory there.
         self.owned_tmp = self.as_root and not _traversable_by_others(base)
@@ -84,7 +85,7 @@ class Postgres:
         for _ in range(attempts):
             self.port = free_port()
             options = ["-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=127.0.0.1"]
-            options += [arg for key, value in SETTINGS.items() for arg in ("-c", f"{key}={value}")]
+            options += [arg for key, value in self.settings.items() for arg in ("-c", f"{key}={value}")]
             # -l: without a log file the server inherits pg_ctl's stdout and capture_output would wait forever.
             pg_ctl = [self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30"]
             done = self._run(*pg_ctl, "-o", shlex.join(options), "start")
