@@ -41,14 +41,12 @@ def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[
     if msg.state == "CLEARED":
         if current is None:
             return events
-        store.delete_alert(conn, msg.device_id, msg.subsystem)
         fleet.clear_alert(msg.device_id, msg.subsystem)
         cleared = {"subsystem": msg.subsystem, "previous_state": previous}
         return events + _unless_flapping(fleet, key, True, now, NewEvent("alert_cleared", msg.device_id, cleared))
     if current == (msg.state, msg.message):
         return events
-    store.upsert_alert(conn, msg.device_id, msg.subsystem, msg.state, msg.message, now)
-    fleet.set_alert(msg.device_id, msg.subsystem, msg.state, msg.message)
+    fleet.set_alert(msg.device_id, msg.subsystem, msg.state, msg.message, now)
     payload = {"subsystem": msg.subsystem, "state": msg.state, "message": msg.message, "previous_state": previous}
     event = NewEvent("alert", msg.device_id, payload, ALERT_SEVERITY[msg.state])
     return events + _unless_flapping(fleet, key, previous != msg.state, now, event)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from shared import store
@@ -39,14 +40,16 @@ class Applied:
 
 
 def store_events(conn: store.Connection, events: list[NewEvent], now: float, counts: Counter[str]) -> list[Wire]:
-    """Insert the events; returns them encoded once, for every sink."""
-    wires: list[Wire] = []
+    """Insert the events as one set, in order; returns them encoded once, for every sink."""
+    payloads = [dumps(ev.payload) for ev in events]
+    rows = [(now, ev.type, ev.severity, ev.source_id, p) for ev, p in zip(events, payloads, strict=True)]
+    ids = store.insert_events(conn, rows)
     for ev in events:
-        payload = dumps(ev.payload)
-        event_id = store.insert_event(conn, now, ev.type, ev.severity, ev.source_id, payload)
-        wires.append((event_id, wire_json(event_id, now, ev.type, ev.severity, ev.source_id, payload)))
         counts[f"events.{ev.type}"] += 1
-    return wires
+    return [
+        (event_id, wire_json(event_id, now, ev.type, ev.severity, ev.source_id, payload))
+        for event_id, ev, payload in zip(ids, events, payloads, strict=True)
+    ]
 
 
 def _redelivered(conn: store.Connection, item: Inbound, kind: str, now: float, seen: dict[int, bytes]) -> bool:
@@ -74,44 +77,53 @@ class Batch:
         self.fleet = fleet
 
     def apply(self, items: list[Inbound], now: float, careful: bool) -> Applied:
-        """Apply every message inside the open transaction; `careful` isolates each under a savepoint."""
+        """Apply every message inside the open transaction; `careful` isolates each under a savepoint.
+
+        The statements go out pipelined (PostgreSQL answers them as one set, not one round trip
+        each), except when careful: a savepoint must see its statement fail at once. The batch's
+        events are stored together at its end, in the order their messages came.
+        """
         conn = self.writer.conn
         out = Applied()
+        events: list[NewEvent] = []
         delivered: dict[int, bytes] = {}
-        for item in items:
-            kind = classify.topic_kind(self.topics, item.topic)
-            out.counts[f"messages.{kind}"] += 1
-            if _redelivered(conn, item, kind, now, delivered):
-                out.counts["messages.redelivered"] += 1
-            elif careful:
-                self._apply_isolated(item, now, out)
-            else:
-                self._apply_one(item, now, out)
-        self.fleet.flush(conn)
-        store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
+        with nullcontext() if careful else store.pipelined(conn):
+            for item in items:
+                kind = classify.topic_kind(self.topics, item.topic)
+                out.counts[f"messages.{kind}"] += 1
+                if _redelivered(conn, item, kind, now, delivered):
+                    out.counts["messages.redelivered"] += 1
+                elif careful:
+                    self._apply_isolated(item, now, out)
+                else:
+                    self._apply_one(item, now, out, events)
+            self.fleet.flush(conn)
+            store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
+            out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn
         return out
 
-    def _apply_one(self, item: Inbound, now: float, out: Applied) -> None:
+    def _apply_one(self, item: Inbound, now: float, out: Applied, events: list[NewEvent]) -> None:
         result = classify.classify(self.topics, item.topic, item.payload, item.retained)
         if isinstance(result, classify.Rejected):
             out.rejected.append(result)
             return
-        events = apply.apply(self.fleet, self.writer.conn, result, now)
-        if isinstance(events, classify.Rejected):
-            out.rejected.append(events)
+        caused = apply.apply(self.fleet, self.writer.conn, result, now)
+        if isinstance(caused, classify.Rejected):
+            out.rejected.append(caused)
             return
-        counts: Counter[str] = Counter()
-        wires = store_events(self.writer.conn, events, now, counts)
-        out.events.extend(wires)
-        out.counts.update(counts)
+        events.extend(caused)
 
     def _apply_isolated(self, item: Inbound, now: float, out: Applied) -> None:
         """A bug met by one message loses only that message; a database error still fails the batch."""
+        caused: list[NewEvent] = []
         try:
-            with self.writer.isolated():
-                self._apply_one(item, now, out)
+            with self.writer.isolated():  # the message's writes and events inside its savepoint, not at the batch's end
+                self._apply_one(item, now, out, caused)
+                self.fleet.flush(self.writer.conn)
+                out.events.extend(store_events(self.writer.conn, caused, now, out.counts))
         except store.StoreUnavailable:
             raise
         except Exception:
+            self.fleet.discard()
             out.rejected.append(classify.Rejected("internal_error", "", None))
             log.exception("applying a message on %r failed", item.topic[:200])

@@ -1,4 +1,4 @@
-"""In-memory mirror of liveness and active alerts, with last-seen writes batched per commit.
+"""In-memory mirror of liveness and active alerts, with its writes (last seen, alerts, flaps) batched per commit.
 
 Valid because exactly one ingest owns the database (see lock.py); reloaded after any rollback.
 """
@@ -28,20 +28,32 @@ class Fleet:
         }
         self.alert_counts: Counter[str] = Counter(d for d, _ in self.alerts)
         self.flaps = Flaps(self.limits.flap_transitions, self.limits.flap_window_s, store.all_flaps(conn))
-        self._seen: dict[str, tuple[float, str | None]] = {}
+        self.discard()
 
-    def set_alert(self, device_id: str, subsystem: str, state: str, message: str | None) -> None:
-        """Mirror an active alert's new state."""
-        if (device_id, subsystem) not in self.alerts:
+    def discard(self) -> None:
+        """Forget the writes not flushed yet (their message failed; the mirror is reloaded after the commit)."""
+        self._seen: dict[str, tuple[float, str | None]] = {}
+        # (device, subsystem) -> (state, message, at, changed) to upsert, or None to delete; one per key.
+        self._alerts: dict[tuple[str, str], tuple[str, str | None, float, bool] | None] = {}
+
+    def set_alert(self, device_id: str, subsystem: str, state: str, message: str | None, now: float) -> None:
+        """An active alert's new state, written at the flush; `changed` if its state changed within the batch."""
+        key = (device_id, subsystem)
+        before = self.alerts.get(key)
+        if before is None:
             self.alert_counts[device_id] += 1
-        self.alerts[(device_id, subsystem)] = (state, message)
+        self.alerts[key] = (state, message)
+        pending = self._alerts.get(key, ())
+        changed = pending is None or (before is not None and before[0] != state) or bool(pending and pending[3])
+        self._alerts[key] = (state, message, now, changed)
 
     def clear_alert(self, device_id: str, subsystem: str) -> None:
-        """Mirror an active alert's end."""
+        """An active alert's end, deleted at the flush."""
         if self.alerts.pop((device_id, subsystem), None) is not None:
             self.alert_counts[device_id] -= 1
             if not self.alert_counts[device_id]:
                 del self.alert_counts[device_id]
+        self._alerts[(device_id, subsystem)] = None
 
     def has_room(self, device_id: str, subsystem: str) -> bool:
         """False for a new subsystem on a device that already holds max_subsystems active alerts."""
@@ -81,13 +93,19 @@ class Fleet:
         self._seen.pop(device_id, None)
         for key in [key for key in self.alerts if key[0] == device_id]:
             del self.alerts[key]
+        for key in [key for key in self._alerts if key[0] == device_id]:
+            del self._alerts[key]
         self.alert_counts.pop(device_id, None)
         self.flaps.forget(device_id)
 
     def flush(self, conn: store.Connection) -> None:
-        """Write the batch's last-seen times (one row per device) and changed flap records inside its transaction."""
+        """Write the batch's last-seen times and alerts (one row per device, per alert) and changed flap records."""
         if self._seen:
             store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])
             self._seen.clear()
+        if self._alerts:
+            upserts = [(*key, *w[:3], int(w[3])) for key, w in self._alerts.items() if w is not None]
+            store.write_alerts(conn, upserts, [key for key, w in self._alerts.items() if w is None])
+            self._alerts.clear()
         if self.flaps.dirty:
             store.write_flaps(conn, *self.flaps.take_dirty())

@@ -14,6 +14,7 @@ from shared.store.dialect import (
     guarded,
     integrity_ok,
     last_event_id,
+    pipelined,
     read,
     write,
 )
@@ -84,6 +85,7 @@ from shared.store.writes import (
     ensure_device,
     get_meta,
     insert_event,
+    insert_events,
     liveness_all,
     mark_alive,
     mark_offline,
@@ -98,6 +100,7 @@ from shared.store.writes import (
     shortest_timeout,
     upsert_alert,
     was_delivered,
+    write_alerts,
     write_flaps,
 )
 
@@ -108,7 +111,8 @@ __all__ = [
     "mark_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events", "read",
     "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat", "set_heartbeat_if_empty",
     "set_meta", "set_playback", "upsert_alert", "was_delivered",
-    "shortest_timeout", "write", "guarded", "LeadLost", "kept_secret", "close_group", "drop_items",
+    "shortest_timeout", "write", "guarded", "pipelined", "insert_events", "write_alerts", "LeadLost", "kept_secret",
+    "close_group", "drop_items",
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 from shared.severity import rank_sql
+from shared.store import dialect
 from shared.store.dialect import Connection
 
 # A device row with first_seen NULL is a registered device that never reported (the web's placeholder,
@@ -97,25 +98,39 @@ WORST_RANK = (
 )
 
 
+# A new state is unacknowledged again, and so is any state after a change (?6 = 1: the state changed
+# within the batch that this upsert ends); every expression here reads the row as it was.
+UPSERT_ALERT = (
+    "INSERT INTO device_alerts (device_id, subsystem, state, message, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
+    " ON CONFLICT (device_id, subsystem) DO UPDATE SET"
+    " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at,"
+    " ack_by = CASE WHEN ?6 = 0 AND device_alerts.state = excluded.state THEN device_alerts.ack_by END,"
+    " ack_at = CASE WHEN ?6 = 0 AND device_alerts.state = excluded.state THEN device_alerts.ack_at END,"
+    " ack_note = CASE WHEN ?6 = 0 AND device_alerts.state = excluded.state THEN device_alerts.ack_note END"
+)
+DELETE_ALERT = "DELETE FROM device_alerts WHERE device_id = ? AND subsystem = ?"
+
+
 def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, message: str | None, now: float) -> None:
     """Create or replace the active alert of one subsystem."""
-    conn.execute(
-        "INSERT INTO device_alerts (device_id, subsystem, state, message, updated_at) VALUES (?, ?, ?, ?, ?)"
-        " ON CONFLICT (device_id, subsystem) DO UPDATE SET"
-        " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at,"
-        # A new state is unacknowledged again (every expression here reads the row as it was).
-        " ack_by = CASE WHEN device_alerts.state = excluded.state THEN device_alerts.ack_by END,"
-        " ack_at = CASE WHEN device_alerts.state = excluded.state THEN device_alerts.ack_at END,"
-        " ack_note = CASE WHEN device_alerts.state = excluded.state THEN device_alerts.ack_note END",
-        (device_id, subsystem, state, message, now),
-    )
+    conn.execute(UPSERT_ALERT, (device_id, subsystem, state, message, now, 0))
     conn.execute(WORST_RANK, (device_id,))
 
 
 def delete_alert(conn: Connection, device_id: str, subsystem: str) -> None:
     """Remove a subsystem's active alert (CLEARED)."""
-    conn.execute("DELETE FROM device_alerts WHERE device_id = ? AND subsystem = ?", (device_id, subsystem))
+    conn.execute(DELETE_ALERT, (device_id, subsystem))
     conn.execute(WORST_RANK, (device_id,))
+
+
+def write_alerts(
+    conn: Connection, upserts: list[tuple[str, str, str, str | None, float, int]], deletes: list[tuple[str, str]]
+) -> None:
+    """A batch's net alert changes as sets, one per key: upserts (device, subsystem, state, message, at, changed),
+    deletes (device, subsystem); then each touched device's worst rank and count."""
+    conn.executemany(UPSERT_ALERT, upserts)
+    conn.executemany(DELETE_ALERT, deletes)
+    conn.executemany(WORST_RANK, [(d,) for d in sorted({u[0] for u in upserts} | {d for d, _ in deletes})])
 
 
 def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_id: str, payload: str) -> int:
@@ -125,6 +140,22 @@ def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_
         (ts, type_, severity, source_id, payload),
     )
     return int(cur.fetchone()[0])
+
+
+def insert_events(conn: Connection, rows: list[tuple[float, str, str, str, str]]) -> list[int]:
+    """Append (ts, type, severity, source_id, payload) events in order; returns their ids, ascending.
+
+    On PostgreSQL the ids are taken first in one round trip and the rows sent as one pipelined set
+    (a RETURNING per row would wait for each); on SQLite each insert gives its id.
+    """
+    ids = dialect.new_event_ids(conn, len(rows))
+    if ids is None:
+        return [insert_event(conn, *row) for row in rows]
+    conn.executemany(
+        "INSERT INTO events (id, ts, type, severity, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
+        [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)],
+    )
+    return ids
 
 
 def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float | None, float | None]]:
