@@ -64,6 +64,7 @@ def _unless_flapping(fleet: Fleet, key: tuple[str, str], changed: bool, now: flo
 def info(fleet: Fleet, conn: store.Connection, msg: Info, now: float) -> list[NewEvent]:
     """Playback info updates the device; any other type becomes an `info` event."""
     events = _alive(fleet, conn, msg.device_id, now)
+    fleet.write_new(conn)  # set_playback updates the row
     melody = msg.payload.get("melody_uid")
     if msg.type == "playback_started":
         store.set_playback(conn, msg.device_id, True, melody)

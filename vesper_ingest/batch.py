@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 
 from shared import store
@@ -79,27 +78,27 @@ class Batch:
     def apply(self, items: list[Inbound], now: float, careful: bool) -> Applied:
         """Apply every message inside the open transaction; `careful` isolates each under a savepoint.
 
-        The statements go out pipelined (PostgreSQL answers them as one set, not one round trip
-        each), except when careful: a savepoint must see its statement fail at once. The batch's
-        events are stored together at its end, in the order their messages came.
+        The batch's alert changes, last-seen times and events are written together at its end as
+        sets (a few statements, whatever its size), the events in the order their messages came.
+        Not in psycopg's pipeline mode: a leader hung in the middle of one has sent no Sync, and the
+        server arms its idle timeouts only at a Sync, so it would never be cut off (lead.py).
         """
         conn = self.writer.conn
         out = Applied()
         events: list[NewEvent] = []
         delivered: dict[int, bytes] = {}
-        with nullcontext() if careful else store.pipelined(conn):
-            for item in items:
-                kind = classify.topic_kind(self.topics, item.topic)
-                out.counts[f"messages.{kind}"] += 1
-                if _redelivered(conn, item, kind, now, delivered):
-                    out.counts["messages.redelivered"] += 1
-                elif careful:
-                    self._apply_isolated(item, now, out)
-                else:
-                    self._apply_one(item, now, out, events)
-            self.fleet.flush(conn)
-            store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
-            out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn
+        for item in items:
+            kind = classify.topic_kind(self.topics, item.topic)
+            out.counts[f"messages.{kind}"] += 1
+            if _redelivered(conn, item, kind, now, delivered):
+                out.counts["messages.redelivered"] += 1
+            elif careful:
+                self._apply_isolated(item, now, out)
+            else:
+                self._apply_one(item, now, out, events)
+        self.fleet.flush(conn)
+        store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
+        out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn
         return out
 
     def _apply_one(self, item: Inbound, now: float, out: Applied, events: list[NewEvent]) -> None:

@@ -33,6 +33,7 @@ class Fleet:
     def discard(self) -> None:
         """Forget the writes not flushed yet (their message failed; the mirror is reloaded after the commit)."""
         self._seen: dict[str, tuple[float, str | None]] = {}
+        self._new: dict[str, tuple[float, str | None]] = {}  # first live signs: (now, heartbeat), rows made first
         # (device, subsystem) -> (state, message, at, changed) to upsert, or None to delete; one per key.
         self._alerts: dict[tuple[str, str], tuple[str, str | None, float, bool] | None] = {}
 
@@ -74,9 +75,7 @@ class Fleet:
         before = self.devices.get(device_id)
         self.devices[device_id] = ("online", now)
         if before is None:
-            store.mark_alive(conn, device_id, now)  # the row must exist for later statements
-            if heartbeat is not None:
-                store.set_heartbeat(conn, device_id, heartbeat)
+            self._new[device_id] = (now, heartbeat)
             return None, None
         pending = self._seen.get(device_id)
         self._seen[device_id] = (now, heartbeat if heartbeat is not None else pending[1] if pending else None)
@@ -91,6 +90,7 @@ class Fleet:
         """An operator deleted the device: its next message makes it a new device, as if never seen."""
         self.devices.pop(device_id, None)
         self._seen.pop(device_id, None)
+        self._new.pop(device_id, None)
         for key in [key for key in self.alerts if key[0] == device_id]:
             del self.alerts[key]
         for key in [key for key in self._alerts if key[0] == device_id]:
@@ -98,13 +98,20 @@ class Fleet:
         self.alert_counts.pop(device_id, None)
         self.flaps.forget(device_id)
 
+    def write_new(self, conn: store.Connection) -> None:
+        """Make the rows of the batch's new devices now (a statement that updates one must find it)."""
+        if self._new:
+            store.mark_all_alive(conn, [(d, now, hb) for d, (now, hb) in self._new.items()])
+            self._new.clear()
+
     def flush(self, conn: store.Connection) -> None:
-        """Write the batch's last-seen times and alerts (one row per device, per alert) and changed flap records."""
+        """Write the batch's new devices, last-seen times and alerts (one row per device, per alert), and flaps."""
+        self.write_new(conn)
         if self._seen:
             store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])
             self._seen.clear()
         if self._alerts:
-            upserts = [(*key, *w[:3], int(w[3])) for key, w in self._alerts.items() if w is not None]
+            upserts = [(*key, *w) for key, w in self._alerts.items() if w is not None]
             store.write_alerts(conn, upserts, [key for key, w in self._alerts.items() if w is None])
             self._alerts.clear()
         if self.flaps.dirty:

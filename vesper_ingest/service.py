@@ -186,6 +186,7 @@ class Ingest:
         self.outbox.flush(applied.events)
 
     def _account(self, applied: Applied, now: float) -> None:
+        self.stats.count("ingest.batches")  # beside messages.*: how full the batches are
         for name, n in applied.counts.items():
             self.stats.count(name, n)
         for r in applied.rejected:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from pathlib import Path
 
 from shared.store import postgres
@@ -82,15 +82,6 @@ def write(conn: Connection) -> Iterator[Connection]:
         conn.execute("ROLLBACK")
         raise
     conn.execute("COMMIT")
-
-
-def pipelined(conn: Connection) -> AbstractContextManager[object]:
-    """PostgreSQL: send the statements inside without waiting for each one's answer (a fetch waits); SQLite: as is.
-
-    An error surfaces at the next fetch or at the block's end, so a caller isolating one statement's
-    failure must not be inside one.
-    """
-    return conn.raw.pipeline() if is_postgres(conn) else nullcontext()
 
 
 def new_event_ids(conn: Connection, n: int) -> list[int] | None:

@@ -32,7 +32,12 @@ def try_take(conn: PgConnection, wait_s: float) -> bool:
 
 
 def fence(conn: PgConnection, timeout_s: float) -> None:
-    """Have the server end this session when it sits idle, in a transaction or not, for `timeout_s` (a hung leader)."""
+    """Have the server end this session when it sits idle, in a transaction or not, for `timeout_s` (a hung leader).
+
+    The server arms those timeouts when it answers a Sync, which a client hung inside a pipeline
+    never sent: so this connection does not pipeline (its sets are single statements: sets.py).
+    """
+    conn.pipelining = False
     ms = max(1, int(timeout_s * 1000))
     conn.execute(f"SET idle_session_timeout = {ms}")
     conn.execute(f"SET idle_in_transaction_session_timeout = {ms}")

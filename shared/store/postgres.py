@@ -45,6 +45,7 @@ class PgConnection:
 
     def __init__(self, raw: psycopg.Connection) -> None:
         self.raw = raw
+        self.pipelining = True  # leader.fence turns it off (a hung pipeline escapes the server's idle timeouts)
 
     def execute(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> psycopg.Cursor:
         """Run one statement; the cursor answers fetchone, fetchall, rowcount and iteration."""
@@ -52,10 +53,15 @@ class PgConnection:
         return self.raw.execute(text, _named(args) if named else (tuple(args) or None))  # type: ignore[arg-type]
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
-        """Run one statement per row, pipelined."""
+        """Run one statement per row: pipelined, or each in its own round trip when pipelining is off."""
         text, named = translate(sql)
+        params = [_named(r) for r in rows] if named else [tuple(r) for r in rows]
         cur = self.raw.cursor()
-        cur.executemany(text, [_named(r) for r in rows] if named else [tuple(r) for r in rows])  # type: ignore[arg-type]
+        if self.pipelining:
+            cur.executemany(text, params)  # type: ignore[arg-type]
+        else:
+            for one in params:
+                cur.execute(text, one)  # type: ignore[arg-type]
         return cur
 
     def close(self) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from shared.severity import rank_sql
-from shared.store import dialect
+from shared.store import dialect, sets
 from shared.store.dialect import Connection
 
 # A device row with first_seen NULL is a registered device that never reported (the web's placeholder,
@@ -23,19 +23,31 @@ def ensure_device(conn: Connection, device_id: str, now: float) -> None:
 
 def mark_alive(conn: Connection, device_id: str, now: float) -> None:
     """A new device's (or a registered one's) first live sign: the row, online, seen now."""
-    conn.execute(
-        "INSERT INTO devices (id, first_seen, last_seen, liveness) VALUES (?, ?, ?, 'online')"
+    mark_all_alive(conn, [(device_id, now, None)])
+
+
+def mark_all_alive(conn: Connection, rows: list[tuple[str, float, str | None]]) -> None:
+    """New devices' (or registered ones') first live signs, (device_id, now, heartbeat or None), one row each."""
+    sets.run(
+        conn,
+        "INSERT INTO devices (id, first_seen, last_seen, liveness, last_heartbeat)"
+        " SELECT column1, column2, column2, 'online', column3 FROM ({rows}) AS v WHERE true"
         " ON CONFLICT (id) DO UPDATE SET first_seen = COALESCE(devices.first_seen, excluded.first_seen),"
-        " last_seen = excluded.last_seen, liveness = 'online'",
-        (device_id, now, now),
+        " last_seen = excluded.last_seen, liveness = 'online',"
+        " last_heartbeat = COALESCE(excluded.last_heartbeat, devices.last_heartbeat)",
+        ("text", "float8", "text"),
+        rows,
     )
 
 
 def record_seen(conn: Connection, rows: list[tuple[float, str | None, str]]) -> None:
-    """Batch of (last_seen, heartbeat or None, device_id) for existing devices: online, seen then."""
-    conn.executemany(
-        "UPDATE devices SET last_seen = ?, liveness = 'online', last_heartbeat = COALESCE(?, last_heartbeat)"
-        " WHERE id = ?",
+    """Batch of (last_seen, heartbeat or None, device_id) for existing devices, one row each: online, seen then."""
+    sets.run(
+        conn,
+        "UPDATE devices SET last_seen = v.column1, liveness = 'online',"
+        " last_heartbeat = COALESCE(v.column2, devices.last_heartbeat)"
+        " FROM ({rows}) AS v WHERE devices.id = v.column3",
+        ("float8", "text", "text"),
         rows,
     )
 
@@ -61,18 +73,15 @@ def all_flaps(conn: Connection) -> list[tuple[str, str, list[float], bool]]:
 def write_flaps(
     conn: Connection, upserts: list[tuple[str, str, list[float], bool]], deletes: list[tuple[str, str]]
 ) -> None:
-    """Keep the flap records the ingest changed (vesper_ingest/flapping.py) and drop the settled ones."""
-    conn.executemany(
-        "INSERT INTO alert_flaps (device_id, subsystem, changes, flapping) VALUES (?, ?, ?, ?)"
+    """Keep the flap records the ingest changed (vesper_ingest/flapping.py) and drop the settled ones; one per key."""
+    sets.run(
+        conn,
+        "INSERT INTO alert_flaps (device_id, subsystem, changes, flapping) {rows}"
         " ON CONFLICT (device_id, subsystem) DO UPDATE SET changes = excluded.changes, flapping = excluded.flapping",
+        ("text", "text", "text", "integer"),
         [(d, s, json.dumps(changes), int(flapping)) for d, s, changes, flapping in upserts],
     )
-    conn.executemany("DELETE FROM alert_flaps WHERE device_id = ? AND subsystem = ?", deletes)
-
-
-def set_heartbeat(conn: Connection, device_id: str, heartbeat: str) -> None:
-    """Keep the device's last heartbeat payload (JSON text)."""
-    conn.execute("UPDATE devices SET last_heartbeat = ? WHERE id = ?", (heartbeat, device_id))
+    sets.run(conn, "DELETE FROM alert_flaps WHERE (device_id, subsystem) IN ({rows})", ("text", "text"), deletes)
 
 
 def set_heartbeat_if_empty(conn: Connection, device_id: str, heartbeat: str) -> None:
@@ -91,46 +100,54 @@ def set_playback(conn: Connection, device_id: str, active: bool, melody_uid: str
     return row[0] if row else None
 
 
+def _upsert_alerts(keep_ack: str) -> str:
+    """The upsert of active alerts; a new state is unacknowledged again (every expression reads the row as it was).
+
+    `keep_ack` is the condition under which an acknowledgement survives: the same state, and for a
+    batch's net change also no change of state in between (vesper_ingest/fleet.py decides which).
+    """
+    return (
+        "INSERT INTO device_alerts (device_id, subsystem, state, message, updated_at) {rows}"
+        " ON CONFLICT (device_id, subsystem) DO UPDATE SET"
+        " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at,"
+        + ",".join(
+            f" {c} = CASE WHEN {keep_ack} THEN device_alerts.{c} END" for c in ("ack_by", "ack_at", "ack_note")
+        )
+    )
+
+
+UPSERT_ALERTS = _upsert_alerts("device_alerts.state = excluded.state")
+UPSERT_CHANGED_ALERTS = _upsert_alerts("1 = 0")
+DELETE_ALERTS = "DELETE FROM device_alerts WHERE (device_id, subsystem) IN ({rows})"
+ALERT_TYPES = ("text", "text", "text", "text", "float8")
 # Each change to a device's alerts keeps its worst rank (the health order's input) and count true with it.
-WORST_RANK = (
-    "UPDATE devices SET (worst_rank, alert_count) ="
-    f" (SELECT MIN({rank_sql('state')}), COUNT(*) FROM device_alerts WHERE device_id = ?1) WHERE id = ?1"
+RECOUNT = (
+    "UPDATE devices SET (worst_rank, alert_count) = (SELECT"
+    f" MIN({rank_sql('state')}), COUNT(*) FROM device_alerts WHERE device_id = devices.id)"
+    " WHERE id IN ({rows})"
 )
-
-
-# A new state is unacknowledged again, and so is any state after a change (?6 = 1: the state changed
-# within the batch that this upsert ends); every expression here reads the row as it was.
-UPSERT_ALERT = (
-    "INSERT INTO device_alerts (device_id, subsystem, state, message, updated_at) VALUES (?1, ?2, ?3, ?4, ?5)"
-    " ON CONFLICT (device_id, subsystem) DO UPDATE SET"
-    " state = excluded.state, message = excluded.message, updated_at = excluded.updated_at,"
-    " ack_by = CASE WHEN ?6 = 0 AND device_alerts.state = excluded.state THEN device_alerts.ack_by END,"
-    " ack_at = CASE WHEN ?6 = 0 AND device_alerts.state = excluded.state THEN device_alerts.ack_at END,"
-    " ack_note = CASE WHEN ?6 = 0 AND device_alerts.state = excluded.state THEN device_alerts.ack_note END"
-)
-DELETE_ALERT = "DELETE FROM device_alerts WHERE device_id = ? AND subsystem = ?"
 
 
 def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, message: str | None, now: float) -> None:
     """Create or replace the active alert of one subsystem."""
-    conn.execute(UPSERT_ALERT, (device_id, subsystem, state, message, now, 0))
-    conn.execute(WORST_RANK, (device_id,))
+    write_alerts(conn, [(device_id, subsystem, state, message, now, False)], [])
 
 
 def delete_alert(conn: Connection, device_id: str, subsystem: str) -> None:
     """Remove a subsystem's active alert (CLEARED)."""
-    conn.execute(DELETE_ALERT, (device_id, subsystem))
-    conn.execute(WORST_RANK, (device_id,))
+    write_alerts(conn, [], [(device_id, subsystem)])
 
 
 def write_alerts(
-    conn: Connection, upserts: list[tuple[str, str, str, str | None, float, int]], deletes: list[tuple[str, str]]
+    conn: Connection, upserts: list[tuple[str, str, str, str | None, float, bool]], deletes: list[tuple[str, str]]
 ) -> None:
-    """A batch's net alert changes as sets, one per key: upserts (device, subsystem, state, message, at, changed),
-    deletes (device, subsystem); then each touched device's worst rank and count."""
-    conn.executemany(UPSERT_ALERT, upserts)
-    conn.executemany(DELETE_ALERT, deletes)
-    conn.executemany(WORST_RANK, [(d,) for d in sorted({u[0] for u in upserts} | {d for d, _ in deletes})])
+    """Net alert changes as sets, one per key: upserts (device, subsystem, state, message, at, state changed
+    within the batch: its acknowledgement goes whatever the final state), deletes (device, subsystem); then each
+    touched device's worst rank and count."""
+    sets.run(conn, UPSERT_ALERTS, ALERT_TYPES, [u[:5] for u in upserts if not u[5]])
+    sets.run(conn, UPSERT_CHANGED_ALERTS, ALERT_TYPES, [u[:5] for u in upserts if u[5]])
+    sets.run(conn, DELETE_ALERTS, ("text", "text"), deletes)
+    sets.run(conn, RECOUNT, ("text",), [(d,) for d in sorted({u[0] for u in upserts} | {d for d, _ in deletes})])
 
 
 def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_id: str, payload: str) -> int:
@@ -145,14 +162,16 @@ def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_
 def insert_events(conn: Connection, rows: list[tuple[float, str, str, str, str]]) -> list[int]:
     """Append (ts, type, severity, source_id, payload) events in order; returns their ids, ascending.
 
-    On PostgreSQL the ids are taken first in one round trip and the rows sent as one pipelined set
-    (a RETURNING per row would wait for each); on SQLite each insert gives its id.
+    On PostgreSQL the ids are taken first in one round trip and the rows sent as one set (sets.py;
+    a RETURNING per row would wait for each); on SQLite each insert gives its id.
     """
     ids = dialect.new_event_ids(conn, len(rows))
     if ids is None:
         return [insert_event(conn, *row) for row in rows]
-    conn.executemany(
-        "INSERT INTO events (id, ts, type, severity, source_id, payload) VALUES (?, ?, ?, ?, ?, ?)",
+    sets.run(
+        conn,
+        "INSERT INTO events (id, ts, type, severity, source_id, payload) {rows}",
+        ("bigint", "float8", "text", "text", "text", "text"),
         [(event_id, *row) for event_id, row in zip(ids, rows, strict=True)],
     )
     return ids
@@ -190,9 +209,11 @@ def was_delivered(conn: Connection, mid: int, digest: bytes, since: float) -> bo
 
 def record_delivered(conn: Connection, rows: list[tuple[int, bytes, float]]) -> None:
     """Remember (mid, digest, at) of applied alert messages; one row per packet id."""
-    conn.executemany(
-        "INSERT INTO delivered (mid, digest, at) VALUES (?, ?, ?)"
+    sets.run(
+        conn,
+        "INSERT INTO delivered (mid, digest, at) {rows}"
         " ON CONFLICT (mid) DO UPDATE SET digest = excluded.digest, at = excluded.at",
+        ("integer", "bytea", "float8"),
         rows,
     )
 
