@@ -84,6 +84,11 @@ def write_flaps(
     sets.run(conn, "DELETE FROM alert_flaps WHERE (device_id, subsystem) IN ({rows})", ("text", "text"), deletes)
 
 
+def set_heartbeat(conn: Connection, device_id: str, heartbeat: str) -> None:
+    """Keep the device's last heartbeat payload (JSON text)."""
+    conn.execute("UPDATE devices SET last_heartbeat = ? WHERE id = ?", (heartbeat, device_id))
+
+
 def set_heartbeat_if_empty(conn: Connection, device_id: str, heartbeat: str) -> None:
     """Keep a retained heartbeat only when nothing fresher is stored."""
     conn.execute(
