@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import random
 import statistics
 import sys
@@ -19,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Stack, percentile
+from bench.common import Stack, cpu_seconds, percentile
 from shared import store
 
 STATES = ("WARNING", "CRITICAL", "FAILED")
@@ -76,17 +77,63 @@ def one_round(stack: Stack, ids: list[str], lists: int, alerts: int, rng: random
     }
 
 
-def measure(devices: int, lists: int, alerts: int, rounds: int, tmp: Path, url: str = "") -> dict[str, Any]:
-    """Seed, start broker and web, run the rounds; medians of each figure (on PostgreSQL at `url` if given)."""
+def in_process(target: Path | str, ids: list[str], lists: int, alerts: int, rng: random.Random) -> dict[str, float]:
+    """The yardstick: the same queries and JSON in this process on one read-only connection, no HTTP, no Flask."""
+    conn = store.connect(target, readonly=True)
+    try:
+
+        def device_list() -> None:
+            rows, _ = store.list_devices(conn, store.DeviceQuery())
+            store.rows_json(rows)
+
+        def device_alerts() -> None:
+            device_id = rng.choice(ids)
+            with store.read(conn):
+                store.is_known(conn, device_id)
+                json.dumps(store.alerts(conn, device_id))
+
+        device_list()
+        list_times = [_timed(device_list) for _ in range(lists)]
+        alert_times = [_timed(device_alerts) for _ in range(alerts)]
+    finally:
+        conn.close()
+    return {
+        "inproc_devices_p50_ms": percentile(list_times, 50) * 1000,
+        "inproc_devices_p99_ms": percentile(list_times, 99) * 1000,
+        "inproc_alerts_p50_ms": percentile(alert_times, 50) * 1000,
+        "inproc_alerts_p99_ms": percentile(alert_times, 99) * 1000,
+    }
+
+
+def _timed(call: Any) -> float:
+    t0 = time.perf_counter()
+    call()
+    return time.perf_counter() - t0
+
+
+def measure(
+    devices: int, lists: int, alerts: int, rounds: int, tmp: Path, url: str = "", then: Any = None
+) -> dict[str, Any]:
+    """Seed, start broker and web, run the rounds; medians of each figure (on PostgreSQL at `url` if given).
+
+    Each round also runs the same queries in-process (the yardstick) and reads this process's CPU share
+    while it was the HTTP client. `then(stack)`, if given, runs on the same stack before it stops.
+    """
     rng = random.Random(7)
     stack = Stack(tmp, web={"workers": 1}, **({"database": {"url": url}} if url else {}))
     try:
         ids = seed(url or stack.db, devices, rng)
         stack.web()
-        results = [one_round(stack, ids, lists, alerts, rng) for _ in range(rounds)]
+        results = []
+        for _ in range(rounds):
+            cpu0, t0 = cpu_seconds(os.getpid()), time.monotonic()
+            r = one_round(stack, ids, lists, alerts, rng)
+            r["client_cpu"] = 100 * (cpu_seconds(os.getpid()) - cpu0) / (time.monotonic() - t0)
+            results.append({**r, **in_process(url or stack.db, ids, lists, alerts, rng)})
+        extra = then(stack) if then else {}
     finally:
         stack.close()
-    return {"devices": devices, **{k: statistics.median(r[k] for r in results) for k in results[0]}}
+    return {"devices": devices, **{k: statistics.median(r[k] for r in results) for k in results[0]}, **extra}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -105,6 +152,11 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {r['devices_p99_ms']:.1f} ms"
     )
     print(f"GET /api/devices/{{id}}/alerts: p50 {r['alerts_p50_ms']:.2f} ms, p99 {r['alerts_p99_ms']:.2f} ms")
+    print(
+        f"yardstick, the same queries in-process: list p50 {r['inproc_devices_p50_ms']:.1f} ms, "
+        f"p99 {r['inproc_devices_p99_ms']:.1f} ms; alerts p50 {r['inproc_alerts_p50_ms']:.2f} ms, "
+        f"p99 {r['inproc_alerts_p99_ms']:.2f} ms"
+    )
     return 0
 
 

@@ -11,6 +11,7 @@ Run: .venv/bin/python -m bench.heartbeat_fleet [--devices 100000 200000] [--seco
 from __future__ import annotations
 
 import argparse
+import os
 import sqlite3
 import sys
 import tempfile
@@ -18,9 +19,12 @@ import time
 from pathlib import Path
 from typing import Any
 
+from bench.bare_subscriber import HEARTBEAT_TIME, BareSubscriber
 from bench.common import Stack, cpu_seconds, percentile, rss_mib
-from bench.mqtt_load import HeartbeatFleet
+from bench.ingest_throughput import bare_session
+from bench.mqtt_load import HeartbeatFleet, RawPublisher
 from shared import store
+from vesper_sim import broker
 
 PERIOD_S = 30.0
 LAG_BOUND_S = 1.0
@@ -55,11 +59,16 @@ def lags(db: Path, fleet: HeartbeatFleet, t0_wall: float, since: float, until: f
     return out
 
 
-def run(devices: int, seconds: float, soak: float = 0.0, warmup: float = 5.0) -> dict[str, Any]:
-    """One fleet size on its own stack: warm up, then measure for `seconds` (then soak, if asked)."""
+def run(devices: int, seconds: float, soak: float = 0.0, warmup: float = 5.0, bare: bool = False) -> dict[str, Any]:
+    """One fleet size on its own stack: warm up, then measure for `seconds` (then soak, if asked).
+
+    With `bare`, a bare paho subscriber takes the same heartbeats meanwhile: its CPU per message and its lag
+    (send -> receipt) are the yardsticks. The publisher is a thread of this process: its CPU is this process's.
+    """
     with tempfile.TemporaryDirectory(prefix="vesper-fleet-") as tmp:
         stack = Stack(Path(tmp), liveness={"heartbeat_timeout_s": 90.0})
         fleet = HeartbeatFleet(stack.port, devices, PERIOD_S)
+        yard = BareSubscriber(stack.port, ["vesper/+/status/heartbeat"], HEARTBEAT_TIME) if bare else None
         try:
             seed_fleet(stack.db, fleet)
             ingest = stack.ingest()
@@ -67,11 +76,16 @@ def run(devices: int, seconds: float, soak: float = 0.0, warmup: float = 5.0) ->
             fleet.start()
             time.sleep(warmup)
             rss_before = rss_mib(ingest.pid)
-            since, cpu0, m0, sent0 = time.time(), cpu_seconds(ingest.pid), time.monotonic(), fleet.sent
+            if yard:
+                yard.reset()
+            since, m0, sent0 = time.time(), time.monotonic(), fleet.sent
+            cpu0, gen0, yard0 = cpu_seconds(ingest.pid), cpu_seconds(os.getpid()), yard.cpu() if yard else 0.0
             time.sleep(seconds)
             elapsed = time.monotonic() - m0
             cpu = (cpu_seconds(ingest.pid) - cpu0) / elapsed
+            gen = (cpu_seconds(os.getpid()) - gen0) / elapsed
             offered = (fleet.sent - sent0) / elapsed
+            yard_figures = _yard(yard, yard0, elapsed) if yard else {}
             until = time.time() - LAG_BOUND_S  # sent by then: applied within the bound, or late
             lag = lags(stack.db, fleet, t0_wall, since, until)
             rss_after = rss_before
@@ -83,6 +97,8 @@ def run(devices: int, seconds: float, soak: float = 0.0, warmup: float = 5.0) ->
                 "devices": devices,
                 "rate": fleet.rate,
                 "cpu": cpu * 100,
+                "us_per_heartbeat": 1e6 * cpu / max(offered, 1e-9),
+                "publisher_cpu": gen * 100,
                 "p50_ms": percentile(lag, 50) * 1000,
                 "p99_ms": percentile(lag, 99) * 1000,
                 "samples": len(lag),
@@ -92,10 +108,54 @@ def run(devices: int, seconds: float, soak: float = 0.0, warmup: float = 5.0) ->
                 "offline": "device_offline" in stack.log("ingest"),
                 # Held: p99 within the bound at the full rate (a generator that fell behind offered less).
                 "held": percentile(lag, 99) <= LAG_BOUND_S and offered >= 0.97 * fleet.rate,
+                **yard_figures,
             }
         finally:
             fleet.stop()
+            if yard:
+                yard.close()
             stack.close()
+
+
+def _yard(yard: BareSubscriber, cpu0: float, elapsed: float) -> dict[str, float]:
+    """The bare subscriber's CPU per message and lag over the window."""
+    cpu = yard.cpu() - cpu0
+    lag = yard.latencies()[0]
+    return {
+        "bare_us_per_message": 1e6 * cpu / max(1, len(lag)),
+        "bare_cpu": 100 * cpu / elapsed,
+        "bare_p50_ms": percentile(lag, 50) * 1000,
+        "bare_p99_ms": percentile(lag, 99) * 1000,
+    }
+
+
+def bare_drain(tmp: Path, count: int) -> float:
+    """A bare paho subscriber draining `count` heartbeats queued for its persistent session: messages/s."""
+    port = broker.free_port()
+    mosq = broker.start(tmp / "mosquitto-drain", port)
+    try:
+        bare, stats = bare_session(port, "vesper/+/status/heartbeat", count)
+        bare.connect("127.0.0.1", port)
+        bare.loop_start()
+        time.sleep(0.3)  # the subscription is made at connect
+        bare.disconnect()
+        bare.loop_stop()
+        pub = RawPublisher(port, "bench-drain-pub")
+        payload = b'{"t":%.6f,"fw":"v155"}' % time.time()
+        for start in range(0, count, 1000):
+            topics = (f"vesper/hb-{n:07d}/status/heartbeat".encode() for n in range(start, min(count, start + 1000)))
+            pub.send([pub.packet(topic, payload) for topic in topics])
+            pub.drain()
+        pub.close()
+        bare.reconnect()
+        bare.loop_start()
+        stats["done"].wait(120)
+        bare.disconnect()
+        bare.loop_stop()
+        return (stats["n"] - 1) / (stats["last"] - stats["first"])
+    finally:
+        mosq.terminate()
+        mosq.wait(10)
 
 
 def largest(sizes: list[int], seconds: float, warmup: float) -> tuple[int, list[dict[str, Any]]]:

@@ -14,13 +14,17 @@ import sqlite3
 import statistics
 import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
+from bench.bare_subscriber import BareSubscriber
 from bench.common import Stack, percentile
 from bench.sse_load import SseLoad
 from bench.stream_fanout import fanout_stack, hang_up, one_rate
 
+ALERTS = "vesper/+/status/alerts"
+PUBLISHED = "vesper/console/published"
 MARK = re.compile(r'"message":"bench (\d+) (\d+\.\d+)"')
 
 
@@ -33,21 +37,35 @@ def ingest_part(db: Path, last: int) -> list[float]:
 
 
 def measure(stack: Stack, workers: list[int], clients: int, rate: float, seconds: float, rounds: int) -> dict[str, Any]:
-    """`rounds` rounds on a running stack; medians of p50 and p99, and the ingest's part."""
+    """`rounds` rounds on a running stack; medians of p50 and p99, the ingest's part, and the yardsticks.
+
+    A bare paho subscriber (its own process) takes the device's messages and the republished events meanwhile:
+    publish -> bare receipt is the broker's own share, and of the republished topic the ingest's and broker's.
+    """
     load = SseLoad("127.0.0.1", stack.web_port, procs=1)
+    bare = BareSubscriber(stack.port, [ALERTS, PUBLISHED])
     results = []
     try:
         load.connect(clients)
         for _ in range(rounds):
+            bare.reset()
+            cpu0, t0 = bare.cpu(), time.monotonic()
             r = one_rate(stack, load, workers, clients, rate, seconds)
+            r["bare_cpu"] = 100 * (bare.cpu() - cpu0) / (time.monotonic() - t0)
             stored = ingest_part(stack.db, r["events"])
             r["ingest_p50_ms"] = percentile(stored, 50) * 1000
             r["ingest_p99_ms"] = percentile(stored, 99) * 1000
+            device, published = bare.latencies()
+            for name, lat in (("bare", device), ("republished", published)):
+                r[f"{name}_p50_ms"] = percentile(lat, 50) * 1000
+                r[f"{name}_p99_ms"] = percentile(lat, 99) * 1000
             results.append(r)
     finally:
+        bare.close()
         load.close()
     hang_up(stack)
-    out = {k: statistics.median(r[k] for r in results) for k in ("p50_ms", "p99_ms", "ingest_p50_ms", "ingest_p99_ms")}
+    keys = [k for k in results[0] if k.endswith(("_ms", "_cpu", "_cpu_max"))]
+    out = {k: statistics.median(r[k] for r in results) for k in keys}
     return {**out, "rate": rate, "clients": clients, "complete": all(r["complete"] for r in results)}
 
 
@@ -71,6 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         f"{r['complete']}"
     )
     print(f"  of which publish -> stored (ingest): p50 {r['ingest_p50_ms']:.1f} ms, p99 {r['ingest_p99_ms']:.1f} ms")
+    print(f"yardstick, publish -> bare paho subscriber: p50 {r['bare_p50_ms']:.1f} ms, p99 {r['bare_p99_ms']:.1f} ms")
+    print(f"  of the republished event: p50 {r['republished_p50_ms']:.1f} ms, p99 {r['republished_p99_ms']:.1f} ms")
     return 0
 
 

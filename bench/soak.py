@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
+import os
 import sys
 import tempfile
 import threading
@@ -18,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import rss_mib
+from bench.common import cpu_seconds, rss_mib
 from bench.heartbeat_fleet import PERIOD_S, seed_fleet
 from bench.mqtt_load import HeartbeatFleet, RawPublisher
 from bench.sse_load import SseLoad
@@ -74,11 +75,15 @@ def run(devices: int, seconds: float, warmup: float = WARMUP_S) -> dict[str, Any
                 helper.start()
             time.sleep(warmup)
             before = rss_mib(ingest.pid), rss_mib(worker)
+            gen0, clients0, t0 = cpu_seconds(os.getpid()), load.cpu(), time.monotonic()
             end = time.monotonic() + seconds
             while time.monotonic() < end:
                 time.sleep(min(10.0, max(0.0, end - time.monotonic())))
                 load.reset()  # the clients' own tallies must not grow for the whole soak
             after = rss_mib(ingest.pid), rss_mib(worker)
+            wall = time.monotonic() - t0
+            gens = {"publishers": 100 * (cpu_seconds(os.getpid()) - gen0) / wall}
+            gens["clients"] = 100 * (load.cpu() - clients0) / wall
             streams = healthz(stack.web_port)["streams"]
         finally:
             stop.set()
@@ -96,6 +101,7 @@ def run(devices: int, seconds: float, warmup: float = WARMUP_S) -> dict[str, Any
         "web_before": before[1],
         "web_after": after[1],
         "dropped": streams["dropped"],
+        "gens": gens,
     }
 
 

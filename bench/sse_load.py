@@ -1,9 +1,9 @@
 """Stream clients cheap enough not to be the bottleneck: worker processes, each one epoll loop.
 
 Each client is a raw socket with an HTTP/1.0 GET of /events/stream (no chunked framing). A
-worker counts, per client, the bench events it receives: it finds `id:` lines and the
+worker counts, per client, the bench events it receives: it finds the
 `"message":"bench <seq> <publish time>"` the bench device put in each alert with one regular
-expression over whatever a recv returned, and keeps each client's count, last seq and order,
+expression over the whole frames a recv completed, and keeps each client's count, last seq and order,
 and every latency (receipt - publish time) in an array. The parent drives the workers over a
 pipe: connect, reset, collect, close.
 """
@@ -23,8 +23,9 @@ from typing import Any
 
 from bench.common import cpu_seconds
 
-# An event frame: its id: line, then the data line with the bench marker in the alert's message.
-FRAME = re.compile(rb'id: (\d+)\ndata: [^\n]*?"message":"bench (\d+) (\d+\.\d+)"')
+# The bench marker in an event's alert message, one per frame (the cut at the last blank line keeps frames whole).
+# A literal prefix: the regex engine skips to it, ~0.4 us a frame, where matching from `id:` took ~3 us.
+FRAME = re.compile(rb'"message":"bench (\d+) (\d+\.\d+)"')
 READ_SIZE = 1 << 18
 CONNECT_TIMEOUT_S = 60.0
 
@@ -116,7 +117,7 @@ class _Worker:
         self.tail[fd] = data[cut + 2 :]
         last = self.last[fd]
         n = 0
-        for _, seq_b, ts_b in FRAME.findall(data, 0, cut + 1):
+        for seq_b, ts_b in FRAME.findall(data, 0, cut + 1):
             seq = int(seq_b)
             if seq <= last:
                 self.disorder[fd] += 1
@@ -232,7 +233,11 @@ class SseLoad:
 
     def cpu(self) -> float:
         """CPU seconds the client processes have used."""
-        return sum(cpu_seconds(p.pid) for p in self.procs if p.pid is not None)
+        return sum(self.cpu_each())
+
+    def cpu_each(self) -> list[float]:
+        """CPU seconds each client process has used."""
+        return [cpu_seconds(p.pid) for p in self.procs if p.pid is not None]
 
     def close(self) -> None:
         """Hang up every client and end the worker processes."""

@@ -36,12 +36,14 @@ DRAIN_S = 10.0  # after the last publish, how long clients may take to receive t
 P99_BOUND_MS = 250.0
 
 
-def publisher(port: int, rate: float, count: int) -> None:
+def publisher(port: int, rate: float, count: int, cpu: Any = None) -> None:
     """Publish `count` alert transitions at `rate` per second, round-robin over DEVICES devices.
 
     Runs in its own process: sharing a GIL with anything else would delay the sends after their
-    timestamps were taken. Each message is unique (seq and time), so each becomes an event.
+    timestamps were taken. Each message is unique (seq and time), so each becomes an event. With `cpu`
+    (a multiprocessing Value), its CPU share of one core while it sent is left there.
     """
+    t0, c0 = time.monotonic(), time.process_time()
     client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bench-fanout-pub")
     client.max_inflight_messages_set(100)
     client.max_queued_messages_set(0)
@@ -60,6 +62,8 @@ def publisher(port: int, rate: float, count: int) -> None:
         info.wait_for_publish(30)
     client.disconnect()
     client.loop_stop()
+    if cpu is not None:
+        cpu.value = 100 * (time.process_time() - c0) / max(1e-9, time.monotonic() - t0)
 
 
 def healthz(port: int) -> dict[str, Any]:
@@ -141,8 +145,10 @@ def one_rate(stack: Stack, load: SseLoad, workers: list[int], n: int, rate: floa
     load.reset()
     dropped0 = healthz(stack.web_port)["streams"]["dropped"]  # one worker's (several: see completeness)
     times0, wall0 = cpu_of(workers), time.monotonic()
-    load_cpu0 = load.cpu()
-    sender = multiprocessing.get_context("spawn").Process(target=publisher, args=(stack.port, rate, count))
+    load_cpu0 = load.cpu_each()
+    ctx = multiprocessing.get_context("spawn")
+    pub_cpu = ctx.Value("d", 0.0)
+    sender = ctx.Process(target=publisher, args=(stack.port, rate, count, pub_cpu))
     sender.start()
     for i, pid in enumerate(workers):
         profile(pid, f"worker{i}-{n}-{rate:g}", seconds)
@@ -155,7 +161,7 @@ def one_rate(stack: Stack, load: SseLoad, workers: list[int], n: int, rate: floa
     times1, wall = cpu_of(workers), time.monotonic() - wall0
     user, system = times1[0] - times0[0], times1[1] - times0[1]
     cpu = user + system
-    load_cpu = load.cpu() - load_cpu0
+    load_each = [100 * (b - a) / wall for a, b in zip(load_cpu0, load.cpu_each(), strict=True)]
     tally = load.collect()
     lat = sorted(tally.latencies)
     received = sum(tally.counts)
@@ -177,7 +183,9 @@ def one_rate(stack: Stack, load: SseLoad, workers: list[int], n: int, rate: floa
         "p99_ms": p99,
         "max_ms": (lat[-1] if lat else float("nan")) * 1000,
         "worker_cpu": 100 * cpu / wall,
-        "load_cpu": 100 * load_cpu / wall,
+        "load_cpu": sum(load_each),
+        "load_cpu_max": max(load_each),
+        "pub_cpu": pub_cpu.value,
         "us_per_delivery": 1e6 * cpu / max(1, received),
         "sys_share": 100 * system / max(cpu, 1e-9),
         "held": complete and not dropped and not tally.closed and p99 <= P99_BOUND_MS,

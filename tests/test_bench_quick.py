@@ -1,4 +1,7 @@
-"""`python -m bench --quick` runs every part against real processes and prints the one table (no timing asserted)."""
+"""`python -m bench --quick` runs every part against real processes and prints the one table (no timing asserted).
+
+Every section shows at least one figure beside its same-run yardstick, with the ratio of the two.
+"""
 
 from __future__ import annotations
 
@@ -19,7 +22,10 @@ def test_bench_quick_prints_the_table() -> None:
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     out = result.stdout
     assert re.search(r"machine: \d+ cores", out), out
-    assert re.search(r"^\s+figure\s+value\s+target", out, re.MULTILINE), out
+    titles = r"^\s+figure\s+value\s+yardstick \(same run\)\s+ratio\s+target\s+generators \(% of a core\)"
+    assert re.search(titles, out, re.MULTILINE), out
     for section in "abcdef":
         assert re.search(rf"^{section}  \S", out, re.MULTILINE), f"no row for part {section}:\n{out}"
+        beside = rf"^{section}  .*\S  .*: .*\s\d+\.\d\d  "  # a figure, then 'yardstick: value', then the ratio
+        assert re.search(beside, out, re.MULTILINE), f"no figure beside a yardstick in part {section}:\n{out}"
     assert "FAILED" not in out

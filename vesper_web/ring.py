@@ -9,17 +9,20 @@ from __future__ import annotations
 
 import queue
 import threading
+import time
 from collections.abc import Callable
 
 Item = tuple[int, str, bytes]  # (event id, source device id, SSE frame): built once, shared by every client
-SPACING_PER_CLIENT_S = 30e-6  # about twice what waking one client costs: the fan-out takes at most ~half a core
+SPACING_PER_CLIENT_S = 10e-6  # the least spacing per client, before a round has been measured
+ROUND_FACTOR = 2.0  # spacing = twice what a round of wake-ups takes: the fan-out takes at most ~half a core
+ROUND_WEIGHT = 0.3  # how far the latest round moves the measured cost (an exponential moving average)
 MAX_SPACING_S = 0.1
 
 
 class Ring:
     """The last `capacity` frames of one filter (every event, or one device's), by sequence number."""
 
-    __slots__ = ("items", "capacity", "head", "scanned", "wake", "subs", "last_wake", "due")
+    __slots__ = ("items", "capacity", "head", "scanned", "wake", "subs", "last_wake", "due", "woken", "back", "round_s")
 
     def __init__(self, capacity: int) -> None:
         self.items: list[Item] = []
@@ -31,10 +34,20 @@ class Ring:
         self.subs: dict[Subscriber, None] = {}
         self.last_wake = 0.0  # when the waiting clients were last woken
         self.due: float | None = None  # when the next (deferred) wake-up is due, if one is
+        self.woken = 0  # clients woken by the last wake-up
+        self.back = 0  # of them, how many have written and are waiting again
+        self.round_s = 0.0  # what a round of wake-ups takes here (waking, framing, writing), measured
 
     def spacing(self) -> float:
-        """The least time between two wake-ups: longer the more clients one wake-up costs."""
-        return min(MAX_SPACING_S, len(self.subs) * SPACING_PER_CLIENT_S)
+        """The least time between two wake-ups: twice a measured round (so on any machine), at most MAX_SPACING_S."""
+        return min(MAX_SPACING_S, max(len(self.subs) * SPACING_PER_CLIENT_S, ROUND_FACTOR * self.round_s))
+
+    def done(self) -> None:
+        """A woken client has written and waits again; the last one closes the round's measurement."""
+        self.back += 1
+        if self.back == self.woken:
+            took = min(MAX_SPACING_S, time.monotonic() - self.last_wake)
+            self.round_s += ROUND_WEIGHT * (took - self.round_s)
 
     def append(self, item: Item) -> None:
         """Add a frame, overwriting the oldest once the ring is full."""
@@ -54,8 +67,9 @@ class Ring:
             return self.items[start : start + n]
         return self.items[start:] + self.items[: start + n - self.capacity]
 
-    def notify(self) -> None:
+    def notify(self, now: float) -> None:
         """Wake every client waiting on this ring; later waiters wait on a fresh event (hub._feed held)."""
+        self.last_wake, self.woken, self.back = now, len(self.subs), 0
         woken, self.wake = self.wake, threading.Event()
         woken.set()
 
@@ -80,8 +94,10 @@ class Subscriber:
 
     def wait(self, timeout: float | None = None) -> None:
         """Block until a frame is waiting, the stream is closed, the hub ticks, or the timeout passes."""
-        wake = self.ring.wake  # taken before the check: an append after it sets this very event
-        if not self.closed and self.cursor >= self.ring.head:
+        ring = self.ring
+        ring.done()
+        wake = ring.wake  # taken before the check: an append after it sets this very event
+        if not self.closed and self.cursor >= ring.head:
             wake.wait(timeout)
 
     # A queue-like view for tests and tools: the next item, None once closed, or queue.Empty.
