@@ -160,12 +160,16 @@ function reread() {
 
 let loadingMore = false;
 
+// The "load more" row is on screen: the reader reached the bottom of the rows shown.
+const atBottom = () => !more.hidden && more.getBoundingClientRect().top < window.innerHeight;
+
 function loadMore() {
   if (loadingMore || !next || rows.size >= MAX_ROWS) return;
   loadingMore = true;
   const asked = moves; // the window it was asked in: moving to another (a click that scrolled it into view) drops it
   enqueue(async (mine) => {
-    if (moves !== asked || !next || rows.size >= MAX_ROWS) return false;
+    // An intersection seen before a window move can be delivered after it: it asks only if still at the bottom.
+    if (moves !== asked || !next || rows.size >= MAX_ROWS || !atBottom()) return false;
     const answer = await readList(mine, next, Math.min(PAGE, MAX_ROWS - rows.size));
     if (answer) show(answer, { append: true });
     return Boolean(answer);
@@ -174,7 +178,7 @@ function loadMore() {
     .then((shown) => {
       loadingMore = false;
       // Still at the bottom (a tall screen, or a short page): keep filling.
-      if (shown && !more.hidden && more.getBoundingClientRect().top < window.innerHeight) loadMore();
+      if (shown && atBottom()) loadMore();
     });
 }
 
