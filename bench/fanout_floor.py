@@ -37,7 +37,7 @@ from gevent.server import StreamServer
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import stream_fanout
-from bench.common import Stack, cpu_seconds, percentile
+from bench.common import Stack, cpu_seconds
 from bench.sse_load import SseLoad, raise_nofile
 from shared.events import dumps, parse_published
 from shared.topics import Topics
@@ -177,37 +177,12 @@ def yard_step(server_pid: int, load: SseLoad, broker_port: int, n: int, rate: fl
     sender.join()
     if sender.exitcode:
         raise RuntimeError(f"the publisher failed (exit code {sender.exitcode})")
-    deadline = time.monotonic() + stream_fanout.DRAIN_S
-    while time.monotonic() < deadline and load.progress()[0] < count:
-        time.sleep(0.1)
+    stream_fanout.await_delivery(load, count)
     cpu, wall = cpu_seconds(server_pid) - cpu0, time.monotonic() - wall0
     shares = [b - a for a, b in zip(load0, process_cpu(load.procs), strict=True)]
-    tally = load.collect()
-    lat = sorted(tally.latencies)
-    received = sum(tally.counts)
-    exact = len(tally.counts) == n and min(tally.counts, default=0) == count and max(tally.counts) == count
-    complete = exact and not tally.disorder and not tally.closed
-    p99 = percentile(lat, 99) * 1000
-    return {
-        "clients": n,
-        "rate": rate,
-        "events": count,
-        "target": rate * n,
-        "expected": count * n,
-        "received": received,
-        "complete": complete,
-        "min_pct": 100 * min(tally.counts, default=0) / count,
-        "disorder": tally.disorder,
-        "closed": tally.closed,
-        "p50_ms": percentile(lat, 50) * 1000,
-        "p99_ms": p99,
-        "max_ms": (lat[-1] if lat else float("nan")) * 1000,
-        "server_cpu": 100 * cpu / wall,
-        "load_cpu": 100 * sum(shares) / wall,
-        "load_cpu_max": 100 * max(shares, default=0.0) / wall,
-        "us_per_delivery": 1e6 * cpu / max(1, received),
-        "held": complete and p99 <= stream_fanout.P99_BOUND_MS,
-    }
+    step = stream_fanout.step_result(n, rate, count, load.collect(), cpu, wall, shares)
+    step["server_cpu"] = 100 * cpu / wall
+    return step
 
 
 def print_yard(name: str, s: dict[str, Any]) -> None:

@@ -14,8 +14,6 @@ import contextlib
 import multiprocessing
 import os
 import re
-import select
-import socket
 import struct
 import time
 from collections.abc import Callable
@@ -23,7 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.mqtt_load import _remaining_length, _string
-from bench.sse_load import CONNECT_TIMEOUT_S, READ_SIZE, SseLoad, _Worker, raise_nofile
+from bench.sse_load import READ_SIZE, SseLoad, _Worker, raise_nofile
 from shared.topics import Topics
 
 TOPIC = Topics().published
@@ -61,29 +59,15 @@ def rest(data: bytes) -> bytes:
 class _Subscribers(_Worker):
     """The MQTT clients of one process and their tallies; `in_body` means past CONNACK and SUBACK."""
 
+    READY = "subscribers acknowledged"
+
     def __init__(self, host: str, port: int, topic: str) -> None:
         super().__init__(host, port, "")
         self.subscribe = subscribe_packet(topic)
 
-    def connect(self, n: int) -> None:
-        """Open n subscribers and wait until each has its CONNACK and SUBACK."""
-        for _ in range(n):
-            sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S)
-            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            # MQTT lets a client send SUBSCRIBE before its CONNACK arrives.
-            sock.sendall(connect_packet(f"bench-sub-{os.getpid()}-{len(self.socks)}") + self.subscribe)
-            sock.setblocking(False)
-            fd = sock.fileno()
-            self.socks[fd] = sock
-            self.tail[fd] = b""
-            self.in_body[fd] = False
-            self.poll.register(fd, select.EPOLLIN)
-        self.reset()
-        deadline = time.monotonic() + CONNECT_TIMEOUT_S
-        while not all(self.in_body.values()):
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{sum(self.in_body.values())} of {len(self.socks)} subscribers acknowledged")
-            self.step(0.05)
+    def opening(self) -> bytes:
+        """CONNECT and SUBSCRIBE at once: MQTT lets a client subscribe before its CONNACK arrives."""
+        return connect_packet(f"bench-sub-{os.getpid()}-{len(self.socks)}") + self.subscribe
 
     def read(self, fd: int) -> None:
         """Count the markers in what arrived; keep what may start the next one."""

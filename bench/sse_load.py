@@ -41,6 +41,8 @@ def raise_nofile() -> int:
 class _Worker:
     """The clients of one process and their tallies."""
 
+    READY = "streams connected"  # what `in_body` means, for the error when some never got there
+
     def __init__(self, host: str, port: int, path: str) -> None:
         self.host, self.port = host, port
         self.request = f"GET {path} HTTP/1.0\r\nHost: {host}:{port}\r\nAccept: text/event-stream\r\n\r\n".encode()
@@ -59,7 +61,7 @@ class _Worker:
         for _ in range(n):
             sock = socket.create_connection((self.host, self.port), timeout=CONNECT_TIMEOUT_S)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            sock.sendall(self.request)
+            sock.sendall(self.opening())
             sock.setblocking(False)
             fd = sock.fileno()
             self.socks[fd] = sock
@@ -70,8 +72,12 @@ class _Worker:
         deadline = time.monotonic() + CONNECT_TIMEOUT_S
         while not all(self.in_body.values()):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{sum(self.in_body.values())} of {n} streams connected")
+                raise RuntimeError(f"{sum(self.in_body.values())} of {len(self.socks)} {self.READY}")
             self.step(0.05)
+
+    def opening(self) -> bytes:
+        """What a new client sends first: the stream's request."""
+        return self.request
 
     def reset(self) -> None:
         """Start a new round of counting."""
