@@ -42,11 +42,11 @@ class Ring:
         """The least time between two wake-ups: twice a measured round (so on any machine), at most MAX_SPACING_S."""
         return min(MAX_SPACING_S, max(len(self.subs) * SPACING_PER_CLIENT_S, ROUND_FACTOR * self.round_s))
 
-    def done(self) -> None:
+    def done(self, now: float) -> None:
         """A woken client has written and waits again; the last one closes the round's measurement."""
         self.back += 1
         if self.back == self.woken:
-            took = min(MAX_SPACING_S, time.monotonic() - self.last_wake)
+            took = min(MAX_SPACING_S, now - self.last_wake)
             self.round_s += ROUND_WEIGHT * (took - self.round_s)
 
     def append(self, item: Item) -> None:
@@ -95,7 +95,7 @@ class Subscriber:
     def wait(self, timeout: float | None = None) -> None:
         """Block until a frame is waiting, the stream is closed, the hub ticks, or the timeout passes."""
         ring = self.ring
-        ring.done()
+        ring.done(time.monotonic())
         wake = ring.wake  # taken before the check: an append after it sets this very event
         if not self.closed and self.cursor >= ring.head:
             wake.wait(timeout)
