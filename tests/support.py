@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from shared import store
 from shared.events import parse_published
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -168,3 +169,12 @@ class FakeClock:
         """Move on by `seconds`; returns the new time."""
         self.now += seconds
         return self.now
+
+
+def alert_events(conn: store.Connection) -> list[tuple[str, str, str, str | None]]:
+    """The stored alert events in id order as (type, device, subsystem, message)."""
+    return [
+        (e["type"], e["source_id"], e["payload"]["subsystem"], e["payload"].get("message"))
+        for e in store.events_after(conn, 0, limit=1_000_000)
+        if e["type"] in ("alert", "alert_cleared")
+    ]

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from shared import store
 from tests.conftest import write_config
-from tests.support import Process, wait_for
+from tests.support import Process, alert_events, wait_for
 from vesper_sim.sequences import implied_events, implied_state, transitions
 
 EVERY_CHANGE = {"flap_transitions": 0}  # each change its event (tests/faults/test_ingest_faults.py says why)
@@ -50,15 +50,6 @@ def per_device(events: list[tuple[str, str, str, str | None]]) -> dict[str, list
     for event in events:
         out[event[1]].append(event)
     return dict(out)
-
-
-def alert_events(conn: store.Connection) -> list[tuple[str, str, str, str | None]]:
-    """The stored alert events in id order as (type, device, subsystem, message)."""
-    return [
-        (e["type"], e["source_id"], e["payload"]["subsystem"], e["payload"].get("message"))
-        for e in store.events_after(conn, 0, limit=1_000_000)
-        if e["type"] in ("alert", "alert_cleared")
-    ]
 
 
 def two_ingests(tmp_path, broker, pg_url, start_ingest):

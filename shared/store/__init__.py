@@ -80,7 +80,6 @@ from shared.store.writes import (
     add_counters,
     all_alerts,
     all_flaps,
-    delete_alert,
     ensure_device,
     get_meta,
     insert_event,
@@ -106,7 +105,7 @@ from shared.store.writes import (
 
 __all__ = [
     "MIGRATIONS", "Connection", "StoreUnavailable", "Writer", "add_counters", "alerts", "all_alerts", "connect",
-    "counters", "delete_alert", "device", "devices", "devices_json", "ensure_device", "event_ids", "event_rows_after",
+    "counters", "device", "devices", "devices_json", "ensure_device", "event_ids", "event_rows_after",
     "events_after", "get_meta", "insert_event", "integrity_ok", "is_known", "last_event_id", "liveness_all",
     "mark_alive", "mark_all_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events",
     "read", "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat",

@@ -138,11 +138,6 @@ def upsert_alert(conn: Connection, device_id: str, subsystem: str, state: str, m
     write_alerts(conn, [(device_id, subsystem, state, message, now, False)], [])
 
 
-def delete_alert(conn: Connection, device_id: str, subsystem: str) -> None:
-    """Remove a subsystem's active alert (CLEARED)."""
-    write_alerts(conn, [], [(device_id, subsystem)])
-
-
 def write_alerts(
     conn: Connection, upserts: list[tuple[str, str, str, str | None, float, bool]], deletes: list[tuple[str, str]]
 ) -> None:

@@ -8,21 +8,12 @@ import threading
 import time
 
 from shared import store
-from tests.support import Peer, wait_for
+from tests.support import Peer, alert_events, wait_for
 from vesper_sim.sequences import implied_events, implied_state, transitions
 
 # These bursts change each subsystem's state far faster than flapping allows, to check that every change
 # becomes its event: flap detection would rightly hide most of them (tests/test_alert_lifecycle.py has it).
 EVERY_CHANGE = {"flap_transitions": 0}
-
-
-def alert_events(conn):
-    """The stored alert events as (type, device, subsystem, message)."""
-    return [
-        (e["type"], e["source_id"], e["payload"]["subsystem"], e["payload"].get("message"))
-        for e in store.events_after(conn, 0, limit=1_000_000)
-        if e["type"] in ("alert", "alert_cleared")
-    ]
 
 
 def test_sigkill_at_random_points_loses_nothing(make_config, start_ingest, peer, read_db):
