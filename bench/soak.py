@@ -27,7 +27,7 @@ from bench.stream_fanout import fanout_stack, healthz
 
 ALERTS_PER_S = 5.0
 STREAM_CLIENTS = 20
-WARMUP_S = 10.0
+WARMUP_S = PERIOD_S + 10.0  # "before" once every device has been heard (its row written, its pages cached)
 
 
 def alerts(port: int, stop: threading.Event) -> None:
