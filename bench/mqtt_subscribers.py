@@ -21,7 +21,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from bench.mqtt_load import _remaining_length, _string
-from bench.sse_load import READ_SIZE, SseLoad, _Worker, raise_nofile
+from bench.sse_load import SseLoad, _Worker, raise_nofile
 from shared.topics import Topics
 
 TOPIC = Topics().published
@@ -71,18 +71,10 @@ class _Subscribers(_Worker):
 
     def read(self, fd: int) -> None:
         """Count the markers in what arrived; keep what may start the next one."""
-        try:
-            chunk = self.socks[fd].recv(READ_SIZE)
-        except BlockingIOError:
+        data = self.receive(fd)
+        if data is None:
             return
-        except OSError:
-            chunk = b""
         now = time.time()
-        if not chunk:
-            self.poll.unregister(fd)
-            self.closed.add(fd)
-            return
-        data = self.tail[fd] + chunk
         if not self.in_body[fd]:
             if len(data) < len(HANDSHAKE):
                 self.tail[fd] = data

@@ -92,20 +92,25 @@ class _Worker:
         for fd, _ in self.poll.poll(timeout):
             self.read(fd)
 
-    def read(self, fd: int) -> None:
-        sock = self.socks[fd]
+    def receive(self, fd: int) -> bytes | None:
+        """What arrived on fd, after the tail kept from before; None if nothing did or the peer hung up."""
         try:
-            chunk = sock.recv(READ_SIZE)
+            chunk = self.socks[fd].recv(READ_SIZE)
         except BlockingIOError:
-            return
+            return None
         except OSError:
             chunk = b""
-        now = time.time()
         if not chunk:
             self.poll.unregister(fd)
             self.closed.add(fd)
+            return None
+        return self.tail[fd] + chunk
+
+    def read(self, fd: int) -> None:
+        data = self.receive(fd)
+        if data is None:
             return
-        data = self.tail[fd] + chunk
+        now = time.time()
         if not self.in_body[fd]:
             head, sep, rest = data.partition(b"\r\n\r\n")
             if not sep:
