@@ -15,7 +15,7 @@ from flask import Flask
 
 from shared import config as config_mod
 from shared import store
-from shared.store import postgres
+from shared.store import postgres, sqlite_readers
 from tests.support import FakeClock, Peer, Process, ingest_args, wait_for, web_args
 from vesper_sim import broker as broker_mod
 from vesper_web import create_app
@@ -87,6 +87,13 @@ def make_config(tmp_path: Path, broker: Broker, db_path: Path) -> Callable[..., 
         return write_config(tmp_path / "vesper.toml", broker.port, db_path, **overrides)
 
     return make
+
+
+@pytest.fixture(autouse=True)
+def _idle_readers_closed() -> Iterator[None]:
+    """The web's pooled SQLite readers opened in this process are closed after each test (its files go)."""
+    yield
+    sqlite_readers.close_all()
 
 
 @pytest.fixture

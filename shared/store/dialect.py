@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from shared.store import postgres
+from shared.store import postgres, sqlite_readers
 from shared.store.postgres import PgConnection
 
 Connection = sqlite3.Connection | PgConnection
@@ -42,6 +42,8 @@ def connect(path: str | Path, readonly: bool = False, pooled: bool = False) -> C
     """Open a file (WAL, a busy timeout) or a postgresql:// URL (`pooled`: a reader from the pool); autocommit."""
     if str(path).startswith(URL_SCHEMES):
         return postgres.connect(str(path), readonly, pooled)
+    if readonly and pooled:
+        return sqlite_readers.borrow(path, BUSY_TIMEOUT_MS)
     if readonly:
         conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
     else:
