@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import http.client
 import json
-import os
 import random
 import statistics
 import sys
@@ -20,7 +19,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bench.common import Stack, cpu_seconds, percentile
+from bench.common import Stack, percentile
 from shared import store
 
 STATES = ("WARNING", "CRITICAL", "FAILED")
@@ -56,80 +55,86 @@ def timed_get(conn: http.client.HTTPConnection, path: str) -> tuple[float, int]:
     return elapsed, len(body)
 
 
-def one_round(stack: Stack, ids: list[str], lists: int, alerts: int, rng: random.Random) -> dict[str, float]:
-    """Sequential requests: the whole device list `lists` times, then `alerts` random devices' alerts."""
-    conn = http.client.HTTPConnection("127.0.0.1", stack.web_port, timeout=30)
-    try:
-        timed_get(conn, "/api/devices")  # warm: the first request opens the database, imports lazily
-        list_times, size = [], 0
-        for _ in range(lists):
-            elapsed, size = timed_get(conn, "/api/devices")
-            list_times.append(elapsed)
-        alert_times = [timed_get(conn, f"/api/devices/{rng.choice(ids)}/alerts")[0] for _ in range(alerts)]
-    finally:
-        conn.close()
-    return {
-        "devices_p50_ms": percentile(list_times, 50) * 1000,
-        "devices_p99_ms": percentile(list_times, 99) * 1000,
-        "devices_kib": size / 1024,
-        "alerts_p50_ms": percentile(alert_times, 50) * 1000,
-        "alerts_p99_ms": percentile(alert_times, 99) * 1000,
-    }
+class _Clock:
+    """Wall and this process's CPU seconds spent in the timed calls only: the HTTP client's share of a core."""
+
+    def __init__(self) -> None:
+        self.wall = self.cpu = 0.0
+
+    def timed(self, call: Any, *args: Any) -> tuple[float, Any]:
+        """Run `call(*args)`; its wall seconds, and its result."""
+        c0, t0 = time.process_time(), time.perf_counter()
+        out = call(*args)
+        elapsed = time.perf_counter() - t0
+        self.wall, self.cpu = self.wall + elapsed, self.cpu + time.process_time() - c0
+        return elapsed, out
 
 
-def in_process(target: Path | str, ids: list[str], lists: int, alerts: int, rng: random.Random) -> dict[str, float]:
-    """The yardstick: the same queries and JSON in this process on one read-only connection, no HTTP, no Flask."""
+def one_round(
+    stack: Stack, target: Path | str, ids: list[str], lists: int, alerts: int, rng: random.Random
+) -> dict[str, float]:
+    """Sequential requests, each beside its yardstick at the same moment of the machine.
+
+    The whole device list `lists` times, each followed by the same query in-process (one read-only
+    connection, no HTTP, no Flask); then `alerts` random devices' alerts, each followed by a GET /healthz
+    (no database: the server's floor for a small JSON answer) and five of the same reads in-process.
+    """
+    http_conn = http.client.HTTPConnection("127.0.0.1", stack.web_port, timeout=30)
     conn = store.connect(target, readonly=True)
+    client = _Clock()
+    t: dict[str, list[float]] = {k: [] for k in ("devices", "alerts", "healthz", "inproc_devices", "inproc_alerts")}
+
+    def device_list() -> None:
+        rows, _ = store.list_devices(conn, store.DeviceQuery())
+        store.rows_json(rows)
+
+    def device_alerts(device_id: str) -> None:
+        with store.read(conn):
+            store.is_known(conn, device_id)
+            json.dumps(store.alerts(conn, device_id))
+
     try:
-
-        def device_list() -> None:
-            rows, _ = store.list_devices(conn, store.DeviceQuery())
-            store.rows_json(rows)
-
-        def device_alerts() -> None:
-            device_id = rng.choice(ids)
-            with store.read(conn):
-                store.is_known(conn, device_id)
-                json.dumps(store.alerts(conn, device_id))
-
+        timed_get(http_conn, "/api/devices")  # warm: the first request opens the database, imports lazily
         device_list()
-        list_times = [_timed(device_list) for _ in range(lists)]
-        alert_times = [_timed(device_alerts) for _ in range(alerts)]
+        size = 0
+        for _ in range(lists):
+            elapsed, (_, size) = client.timed(timed_get, http_conn, "/api/devices")
+            t["devices"].append(elapsed)
+            t["inproc_devices"].append(_timed(device_list))
+        for _ in range(alerts):
+            device_id = rng.choice(ids)
+            t["alerts"].append(client.timed(timed_get, http_conn, f"/api/devices/{device_id}/alerts")[0])
+            t["healthz"].append(client.timed(timed_get, http_conn, "/healthz")[0])
+            t["inproc_alerts"].extend(_timed(device_alerts, device_id) for _ in range(5))
     finally:
         conn.close()
-    return {
-        "inproc_devices_p50_ms": percentile(list_times, 50) * 1000,
-        "inproc_devices_p99_ms": percentile(list_times, 99) * 1000,
-        "inproc_alerts_p50_ms": percentile(alert_times, 50) * 1000,
-        "inproc_alerts_p99_ms": percentile(alert_times, 99) * 1000,
-    }
+        http_conn.close()
+    out = {f"{k}_p{q}_ms": percentile(v, q) * 1000 for k, v in t.items() for q in (50, 99)}
+    out["devices_ratio"] = out["devices_p99_ms"] / out["inproc_devices_p99_ms"]
+    out["alerts_ratio"] = out["alerts_p99_ms"] / (out["inproc_alerts_p99_ms"] + out["healthz_p99_ms"])  # + the floor
+    return {**out, "devices_kib": size / 1024, "client_cpu": 100 * client.cpu / max(client.wall, 1e-9)}
 
 
-def _timed(call: Any) -> float:
+def _timed(call: Any, *args: Any) -> float:
     t0 = time.perf_counter()
-    call()
+    call(*args)
     return time.perf_counter() - t0
 
 
 def measure(
     devices: int, lists: int, alerts: int, rounds: int, tmp: Path, url: str = "", then: Any = None
 ) -> dict[str, Any]:
-    """Seed, start broker and web, run the rounds; medians of each figure (on PostgreSQL at `url` if given).
+    """Seed, start broker and web, run the rounds; medians of each figure and ratio (on PostgreSQL at `url` if given).
 
-    Each round also runs the same queries in-process (the yardstick) and reads this process's CPU share
-    while it was the HTTP client. `then(stack)`, if given, runs on the same stack before it stops.
+    Each round runs the same queries in-process beside the requests (the yardstick) and reads this process's
+    CPU share while it was the HTTP client. `then(stack)`, if given, runs on the same stack before it stops.
     """
     rng = random.Random(7)
     stack = Stack(tmp, web={"workers": 1}, **({"database": {"url": url}} if url else {}))
     try:
         ids = seed(url or stack.db, devices, rng)
         stack.web()
-        results = []
-        for _ in range(rounds):
-            cpu0, t0 = cpu_seconds(os.getpid()), time.monotonic()
-            r = one_round(stack, ids, lists, alerts, rng)
-            r["client_cpu"] = 100 * (cpu_seconds(os.getpid()) - cpu0) / (time.monotonic() - t0)
-            results.append({**r, **in_process(url or stack.db, ids, lists, alerts, rng)})
+        results = [one_round(stack, url or stack.db, ids, lists, alerts, rng) for _ in range(rounds)]
         extra = then(stack) if then else {}
     finally:
         stack.close()
@@ -157,6 +162,8 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 {r['inproc_devices_p99_ms']:.1f} ms; alerts p50 {r['inproc_alerts_p50_ms']:.2f} ms, "
         f"p99 {r['inproc_alerts_p99_ms']:.2f} ms"
     )
+    floor = f"p50 {r['healthz_p50_ms']:.2f} ms, p99 {r['healthz_p99_ms']:.2f} ms"
+    print(f"yardstick, the server's floor (GET /healthz): {floor}")
     return 0
 
 

@@ -37,10 +37,11 @@ def ingest_part(db: Path, last: int) -> list[float]:
 
 
 def measure(stack: Stack, workers: list[int], clients: int, rate: float, seconds: float, rounds: int) -> dict[str, Any]:
-    """`rounds` rounds on a running stack; medians of p50 and p99, the ingest's part, and the yardsticks.
+    """`rounds` rounds on a running stack; medians of p50 and p99, the ingest's part, the yardsticks and the ratios.
 
     A bare paho subscriber (its own process) takes the device's messages and the republished events meanwhile:
     publish -> bare receipt is the broker's own share, and of the republished topic the ingest's and broker's.
+    Each ratio is the median of the rounds' own: a round's tails move together, the rounds' do not.
     """
     load = SseLoad("127.0.0.1", stack.web_port, procs=1)
     bare = BareSubscriber(stack.port, [ALERTS, PUBLISHED])
@@ -59,12 +60,14 @@ def measure(stack: Stack, workers: list[int], clients: int, rate: float, seconds
             for name, lat in (("bare", device), ("republished", published)):
                 r[f"{name}_p50_ms"] = percentile(lat, 50) * 1000
                 r[f"{name}_p99_ms"] = percentile(lat, 99) * 1000
+            r["web_ratio"] = r["p99_ms"] / max(1e-3, r["republished_p99_ms"])  # what the bridge and stream add
+            r["ingest_ratio"] = r["republished_p99_ms"] / max(1e-3, r["bare_p99_ms"])  # the ingest, beside the broker
             results.append(r)
     finally:
         bare.close()
         load.close()
     hang_up(stack)
-    keys = [k for k in results[0] if k.endswith(("_ms", "_cpu", "_cpu_max"))]
+    keys = [k for k in results[0] if k.endswith(("_ms", "_cpu", "_cpu_max", "_ratio"))]
     out = {k: statistics.median(r[k] for r in results) for k in keys}
     return {**out, "rate": rate, "clients": clients, "complete": all(r["complete"] for r in results)}
 

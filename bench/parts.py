@@ -145,18 +145,18 @@ def _latency(table: Table, s: Sizes, c: dict[str, Any]) -> None:
         "c",
         f"publish -> stream client, {s.latency_rate:,.0f} alerts/s: p50 / p99",
         f"{c['p50_ms']:.1f} / {c['p99_ms']:.1f} ms",
-        yard=f"publish -> bare MQTT sub: {c['bare_p50_ms']:.1f} / {c['bare_p99_ms']:.1f} ms",
-        ratio=c["p99_ms"] / max(1e-3, c["bare_p99_ms"]),
+        yard=f"-> bare sub of the published topic: {c['republished_p50_ms']:.1f} / {c['republished_p99_ms']:.1f} ms",
+        ratio=c["web_ratio"],
         target="p99 <= 50 ms",
         met=c["p99_ms"] <= 50 and c["complete"],
         gens=gens,
     )
     table.add(
         "c",
-        "  of which publish -> committed (ingest), and -> republished",
-        f"{c['ingest_p50_ms']:.1f} / {c['ingest_p99_ms']:.1f} ms",
-        yard=f"republished -> bare sub: {c['republished_p50_ms']:.1f} / {c['republished_p99_ms']:.1f} ms",
-        ratio=c["republished_p99_ms"] / max(1e-3, c["bare_p99_ms"]),
+        f"  of which the ingest: -> committed {c['ingest_p50_ms']:.1f} / {c['ingest_p99_ms']:.1f} ms; -> republished",
+        f"{c['republished_p50_ms']:.1f} / {c['republished_p99_ms']:.1f} ms",
+        yard=f"-> bare sub of the device topic: {c['bare_p50_ms']:.1f} / {c['bare_p99_ms']:.1f} ms",
+        ratio=c["ingest_ratio"],
     )
     table.add("c", "  every event reached every client", "yes" if c["complete"] else "NO")
 
@@ -214,7 +214,7 @@ def part_e(table: Table, s: Sizes) -> None:
             then=lambda stack: console_load.measure(stack.web_port, s.console_loads),
         )  # fmt: skip
     gens = {"HTTP client": r["client_cpu"]}
-    ratio = r["devices_p99_ms"] / r["inproc_devices_p99_ms"]
+    ratio, alerts = r["devices_ratio"], r["alerts_ratio"]  # each the median of the rounds' own
     table.add(
         "e",
         f"GET /api/devices, {s.api_devices:,} devices ({r['devices_kib']:,.0f} KiB): p50 / p99",
@@ -229,10 +229,10 @@ def part_e(table: Table, s: Sizes) -> None:
         "e",
         "GET /api/devices/{id}/alerts: p50 / p99",
         f"{r['alerts_p50_ms']:.1f} / {r['alerts_p99_ms']:.1f} ms",
-        yard=f"in-process: {r['inproc_alerts_p50_ms']:.2f} / {r['inproc_alerts_p99_ms']:.2f} ms",
-        ratio=r["alerts_p99_ms"] / max(1e-3, r["inproc_alerts_p99_ms"]),
-        target="p99 <= 50 ms",
-        met=r["alerts_p99_ms"] <= 50,
+        yard=f"in-process {r['inproc_alerts_p99_ms']:.2f} + GET /healthz {r['healthz_p99_ms']:.1f} ms (p99)",
+        ratio=alerts,
+        target="<= 1.5; p99 <= 50 ms",
+        met=alerts <= 1.5 and r["alerts_p99_ms"] <= 50,
         gens=gens,
     )
     table.add(
