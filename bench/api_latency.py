@@ -110,8 +110,9 @@ def one_round(
         conn.close()
         http_conn.close()
     out = {f"{k}_p{q}_ms": percentile(v, q) * 1000 for k, v in t.items() for q in (50, 99)}
-    out["devices_ratio"] = out["devices_p99_ms"] / out["inproc_devices_p99_ms"]
-    out["alerts_ratio"] = out["alerts_p99_ms"] / (out["inproc_alerts_p99_ms"] + out["healthz_p99_ms"])  # + the floor
+    # The ratios compare medians: a round's p99 of 50 lists is its slowest one or two, a hiccup of the VM's.
+    out["devices_ratio"] = out["devices_p50_ms"] / out["inproc_devices_p50_ms"]
+    out["alerts_ratio"] = out["alerts_p50_ms"] / (out["inproc_alerts_p50_ms"] + out["healthz_p50_ms"])  # + the floor
     return {**out, "devices_kib": size / 1024, "client_cpu": 100 * client.cpu / max(client.wall, 1e-9)}
 
 

@@ -159,12 +159,19 @@ def bare_drain(tmp: Path, count: int) -> float:
 
 
 def largest(sizes: list[int], seconds: float, warmup: float) -> tuple[int, list[dict[str, Any]]]:
-    """Climb the sizes until one is not held (p99 lag over 1 s); the largest held and every result."""
+    """Climb the sizes until one is not held (p99 lag over 1 s), then try halfway back; the largest held and all tried.
+
+    The halfway step halves the search's step at the edge, where the lag grows fastest with the fleet.
+    """
     best, results = 0, []
     for n in sizes:
         r = run(n, seconds, warmup=warmup)
         results.append(r)
         if not r["held"]:
+            if best:
+                half = int(round((best + n) / 2, -4))
+                results.append(run(half, seconds, warmup=warmup))
+                best = half if results[-1]["held"] else best
             break
         best = n
     return best, results

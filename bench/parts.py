@@ -28,6 +28,7 @@ class Sizes:
     latency_seconds: float
     fanout_clients: tuple[int, ...]  # (d)
     fanout_targets: tuple[float, ...]  # deliveries per second tried, in order
+    fanout_fallback: float  # tried when no target is held
     fanout_seconds: float
     api_devices: int  # (e)
     api_lists: int
@@ -113,7 +114,7 @@ def _search(table: Table, s: Sizes, base: tuple[int, float] | None) -> None:
         ratio=rate / bare,
         gens={"publisher": max(r["publisher_cpu"] for r in tried)} if busy else None,
     )
-    for r in tried:
+    for r in sorted(tried, key=lambda r: r["devices"]):
         table.add(
             "b",
             f"  {r['devices']:,} devices, {r['rate']:,.0f}/s: ingest CPU, lag p99",
@@ -132,7 +133,9 @@ def part_cd(table: Table, s: Sizes) -> None:
         try:
             _latency(table, s, latency.measure(stack, workers, 10, s.latency_rate, s.latency_seconds, s.rounds))
             for n in s.fanout_clients:
-                best = stream_fanout.ladder(stack, workers, n, list(s.fanout_targets), s.fanout_seconds)
+                best = stream_fanout.ladder(
+                    stack, workers, n, list(s.fanout_targets), s.fanout_seconds, fallback=s.fanout_fallback
+                )
                 _ladder_rows(table, s, n, best, yardsticks(stack, n, best["rate"], s.fanout_seconds))
         finally:
             stack.close()
@@ -184,7 +187,7 @@ def _ladder_rows(table: Table, s: Sizes, n: int, best: dict[str, Any], yard: dic
         "  p50 / p99 to the clients",
         f"{best['p50_ms']:.0f} / {best['p99_ms']:.0f} ms",
         yard=f"floor: {_p(floor)}; Mosquitto: {_p(mosq)} ms",
-        ratio=best["p99_ms"] / max(1e-3, floor["p99_ms"]),
+        ratio=best["p50_ms"] / max(1e-3, floor["p50_ms"]),  # p50s: at the top step the floor's own p99 nears the bound
         target="p99 <= 250 ms",
         met=best["held_any"] and best["p99_ms"] <= 250,
         gens=gens,
@@ -221,7 +224,7 @@ def part_e(table: Table, s: Sizes) -> None:
         f"{r['devices_p50_ms']:.1f} / {r['devices_p99_ms']:.1f} ms",
         yard=f"same query in-process: {r['inproc_devices_p50_ms']:.1f} / {r['inproc_devices_p99_ms']:.1f} ms",
         ratio=ratio,
-        target="<= 1.5",
+        target="p50 <= 1.5",
         met=ratio <= 1.5,
         gens=gens,
     )
@@ -229,9 +232,9 @@ def part_e(table: Table, s: Sizes) -> None:
         "e",
         "GET /api/devices/{id}/alerts: p50 / p99",
         f"{r['alerts_p50_ms']:.1f} / {r['alerts_p99_ms']:.1f} ms",
-        yard=f"in-process {r['inproc_alerts_p99_ms']:.2f} + GET /healthz {r['healthz_p99_ms']:.1f} ms (p99)",
+        yard=f"in-process {r['inproc_alerts_p50_ms']:.2f} + GET /healthz {r['healthz_p50_ms']:.2f} ms (p50)",
         ratio=alerts,
-        target="<= 1.5; p99 <= 50 ms",
+        target="p50 <= 1.5; p99 <= 50",
         met=alerts <= 1.5 and r["alerts_p99_ms"] <= 50,
         gens=gens,
     )
@@ -258,7 +261,7 @@ def part_f(table: Table, s: Sizes) -> None:
             f"{after:.0f} MiB",
             yard=f"its own RSS before: {before:.0f} MiB",
             ratio=after / before,
-            target="flat (<= 1.05)",
+            target="<= 1.05 or +5 MiB",
             met=after - before <= max(5.0, 0.05 * before),
             gens=r["gens"],
         )

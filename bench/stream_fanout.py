@@ -218,8 +218,12 @@ def ladder(
     seconds: float,
     report: Any = None,
     stop: bool = True,
+    fallback: float = 0.0,
 ) -> dict[str, Any]:
-    """Connect n clients, climb the delivery targets until one is not held; the best held step."""
+    """Connect n clients, climb the delivery targets until one is not held; the best held step.
+
+    If no target was held, `fallback` deliveries/s (if given) is tried too: a held step to set beside the floor.
+    """
     rss0 = sum(rss_mib(pid) for pid in workers)
     load = SseLoad("127.0.0.1", stack.web_port)
     try:
@@ -232,6 +236,8 @@ def ladder(
                 report(step)
             if stop and not step["held"]:
                 break
+        if fallback and not any(x["held"] for x in steps):
+            steps.insert(0, one_rate(stack, load, workers, n, fallback / n, seconds))
         rss1 = sum(rss_mib(pid) for pid in workers)
     finally:
         load.close()
