@@ -259,7 +259,7 @@ def part_f(table: Table, s: Sizes) -> None:
             "f",
             figure,
             f"{after:.0f} MiB",
-            yard=f"its own RSS before: {before:.0f} MiB",
+            yard=f"its own RSS before: {before:.0f} MiB; at half-time: {r[f'{name}_half']:.0f}",
             ratio=after / before,
             target="<= 1.05 or +5 MiB",
             met=after - before <= max(5.0, 0.05 * before),

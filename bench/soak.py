@@ -76,11 +76,12 @@ def run(devices: int, seconds: float, warmup: float = WARMUP_S) -> dict[str, Any
             time.sleep(warmup)
             before = rss_mib(ingest.pid), rss_mib(worker)
             gen0, clients0, t0 = cpu_seconds(os.getpid()), load.cpu(), time.monotonic()
-            end = time.monotonic() + seconds
+            end, series = time.monotonic() + seconds, [before]
             while time.monotonic() < end:
                 time.sleep(min(10.0, max(0.0, end - time.monotonic())))
                 load.reset()  # the clients' own tallies must not grow for the whole soak
-            after = rss_mib(ingest.pid), rss_mib(worker)
+                series.append((rss_mib(ingest.pid), rss_mib(worker)))
+            after = series[-1]
             wall = time.monotonic() - t0
             gens = {"publishers": 100 * (cpu_seconds(os.getpid()) - gen0) / wall}
             gens["clients"] = 100 * (load.cpu() - clients0) / wall
@@ -100,6 +101,10 @@ def run(devices: int, seconds: float, warmup: float = WARMUP_S) -> dict[str, Any
         "ingest_after": after[0],
         "web_before": before[1],
         "web_after": after[1],
+        "ingest_half": series[len(series) // 2][0],  # growth still under way in the second half is a leak's sign
+        "web_half": series[len(series) // 2][1],
+        "ingest_series": [i for i, _ in series],
+        "web_series": [w for _, w in series],
         "dropped": streams["dropped"],
         "gens": gens,
     }
@@ -117,6 +122,8 @@ def main(argv: list[str] | None = None) -> int:
         f"ingest RSS {r['ingest_before']:.1f} -> {r['ingest_after']:.1f} MiB; "
         f"web worker RSS {r['web_before']:.1f} -> {r['web_after']:.1f} MiB"
     )
+    for name in ("ingest", "web"):
+        print(f"{name} RSS every 10 s: " + " ".join(f"{v:.1f}" for v in r[f"{name}_series"]))
     return 0
 
 
