@@ -101,8 +101,6 @@ def run(devices: int, seconds: float, warmup: float = WARMUP_S) -> dict[str, Any
         "ingest_after": after[0],
         "web_before": before[1],
         "web_after": after[1],
-        "ingest_half": series[len(series) // 2][0],  # growth still under way in the second half is a leak's sign
-        "web_half": series[len(series) // 2][1],
         "ingest_series": [i for i, _ in series],
         "web_series": [w for _, w in series],
         "dropped": streams["dropped"],

@@ -6,6 +6,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from shared.store import postgres, sqlite_readers
 from shared.store.postgres import PgConnection
@@ -43,12 +44,18 @@ def connect(path: str | Path, readonly: bool = False, pooled: bool = False) -> C
     if str(path).startswith(URL_SCHEMES):
         return postgres.connect(str(path), readonly, pooled)
     if readonly and pooled:
-        return sqlite_readers.borrow(path, BUSY_TIMEOUT_MS)
+        return sqlite_readers.borrow(path, lambda: _sqlite(path, True, sqlite_readers.PooledReader))
+    return _sqlite(path, readonly)
+
+
+def _sqlite(path: str | Path, readonly: bool, factory: type[sqlite3.Connection] = sqlite3.Connection) -> Any:
     if readonly:
-        conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, factory=factory
+        )
     else:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, factory=factory)
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
     if not readonly:
         conn.execute("PRAGMA journal_mode = WAL")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 POOL_MAX = 10  # idle readers kept per file: a worker's requests are short
@@ -39,8 +40,8 @@ def _inode(path: str) -> int:
         return -1
 
 
-def borrow(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
-    """An idle reader of `path` from this process's pool (its pid: never one from before a fork), or a new one."""
+def borrow(path: str | Path, open_reader: Callable[[], PooledReader]) -> PooledReader:
+    """An idle reader of `path` from this process's pool (its pid: never one from before a fork), or `open_reader()`."""
     key, inode = (os.getpid(), str(path)), _inode(str(path))
     idle = _idle.get(key, [])
     while idle:
@@ -48,11 +49,8 @@ def borrow(path: str | Path, busy_timeout_ms: int) -> sqlite3.Connection:
         if conn.inode == inode:
             return conn
         sqlite3.Connection.close(conn)
-    conn = sqlite3.connect(
-        f"file:{path}?mode=ro", uri=True, isolation_level=None, check_same_thread=False, factory=PooledReader
-    )
+    conn = open_reader()
     conn.key, conn.inode = key, inode
-    conn.execute(f"PRAGMA busy_timeout = {busy_timeout_ms}")
     return conn
 
 
