@@ -158,6 +158,11 @@ def bare_drain(tmp: Path, count: int) -> float:
         mosq.wait(10)
 
 
+def fleet_at(rate: float) -> int:
+    """The fleet (to 10,000 devices) whose heartbeats come at `rate` per second."""
+    return max(10_000, int(round(rate * PERIOD_S, -4)))
+
+
 def largest(sizes: list[int], seconds: float, warmup: float) -> tuple[int, list[dict[str, Any]]]:
     """Climb the sizes until one is not held (p99 lag over 1 s), then try halfway back; the largest held and all tried.
 

@@ -61,7 +61,6 @@ def measure(stack: Stack, workers: list[int], clients: int, rate: float, seconds
                 r[f"{name}_p50_ms"] = percentile(lat, 50) * 1000
                 r[f"{name}_p99_ms"] = percentile(lat, 99) * 1000
             r["web_ratio"] = r["p99_ms"] / max(1e-3, r["republished_p99_ms"])  # what the bridge and stream add
-            r["ingest_ratio"] = r["republished_p99_ms"] / max(1e-3, r["bare_p99_ms"])  # the ingest, beside the broker
             results.append(r)
     finally:
         bare.close()

@@ -22,7 +22,7 @@ class Sizes:
     fleet: int  # (b) devices
     fleet_seconds: float
     fleet_warmup: float
-    fleet_search: tuple[int, ...]
+    fleet_search: tuple[float, ...]  # (b) heartbeat rates tried, as fractions of the bare drain's
     drain: int  # (b) heartbeats the bare subscriber drains
     latency_rate: float  # (c) transitions per second
     latency_seconds: float
@@ -87,7 +87,7 @@ def part_b(table: Table, s: Sizes) -> None:
         "  last_seen lag p50 / p99 (send -> stored)",
         f"{med(runs, 'p50_ms'):.0f} / {med(runs, 'p99_ms'):.0f} ms",
         yard=f"send -> bare receipt: {med(runs, 'bare_p50_ms'):.1f} / {med(runs, 'bare_p99_ms'):.1f} ms",
-        ratio=med(runs, "p99_ms") / max(1e-3, med(runs, "bare_p99_ms")),
+        ratio=statistics.median(r["p99_ms"] / max(1e-3, r["bare_p99_ms"]) for r in runs),  # a round's tails together
         target="p99 <= 1 s",
         met=med(runs, "p99_ms") <= 1000,
         gens=gens,
@@ -97,10 +97,14 @@ def part_b(table: Table, s: Sizes) -> None:
 
 
 def _search(table: Table, s: Sizes, base: tuple[int, float] | None) -> None:
-    """(b) the largest fleet held (the base fleet's, held above, if no larger one is), beside a bare drain."""
+    """(b) the largest fleet held (the base fleet's, held above, if no larger one is), beside a bare drain.
+
+    The steps are fractions of the bare drain's rate, so any machine tries the same steps of its own.
+    """
     with tempfile.TemporaryDirectory(prefix="vesper-drain-") as tmp:
         bare = statistics.median(heartbeat_fleet.bare_drain(Path(tmp), s.drain) for _ in range(s.rounds))
-    best, tried = heartbeat_fleet.largest(list(s.fleet_search), s.fleet_seconds, s.fleet_warmup)
+    sizes = [heartbeat_fleet.fleet_at(f * bare) for f in s.fleet_search]
+    best, tried = heartbeat_fleet.largest(sizes, s.fleet_seconds, s.fleet_warmup)
     held = [r for r in tried if r["held"]]
     rate = max((r["rate"] for r in held), default=0.0)
     if not held and base is not None:
@@ -119,7 +123,7 @@ def _search(table: Table, s: Sizes, base: tuple[int, float] | None) -> None:
             "b",
             f"  {r['devices']:,} devices, {r['rate']:,.0f}/s: ingest CPU, lag p99",
             f"{r['cpu']:.0f} %, {r['p99_ms']:,.0f} ms",
-            ratio=r["rate"] / bare,
+            ratio=r["rate"] / bare,  # the step's load in the machine's units: the verdict is what was measured
             target="p99 <= 1 s",
             met=r["held"],
             gens={"publisher": r["publisher_cpu"]},
@@ -159,8 +163,7 @@ def _latency(table: Table, s: Sizes, c: dict[str, Any]) -> None:
         f"  of which the ingest: -> committed {c['ingest_p50_ms']:.1f} / {c['ingest_p99_ms']:.1f} ms; -> republished",
         f"{c['republished_p50_ms']:.1f} / {c['republished_p99_ms']:.1f} ms",
         yard=f"-> bare sub of the device topic: {c['bare_p50_ms']:.1f} / {c['bare_p99_ms']:.1f} ms",
-        ratio=c["ingest_ratio"],
-    )
+    )  # a breakdown, no ratio: the ingest's tail is its own commits', which nothing else in the run shares
     table.add("c", "  every event reached every client", "yes" if c["complete"] else "NO")
 
 
@@ -168,10 +171,13 @@ def _ladder_rows(table: Table, s: Sizes, n: int, best: dict[str, Any], yard: dic
     """(d) rows for one N: the best held step beside the floors at the same rate, and the first step not held."""
     gens = {"clients": best["load_cpu_max"], "publisher": best["pub_cpu"]}
     floor, mosq = yard["floor"], yard["mosquitto"]
+    # At the top step a round's length feeds its next batch (spacing = twice a round, up to ring.MAX_SPACING_S), so
+    # both latencies sit near that 100 ms cap, a setting, not the machine: there the latency row has no ratio.
+    top = best["held_any"] and all(x["held"] for x in best["steps"])
     if best["held_any"]:
         rate = best["received"] / s.fanout_seconds
-        top = "" if any(not x["held"] for x in best["steps"]) else " (top step)"
-        table.add("d", f"{n:,} clients, one worker: deliveries/s held, 100 % complete{top}", f"{rate:,.0f} /s")
+        held = f"{n:,} clients, one worker: deliveries/s held, 100 % complete{' (top step)' * top}"
+        table.add("d", held, f"{rate:,.0f} /s")
     table.add(
         "d",
         f"  at {best['rate']:g} events/s each: deliveries per CPU-second (worker {best['worker_cpu']:.0f} %)",
@@ -187,7 +193,7 @@ def _ladder_rows(table: Table, s: Sizes, n: int, best: dict[str, Any], yard: dic
         "  p50 / p99 to the clients",
         f"{best['p50_ms']:.0f} / {best['p99_ms']:.0f} ms",
         yard=f"floor: {_p(floor)}; Mosquitto: {_p(mosq)} ms",
-        ratio=best["p50_ms"] / max(1e-3, floor["p50_ms"]),  # p50s: at the top step the floor's own p99 nears the bound
+        ratio=None if top else best["p50_ms"] / max(1e-3, floor["p50_ms"]),
         target="p99 <= 250 ms",
         met=best["held_any"] and best["p99_ms"] <= 250,
         gens=gens,
