@@ -223,10 +223,6 @@ def stored_ids(read_db) -> list[int]:
     return store.event_ids(read_db())
 
 
-def dropped(bind: str) -> int:
-    return int(metrics(bind)["vesper_web_stream_dropped_total"])
-
-
 def wait_readers(readers: list[Reader], upto: int, what: str, timeout: float = TIMEOUT) -> None:
     wait_for(lambda: all(r.last >= upto for r in readers), timeout, f"{what}: every reader up to id {upto}")
 
@@ -370,7 +366,8 @@ def test_stalled_client_is_dropped_others_get_everything(make_config, start_inge
         try:
             wait_readers(readers, upto, f"events up to {upto - first + 1:,} of {n:,}")
         except AssertionError as exc:
-            raise AssertionError(f"{exc}; stream clients dropped: {dropped(bind)}") from None
+            dropped = metrics(bind)["vesper_web_stream_dropped_total"]
+            raise AssertionError(f"{exc}; stream clients dropped: {dropped:.0f}") from None
     assert store.last_event_id(read_db()) == first + n - 1
     after = rss_kib(worker)
     m = metrics(bind)
