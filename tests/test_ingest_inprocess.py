@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from paho.mqtt.client import ConnectFlags
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.reasoncodes import ReasonCode
 
 from shared import config as config_mod
 from shared import store
@@ -166,6 +170,20 @@ def test_grace_after_reconnect(ingest: Ingest, clock: FakeClock, db_path: Path) 
         assert types(db_path) == [] and device(db_path)["liveness"] == "online"
     sweep_at(ingest, clock, since + TIMEOUT)
     assert types(db_path) == ["device_offline"]
+
+
+def test_connected_is_said_once_the_broker_granted_the_subscriptions(ingest: Ingest, caplog) -> None:
+    """A new session says "connected" at the SUBACK, so a device heard from then on is taken; a refusal is named."""
+    caplog.set_level(logging.INFO, "vesper_ingest.service")
+    ingest._on_connect(ingest.client, None, ConnectFlags(False), ReasonCode(PacketTypes.CONNACK, "Success"), None)
+    assert ingest.connected_since is not None and "connected to" not in caplog.text
+    refused, granted = (ReasonCode(PacketTypes.SUBACK, identifier=code) for code in (0x80, 1))
+    ingest._on_subscribe(ingest.client, None, 1, [refused, granted, granted], None)
+    assert "refused the subscription to vesper/+/status/heartbeat" in caplog.text
+    assert "status/alerts" not in caplog.text and "connected to mqtt://127.0.0.1" in caplog.text
+    caplog.clear()
+    ingest._on_connect(ingest.client, None, ConnectFlags(True), ReasonCode(PacketTypes.CONNACK, "Success"), None)
+    assert "(session resumed)" in caplog.text  # the broker kept the subscriptions: nothing to wait for
 
 
 @pytest.mark.parametrize("was_connected", [False, True], ids=["never-connected", "disconnected"])

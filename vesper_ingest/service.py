@@ -60,6 +60,7 @@ class Ingest:
         self.client = make_client(cfg.mqtt, cfg.mqtt.client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self.published = MqttSink(self.client, self.topics.published, self.stats.count)
@@ -89,16 +90,24 @@ class Ingest:
             if reason.is_failure:
                 log.error("broker %s refused the connection: %s", describe(self.cfg.mqtt), reason)
                 return
-            if not flags.session_present:
-                client.subscribe(self.topics.subscriptions())
             self.connected(bool(flags.session_present))
             self.stats.count("mqtt.connects")
-            log.info(
-                "connected to %s (session %s)", describe(self.cfg.mqtt), "resumed" if flags.session_present else "new"
-            )
+            if flags.session_present:
+                log.info("connected to %s (session resumed)", describe(self.cfg.mqtt))
+            else:  # "connected" once the broker granted the subscriptions: a device heard from then on is taken
+                client.subscribe(self.topics.subscriptions())
             self.inbox.put(None)
         except Exception:
             log.exception("on_connect failed")
+
+    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
+        try:
+            for (topic, _qos), reason in zip(self.topics.subscriptions(), reasons, strict=False):
+                if reason.is_failure:
+                    log.error("broker %s refused the subscription to %s: %s", describe(self.cfg.mqtt), topic, reason)
+            log.info("connected to %s (session new)", describe(self.cfg.mqtt))
+        except Exception:
+            log.exception("on_subscribe failed")
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         try:
@@ -271,21 +280,15 @@ class Ingest:
 
     def _drain(self) -> None:
         """On stop: finish the messages in hand, commit, ack, and wait briefly for publishes."""
-        in_hand: list[Inbound] = []
-        while True:
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                in_hand.append(item)
-        if in_hand:
+        drained = 0
+        while in_hand := self._take_batch(timeout=0):
             self.process(in_hand)
+            drained += len(in_hand)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S
         while not self.outbox.idle() and time.monotonic() < deadline and self.client.is_connected():
             time.sleep(0.02)
         self.sweep(self.clock())
-        log.info("drained %d messages on stop; summary: %s", len(in_hand), self.stats.summary())
+        log.info("drained %d messages on stop; summary: %s", drained, self.stats.summary())
 
     def stop(self) -> None:
         """Ask run() to finish (safe from a signal handler)."""
