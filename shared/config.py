@@ -58,6 +58,7 @@ class LivenessConfig:
 
     heartbeat_timeout_s: float = 90.0
     sweep_interval_s: float = 1.0
+    interrupted_after_s: float = 30.0  # without the broker this long: one monitoring_interrupted event (§11)
 
 
 @dataclass(frozen=True)
@@ -87,6 +88,7 @@ class WebConfig:
     max_streams: int = 900
     health_check_interval_s: float = 10.0
     command_wait_s: float = 5.0  # how long an acknowledgement waits for the ingest to carry it out
+    stale_after_s: float = 10.0  # the ingest silent (or this worker's bridge down) this long: the pipeline is not ok
     proxy_hops: int = 0
     tls_cert_file: str = ""
     tls_key_file: str = ""
@@ -175,6 +177,7 @@ def _validate(cfg: Config) -> None:
         ("mqtt.client_id", 0 < len(cfg.mqtt.client_id) <= 23 * 4),
         ("liveness.heartbeat_timeout_s", cfg.liveness.heartbeat_timeout_s > 0),
         ("liveness.sweep_interval_s", cfg.liveness.sweep_interval_s > 0),
+        ("liveness.interrupted_after_s", cfg.liveness.interrupted_after_s > 0),
         ("events.retention_days", cfg.events.retention_days > 0),
         ("alerts.max_subsystems_per_device", 1 <= cfg.alerts.max_subsystems_per_device <= 10_000),
         ("alerts.flap_transitions", cfg.alerts.flap_transitions == 0 or cfg.alerts.flap_transitions >= 2),
@@ -185,6 +188,7 @@ def _validate(cfg: Config) -> None:
         ("web.max_streams", cfg.web.max_streams >= 1),
         ("web.health_check_interval_s", cfg.web.health_check_interval_s >= 0),
         ("web.command_wait_s", 0 <= cfg.web.command_wait_s <= 60),
+        ("web.stale_after_s", cfg.web.stale_after_s > 0),
         ("web.proxy_hops", 0 <= cfg.web.proxy_hops <= 5),
         ("web.tls_key_file", bool(cfg.web.tls_key_file) == bool(cfg.web.tls_cert_file)),
         ("auth.secret_key", cfg.auth.secret_key == "" or len(cfg.auth.secret_key) >= 32),

@@ -16,6 +16,8 @@ EVENT_SEVERITY = {
     "info": "info",
     "device_offline": "warning",
     "device_online": "info",
+    "monitoring_interrupted": "warning",
+    "monitoring_resumed": "info",
 }
 
 

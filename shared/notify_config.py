@@ -23,6 +23,8 @@ NOTIFY_TYPES = (
     "info",
     "alert_flapping",
     "alert_acknowledged",
+    "monitoring_interrupted",
+    "monitoring_resumed",
 )
 SEVERITIES = ("info", "warning", "critical")  # least severe first: a rule's min_severity and everything after it
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,32}")
@@ -57,6 +59,8 @@ class NotifyConfig:
 
     public_url: str = ""
     give_up_after_s: float = 86400.0
+    watchdog_url: str = ""  # a push check (Healthchecks, Uptime Kuma) the leading ingest GETs while it sees (§11)
+    watchdog_interval_s: float = 60.0
     channels: tuple[Channel, ...] = ()
     rules: tuple[Rule, ...] = ()
 
@@ -138,18 +142,25 @@ CONVERT: dict[str, Callable[[str, Any], Any]] = {
 }
 
 
+def _http_url(url: str) -> bool:
+    """True for an http:// or https:// address with a host."""
+    try:
+        parts = urlsplit(url)
+        return parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. an unclosed [IPv6 literal
+        return False
+
+
 def _check_top(cfg: NotifyConfig) -> None:
-    """public_url and give_up_after_s."""
-    if cfg.public_url:
-        try:
-            parts = urlsplit(cfg.public_url)
-            usable = parts.scheme in ("http", "https") and bool(parts.hostname)
-        except ValueError:  # e.g. an unclosed [IPv6 literal
-            usable = False
-        if not usable:
-            _fail("notify.public_url", "expected empty or an http:// or https:// address with a host")
+    """public_url, give_up_after_s and the watchdog."""
+    if cfg.public_url and not _http_url(cfg.public_url):
+        _fail("notify.public_url", "expected empty or an http:// or https:// address with a host")
     if cfg.give_up_after_s <= 0:
         _fail("notify.give_up_after_s", "must be greater than 0")
+    if cfg.watchdog_url and not _http_url(cfg.watchdog_url):
+        _fail("notify.watchdog_url", "expected empty or an http:// or https:// address with a host")
+    if cfg.watchdog_interval_s < 1:
+        _fail("notify.watchdog_interval_s", "must be 1 or more")
 
 
 def _check_channels(channels: tuple[Channel, ...]) -> None:

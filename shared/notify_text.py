@@ -13,14 +13,24 @@ MAX_FIELD = 200
 MAX_ITEMS = 20
 # Most urgent first: the order of the title's counts and of the body's lines.
 CATEGORIES = {
+    "blind": ("monitoring interruption", "monitoring interruptions"),
     "critical": ("critical alert", "critical alerts"),
     "offline": ("device offline", "devices offline"),
     "warning": ("warning", "warnings"),
     "event": ("event", "events"),
     "cleared": ("alert cleared", "alerts cleared"),
     "online": ("device back online", "devices back online"),
+    "resumed": ("monitoring resumed", "monitoring resumed"),
 }
-RESOLVED = ("cleared", "online")
+RESOLVED = ("cleared", "online", "resumed")
+PIPELINE = ("blind", "resumed")  # about the console's own pipeline, not a device: no device link
+WORDS = {  # the categories of the types that are neither alerts nor one-off events
+    "device_offline": "offline",
+    "device_online": "online",
+    "alert_cleared": "cleared",
+    "monitoring_interrupted": "blind",
+    "monitoring_resumed": "resumed",
+}
 Item = tuple[str, str, str]  # (category, device_id, line)
 
 
@@ -43,7 +53,7 @@ def category(event: dict[str, Any]) -> str:
     kind = event["type"]
     if kind == "alert":
         return "critical" if event["severity"] == "critical" else "warning"
-    return {"device_offline": "offline", "device_online": "online", "alert_cleared": "cleared"}.get(kind, "event")
+    return WORDS.get(kind, "event")
 
 
 def line(event: dict[str, Any]) -> str:
@@ -58,8 +68,18 @@ def line(event: dict[str, Any]) -> str:
         return f"{device}: offline, last seen {clean(p.get('last_seen')) or 'never'}"
     if kind == "device_online":
         return f"{device}: back online"
+    if kind in ("monitoring_interrupted", "monitoring_resumed"):
+        return _monitoring(device, kind, p)
     detail = clean(p.get("type") or p.get("melody_uid") or "")
     return f"{device}: {clean(kind)}" + (f" {detail}" if detail else "")
+
+
+def _monitoring(ingest: str, kind: str, p: dict[str, Any]) -> str:
+    """The ingest's own news: it lost the broker (device liveness unknown meanwhile), or sees again."""
+    if kind == "monitoring_interrupted":
+        reason = clean(p.get("reason"))
+        return f"{ingest}: not receiving device data since {clean(p.get('since'))}" + (f" ({reason})" if reason else "")
+    return f"{ingest}: receiving device data again (blind {clean(p.get('down_s'))} s since {clean(p.get('since'))})"
 
 
 def _counts(items: list[Item]) -> str:
@@ -75,7 +95,8 @@ def compose(items: list[Item], public_url: str = "", reminder: bool = False) -> 
     ranked = sorted(items, key=lambda item: (order.index(item[0]), item[1], item[2]))
     title = ("Still active: " if reminder else "Vesper: ") + _counts(ranked)
     base = public_url.rstrip("/")
-    lines = [f"{text} {base}/devices/{device}" if base else text for _, device, text in ranked[:MAX_ITEMS]]
+    linked = [(text, base and cat not in PIPELINE, device) for cat, device, text in ranked[:MAX_ITEMS]]
+    lines = [f"{text} {base}/devices/{device}" if link else text for text, link, device in linked]
     if len(ranked) > MAX_ITEMS:
         lines.append(f"and {len(ranked) - MAX_ITEMS} more")
     if base:
@@ -87,7 +108,7 @@ def _notify_type(items: list[Item]) -> str:
     cats = {cat for cat, _, _ in items}
     if "critical" in cats:
         return "failure"
-    if cats & {"offline", "warning"}:
+    if cats & {"offline", "warning", "blind"}:
         return "warning"
     if cats and cats <= set(RESOLVED):
         return "success"

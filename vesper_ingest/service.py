@@ -19,10 +19,13 @@ from shared.topics import Topics
 from vesper_ingest import commands, sweep
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
 from vesper_ingest.fleet import Fleet
+from vesper_ingest.notify import notifier_for
 from vesper_ingest.outbox import Outbox
+from vesper_ingest.selfreport import SelfReport
 from vesper_ingest.sinks import Sink
 from vesper_ingest.sinks.mqtt import MqttSink
 from vesper_ingest.stats import Stats
+from vesper_ingest.watchdog import Watchdog
 
 log = logging.getLogger(__name__)
 
@@ -30,24 +33,20 @@ PRUNE_INTERVAL_S = 3600.0
 DRAIN_TIMEOUT_S = 3.0
 
 
-def _notifier(cfg: Config, writer: store.Writer, clock: Callable[[], float]) -> Any:
-    """The notifier when channels are configured (imported only then), else None."""
-    if not cfg.notify.channels:
-        return None
-    from vesper_ingest.notify.notifier import Notifier
-
-    return Notifier(cfg, writer, clock)
-
-
 class Ingest:
     """Owns the MQTT client, the inbox and the database connection of one ingest process."""
 
     def __init__(
-        self, cfg: Config, clock: Callable[[], float] = time.time, conn: store.Connection | None = None
+        self,
+        cfg: Config,
+        clock: Callable[[], float] = time.time,
+        conn: store.Connection | None = None,
+        mono: Callable[[], float] | None = None,
     ) -> None:
-        """`conn`: the connection that holds the leader lock (PostgreSQL, §10); it becomes the writer's."""
+        """`conn`: the leader lock's connection (PostgreSQL, §10); `mono`: deadlines' clock (a test's fake: `clock`)."""
         self.cfg = cfg
         self.clock = clock
+        self.mono = mono or (time.monotonic if clock is time.time else clock)
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.writer = store.Writer(cfg.database.target, conn)
         self.conn = self.writer.conn
@@ -60,16 +59,20 @@ class Ingest:
         self.client = make_client(cfg.mqtt, cfg.mqtt.client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
+        self.client.on_connect_fail = lambda *_: self.disconnected("cannot reach the broker")
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self.published = MqttSink(self.client, self.topics.published, self.stats.count)
-        self.notifier = _notifier(cfg, self.writer, clock)
+        self.notifier = notifier_for(cfg, self.writer, clock)
         self.sinks: list[Sink] = [self.published]  # every consumer of committed events: one line per sink
         if self.notifier is not None:
             self.sinks.append(self.notifier.sink)
         self.outbox = Outbox(self.conn, self.sinks)
         self.batch = Batch(self.writer, self.topics, self.fleet)
+        self.report = SelfReport(cfg.mqtt.client_id, cfg.liveness.interrupted_after_s, clock(), self.mono())
+        self.report.load(self.conn)
+        self.swept: float | None = None  # the monotonic time of the last sweep that committed
 
     # --- connection state (the paho callbacks call these; in-process tests too) -----------
 
@@ -77,11 +80,13 @@ class Ingest:
         """Connected to the broker: a new generation of acks, and every device's grace starts now."""
         self.generation += 1
         self.connected_since = self.clock()
+        self.report.connected(self.connected_since)
         self.published.reconnected()
 
-    def disconnected(self) -> None:
-        """Lost the broker: no device can be declared offline until connected again."""
+    def disconnected(self, reason: str = "lost the broker") -> None:
+        """Lost the broker (or never reached it): no device can be declared offline until connected again."""
         self.connected_since = None
+        self.report.disconnected(self.clock(), self.mono(), reason)
 
     # --- paho callbacks: short, and nothing escapes them ----------------------------------
 
@@ -89,6 +94,7 @@ class Ingest:
         try:
             if reason.is_failure:
                 log.error("broker %s refused the connection: %s", describe(self.cfg.mqtt), reason)
+                self.disconnected(f"the broker refused the connection: {reason}")
                 return
             self.connected(bool(flags.session_present))
             self.stats.count("mqtt.connects")
@@ -111,7 +117,7 @@ class Ingest:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         try:
-            self.disconnected()
+            self.disconnected(f"lost the broker: {reason}")
             if not self.stopping.is_set():
                 self.stats.count("mqtt.disconnects")
                 log.warning("disconnected from %s: %s; retrying", describe(self.cfg.mqtt), reason)
@@ -120,17 +126,8 @@ class Ingest:
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
         try:
-            self.inbox.put(
-                Inbound(
-                    message.topic,
-                    message.payload,
-                    bool(message.retain),
-                    message.mid,
-                    message.qos,
-                    self.generation,
-                    bool(message.dup),
-                )
-            )
+            m = message
+            self.inbox.put(Inbound(m.topic, m.payload, bool(m.retain), m.mid, m.qos, self.generation, bool(m.dup)))
         except Exception:
             log.exception("on_message failed")
 
@@ -209,6 +206,7 @@ class Ingest:
             with self.writer.transaction() as conn:
                 done = commands.carry_out(conn, self.fleet, counts, now)  # first: a forgotten device never goes offline
                 decided = sweep.decide(conn, self.fleet, self.cfg, self.connected_since, now)
+                decided += self.report.record(conn, now, self.mono())
                 fresh = store_events(conn, done.events + decided, now, counts)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
@@ -217,6 +215,7 @@ class Ingest:
             self.fleet.reload(self.conn)
             log.exception("sweep failed; will retry")
             return
+        self.swept = self.mono()
         for name, n in counts.items():
             self.stats.count(name, n)
         if done.forgotten and self.notifier is not None:
@@ -234,16 +233,15 @@ class Ingest:
 
     def run(self) -> None:
         """Connect, then work until stop() is called; drains what is in hand before returning."""
-        log.info(
-            "vesper_ingest starting: broker %s, client id %s, database %s",
-            describe(self.cfg.mqtt),
-            self.cfg.mqtt.client_id,
-            self.cfg.database.url.split("@")[-1] or self.cfg.database.path,  # no password in the log
-        )
+        where = self.cfg.database.url.split("@")[-1] or self.cfg.database.path  # no password in the log
+        log.info("vesper_ingest starting: broker %s, client id %s, database %s",
+                 describe(self.cfg.mqtt), self.cfg.mqtt.client_id, where)
         self.client.connect_async(self.cfg.mqtt.host, self.cfg.mqtt.port, keepalive=self.cfg.mqtt.keepalive_s)
         self.client.loop_start()
         if self.notifier is not None:
             self.notifier.start()
+        watchdog = Watchdog(self.cfg.notify.watchdog_url, self.cfg.notify.watchdog_interval_s, self.seeing)
+        watchdog.start()
         # A leader's sweep is also what keeps its session from the server's idle timeout (lead.py).
         every = self.cfg.liveness.sweep_interval_s
         if self.writer.fenced:
@@ -275,6 +273,7 @@ class Ingest:
             self.client.loop_stop()
             if self.notifier is not None:
                 self.notifier.stop()
+            watchdog.stop()
             self.writer.close()
             log.info("vesper_ingest stopped")
 
@@ -289,6 +288,11 @@ class Ingest:
             time.sleep(0.02)
         self.sweep(self.clock())
         log.info("drained %d messages on stop; summary: %s", drained, self.stats.summary())
+
+    def seeing(self) -> bool:
+        """Connected to the broker and sweeping (a committed sweep within three intervals): what the watchdog tells."""
+        recent = self.swept is not None and self.mono() - self.swept < 3 * max(self.cfg.liveness.sweep_interval_s, 1.0)
+        return self.connected_since is not None and recent
 
     def stop(self) -> None:
         """Ask run() to finish (safe from a signal handler)."""

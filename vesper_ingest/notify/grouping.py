@@ -15,8 +15,12 @@ from shared import notify_text
 from shared.notify_config import SEVERITIES, Rule
 from shared.severity import ALERT_SEVERITY
 
-PROBLEMS = ("alert", "device_offline")  # event types that open a problem; the rest listed are one-off events
-RECOVERY = {"alert_cleared": "alert", "device_online": "device_offline"}  # recovery type -> the problem it ends
+PROBLEMS = ("alert", "device_offline", "monitoring_interrupted")  # types that open a problem; the rest: one-off events
+RECOVERY = {  # recovery type -> the problem it ends
+    "alert_cleared": "alert",
+    "device_online": "device_offline",
+    "monitoring_resumed": "monitoring_interrupted",
+}
 
 Key = tuple[str, str]  # (device_id, subject): subject is the subsystem, or "" for the device's liveness
 
