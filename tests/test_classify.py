@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from shared.topics import Topics
-from vesper_ingest.classify import REASONS, Alert, Heartbeat, Info, Rejected, classify
+from vesper_ingest.classify import MAX_MESSAGE, REASONS, Alert, Heartbeat, Info, Rejected, classify
 
 T = Topics("vesper")
 
@@ -84,17 +84,18 @@ INFO = "vesper/d1/status/info"
         (ALERTS, b'"WARNING"', "not_object"),
         (ALERTS, j({"state": "WARNING"}), "missing_field"),
         (ALERTS, j({"subsystem": "A"}), "missing_field"),
-        (ALERTS, j({"subsystem": "A", "state": "WARNING", "extra": 1}), "unknown_field"),
         (ALERTS, j({"subsystem": 5, "state": "WARNING"}), "bad_type"),
         (ALERTS, j({"subsystem": "A", "state": ["WARNING"]}), "bad_type"),
         (ALERTS, j({"subsystem": "A", "state": "WARNING", "msg": 7}), "bad_type"),
         (ALERTS, j({"subsystem": "A", "state": "HEALTHY"}), "bad_value"),
         (ALERTS, j({"subsystem": "", "state": "WARNING"}), "bad_value"),
         (ALERTS, j({"subsystem": "A" * 65, "state": "WARNING"}), "bad_value"),
+        (ALERTS, j({"subsystem": "A" * 65, "state": "WARNING", "msg": "m" * 5000, "code": 7}), "bad_value"),
+        (ALERTS, j({"subsystem": "", "state": "CRITICAL", "extra": 1}), "bad_value"),
         (ALERTS, j({"subsystem": "A\nB", "state": "WARNING"}), "bad_value"),
-        (ALERTS, j({"subsystem": "A", "state": "WARNING", "msg": "m" * 1025}), "bad_value"),
+        (ALERTS, j({"subsystem": "\u200bA", "state": "WARNING"}), "bad_value"),
+        (ALERTS, j({"subsystem": "A\u202e", "state": "WARNING", "code": 7}), "bad_value"),  # extra field or not
         (INFO, j({"payload": {}}), "missing_field"),
-        (INFO, j({"type": "x", "when": 1}), "unknown_field"),
         (INFO, j({"type": 1}), "bad_type"),
         (INFO, j({"type": "x", "payload": [1]}), "bad_type"),
         (INFO, j({"type": ""}), "bad_value"),
@@ -114,6 +115,50 @@ def test_bad_messages_are_rejected_with_reason(topic, payload, reason):
     result = classify(T, topic, payload, False)
     assert isinstance(result, Rejected) and result.reason == reason, result
     assert result.reason in REASONS
+
+
+CUT = "m" * 1023 + "\u2026"
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        # Fields the console does not know are ignored: newer firmware may add them (SPEC §2, §11).
+        (j({"subsystem": "Motor", "state": "CRITICAL", "msg": "x", "code": 7}), Alert("d1", "Motor", "CRITICAL", "x")),
+        (j({"subsystem": "A", "state": "WARNING", "extra": {"deep": [1]}}), Alert("d1", "A", "WARNING", None)),
+        (j({"subsystem": "A", "state": "CLEARED", "since": None}), Alert("d1", "A", "CLEARED", None)),
+        (j({"subsystem": "A", "state": "WARNING", "k" * 10_000: 1}), Alert("d1", "A", "WARNING", None)),
+        # A msg over 1 KiB is cut to 1024 characters ending in an ellipsis, and says it was.
+        (j({"subsystem": "A", "state": "WARNING", "msg": "m" * 1024}), Alert("d1", "A", "WARNING", "m" * 1024)),
+        (j({"subsystem": "A", "state": "WARNING", "msg": "m" * 1025}), Alert("d1", "A", "WARNING", CUT, True)),
+        (j({"subsystem": "A", "state": "FAILED", "msg": "m" * 5000}), Alert("d1", "A", "FAILED", CUT, True)),
+        (j({"subsystem": "A", "state": "WARNING", "msg": "m" * 5000, "v": 2}), Alert("d1", "A", "WARNING", CUT, True)),
+        (j({"subsystem": "A", "state": "WARNING", "msg": "\0" * 2000}),
+         Alert("d1", "A", "WARNING", "\ufffd" * 1023 + "\u2026", True)),
+    ],
+)
+def test_alerts_are_not_refused_for_cosmetic_reasons(payload, expected):
+    assert classify(T, ALERTS, payload, False) == expected
+
+
+@pytest.mark.parametrize(
+    ("payload", "expected"),
+    [
+        (j({"type": "playback_stopped"}), Info("d1", "playback_stopped", {})),  # without payload
+        (j({"type": "x", "when": 1}), Info("d1", "x", {})),
+        (j({"type": "playback_started", "payload": {"melody_uid": "M1"}, "fw": "2.1"}),
+         Info("d1", "playback_started", {"melody_uid": "M1"})),
+    ],
+)
+def test_info_without_payload_or_with_extra_fields_is_accepted(payload, expected):
+    assert classify(T, INFO, payload, False) == expected
+
+
+@pytest.mark.parametrize("n", [1025, 1500, 5000, 10_000])
+def test_a_cut_msg_is_at_most_1024_characters_ending_in_an_ellipsis(n):
+    got = classify(T, ALERTS, j({"subsystem": "A", "state": "WARNING", "msg": "é" * n}), False)
+    assert isinstance(got, Alert) and got.truncated
+    assert got.message == "é" * 1023 + "…" and len(got.message) == MAX_MESSAGE
 
 
 def test_other_prefix():

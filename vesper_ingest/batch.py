@@ -15,6 +15,8 @@ from vesper_ingest.sinks import Wire
 
 log = logging.getLogger(__name__)
 
+MSG_TRUNCATED = "alerts.msg_truncated"  # vesper_ingest_alerts_msg_truncated_total on /metrics
+
 
 @dataclass(frozen=True)
 class Inbound:
@@ -110,6 +112,8 @@ class Batch:
         if isinstance(caused, classify.Rejected):
             out.rejected.append(caused)
             return
+        if isinstance(result, classify.Alert) and result.truncated:
+            out.counts[MSG_TRUNCATED] += 1  # applied with its msg cut to 1 KiB: counted, not refused
         events.extend(caused)
 
     def _apply_isolated(self, item: Inbound, now: float, out: Applied) -> None:

@@ -19,8 +19,7 @@ MAX_MESSAGE = 1024
 # recursion limit: /api/events answered 500 for as long as the event was recent.
 MAX_DEPTH = 32
 ALERT_STATES = ("WARNING", "CRITICAL", "FAILED", "CLEARED")
-ALERT_FIELDS = {"subsystem", "state", "msg"}
-INFO_FIELDS = {"type", "payload"}
+ELLIPSIS = "\u2026"
 
 REASONS = (
     "bad_topic",
@@ -30,7 +29,6 @@ REASONS = (
     "not_json",
     "not_object",
     "missing_field",
-    "unknown_field",
     "bad_type",
     "bad_value",
     "too_many_subsystems",  # refused when applied (vesper_ingest/apply.py), past alerts.max_subsystems_per_device
@@ -48,12 +46,13 @@ class Heartbeat:
 
 @dataclass(frozen=True)
 class Alert:
-    """A subsystem state transition."""
+    """A subsystem state transition; `truncated` when its `msg` was over MAX_MESSAGE and cut."""
 
     device_id: str
     subsystem: str
     state: str
     message: str | None
+    truncated: bool = False
 
 
 @dataclass(frozen=True)
@@ -129,14 +128,15 @@ def _decode_object(payload: bytes) -> dict[str, Any] | Rejected:
     return _unstorable(obj, text) or obj
 
 
-def _check_fields(obj: dict[str, Any], required: set[str], allowed: set[str]) -> Rejected | None:
+def _missing(obj: dict[str, Any], required: set[str]) -> Rejected | None:
+    # Fields the console does not know are ignored, not refused: newer firmware may add them (SPEC §2, §11).
     missing = sorted(required - obj.keys())
-    if missing:
-        return Rejected("missing_field", missing[0])
-    unknown = sorted(obj.keys() - allowed)
-    if unknown:
-        return Rejected("unknown_field", unknown[0][:MAX_NAME])
-    return None
+    return Rejected("missing_field", missing[0]) if missing else None
+
+
+def _cut(msg: str) -> str:
+    """At most MAX_MESSAGE characters: a longer text cut to end with an ellipsis (the alert is real)."""
+    return msg if len(msg) <= MAX_MESSAGE else msg[: MAX_MESSAGE - len(ELLIPSIS)] + ELLIPSIS
 
 
 def _name_ok(value: Any) -> bool:
@@ -156,7 +156,7 @@ def _alert(device_id: str, payload: bytes) -> Alert | Rejected:
     obj = _decode_object(payload)
     if isinstance(obj, Rejected):
         return obj
-    bad = _check_fields(obj, {"subsystem", "state"}, ALERT_FIELDS)
+    bad = _missing(obj, {"subsystem", "state"})
     if bad:
         return bad
     subsystem, state, msg = obj["subsystem"], obj["state"], obj.get("msg")
@@ -166,16 +166,16 @@ def _alert(device_id: str, payload: bytes) -> Alert | Rejected:
         return Rejected("bad_value", "subsystem")
     if state not in ALERT_STATES:
         return Rejected("bad_value", "state")
-    if msg is not None and len(msg) > MAX_MESSAGE:
-        return Rejected("bad_value", "msg")
-    return Alert(device_id, subsystem, state, None if msg is None else storable_text(msg))
+    if msg is None:
+        return Alert(device_id, subsystem, state, None)
+    return Alert(device_id, subsystem, state, storable_text(_cut(msg)), len(msg) > MAX_MESSAGE)
 
 
 def _info(device_id: str, payload: bytes) -> Info | Rejected:
     obj = _decode_object(payload)
     if isinstance(obj, Rejected):
         return obj
-    bad = _check_fields(obj, {"type"}, INFO_FIELDS)
+    bad = _missing(obj, {"type"})
     if bad:
         return bad
     kind, data = obj["type"], obj.get("payload", {})

@@ -31,6 +31,7 @@ HELP = {
     "events.published_late": "Events published from the backlog (broker away or process restarted).",
     "events.republished": "Events sent again after a reconnect because the broker had not confirmed them.",
     "messages.redelivered": "Alert messages recognised as the broker's redelivery of ones already applied.",
+    "alerts.msg_truncated": "Alerts applied with a msg over 1 KiB, cut to 1024 characters ending in an ellipsis.",
     "mqtt.connects": "Times the ingest connected to the broker.",
     "mqtt.disconnects": "Times the ingest lost the broker.",
 }
