@@ -74,6 +74,7 @@ def test_devices_list(client: FlaskClient) -> None:
         "id": "bell-2",
         "health": "ok",
         "liveness": "online",
+        "liveness_as_of": None,  # the ingest sees (or never reported): liveness is current (§11)
         "first_seen": "2023-11-14T22:13:20.000Z",
         "last_seen": "2023-11-14T22:13:20.000Z",
         "playback": {"active": True, "melody_uid": "ABC123"},

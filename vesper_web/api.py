@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.topics import Topics, is_valid_device_id
-from vesper_web import auth, device_query, registry_csv
+from vesper_web import auth, device_query, registry_csv, status
 from vesper_web.db import get_db
 from vesper_web.ratelimit import Interval
 
@@ -84,7 +84,8 @@ def devices() -> ResponseReturnValue:
         headers["Content-Disposition"] = 'attachment; filename="vesper-devices.csv"'
         body = registry_csv.export([store.device_dict(row) for row in page])
         return current_app.response_class(body, mimetype="text/csv", headers=headers)
-    return current_app.response_class(store.rows_json(page), mimetype="application/json", headers=headers)
+    body = store.rows_json(page, status.liveness_as_of())
+    return current_app.response_class(body, mimetype="application/json", headers=headers)
 
 
 @bp.get("/summary")
@@ -106,6 +107,7 @@ def device(device_id: str) -> ResponseReturnValue:
     """
     with store.read(get_db()):
         found = _known_device(device_id)
+        found["liveness_as_of"] = status.liveness_as_of()
         found["alerts"] = store.alert_objects(get_db(), found, time.time())
     return jsonify(found)
 

@@ -22,6 +22,7 @@ from vesper_web import (
     notifications,
     openapi,
     registry,
+    status,
     stream,
 )
 from vesper_web.hub import Hub
@@ -54,6 +55,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(registry.bp)
     app.register_blueprint(lifecycle.bp)
+    app.register_blueprint(status.bp)
     app.register_blueprint(openapi.bp)  # last: it describes the /api routes registered before it
     return app
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Iterable, Iterator
+from typing import Any
 
 from flask import Blueprint, Response, current_app
 from flask.blueprints import BlueprintSetupState
@@ -16,6 +17,7 @@ from prometheus_client.registry import Collector
 
 from shared import store
 from shared.topics import KINDS
+from vesper_web import status
 from vesper_web.db import get_db
 from vesper_web.hub import Hub
 from vesper_web.notifications import channel_names
@@ -144,6 +146,22 @@ def worker_metrics(hub: Hub, bridge: object | None) -> list[Metric]:
     ]
 
 
+def pipeline_metrics(state: dict[str, Any] | None, ok: bool, now: float) -> list[Metric]:
+    """Whether the console sees (SPEC §11): the ingest's last sweep, its broker connection, the verdict."""
+    age = now - float(state["last_sweep_at"]) if state else float("nan")  # NaN: the ingest never reported
+    return [
+        GaugeMetricFamily(
+            "vesper_ingest_last_sweep_age_seconds", "Seconds since the leading ingest last recorded a sweep.", age
+        ),
+        GaugeMetricFamily(
+            "vesper_ingest_broker_connected",
+            "1 while the ingest (as of its last sweep) is connected to the broker.",
+            int(bool(state and state.get("broker_connected"))),
+        ),
+        GaugeMetricFamily("vesper_pipeline_ok", "1 while GET /api/status answers ok (this worker's view).", int(ok)),
+    ]
+
+
 class VesperCollector(Collector):
     """The ingest's counters as last saved (each sweep), then this worker's; read at every scrape."""
 
@@ -155,6 +173,9 @@ class VesperCollector(Collector):
         stats = store.queue_stats(get_db(), time.time())
         yield from notify_metrics(counters, stats, channel_names(current_app.config["VESPER"]))
         yield from worker_metrics(hub, bridge)
+        now = time.time()
+        state, seen = status.snapshot(now)
+        yield from pipeline_metrics(state, seen["ok"], now)
 
 
 def make_registry() -> CollectorRegistry:

@@ -79,6 +79,7 @@ DEVICE = _object(
         "id": DEVICE_ID_SCHEMA,
         "health": {"enum": list(HEALTH_ORDER)},
         "liveness": {"enum": ["online", "offline", "unknown"]},
+        "liveness_as_of": {**_nullable(TIME), "description": "while the ingest cannot see: the time liveness is from"},
         "first_seen": _nullable(TIME),
         "last_seen": _nullable(TIME),
         "playback": _object(
@@ -89,8 +90,29 @@ DEVICE = _object(
         **REGISTRY,
     }
 )
+STATUS = _object(  # §11: can the console see
+    {
+        "ok": {"type": "boolean"},
+        "problems": {"type": "array", "items": {"type": "string"}, "description": "each one plain sentence"},
+        "ingest": _nullable(
+            _object(
+                {
+                    "last_sweep_at": TIME,
+                    "broker_connected": {"type": "boolean"},
+                    "name": {"type": ["string", "null"]},
+                    "version": {"type": ["string", "null"]},
+                }
+            )
+            | {"description": "also connected_since or disconnected_since"}
+        ),
+        "bridge": _nullable(_object({"connected": {"type": "boolean"}, "since": _nullable(TIME)})),
+        "data_as_of": _nullable(TIME),
+        "liveness_as_of": _nullable(TIME),
+    }
+)
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _object({"error": {"type": "string"}}),
+    "Status": STATUS,
     "Device": DEVICE,
     "Alert": ALERT,
     "AlertDetail": _object({**ALERT["properties"], **LIFECYCLE}, additionalProperties=False),
@@ -245,6 +267,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
     ),
     "Events": _json("the events, oldest first", _object({"events": {"type": "array", "items": _ref("Event")}})),
     "Summary": _json("the fleet's counts", _ref("Summary")),
+    "Status": _json("whether the console sees now (SPEC §11); always 200, ok says", _ref("Status")),
     "Me": _json("who is asking", _ref("Me")),
     "Notifications": _json(
         "newest first", _object({"notifications": {"type": "array", "items": _ref("Notification")}})

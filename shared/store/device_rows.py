@@ -18,13 +18,17 @@ DEVICE_FROM = " FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
 WIDTH = 14  # the columns of DEVICE_SELECT
 
 
-def device_dict(row: tuple[Any, ...]) -> dict[str, Any]:
-    """One row as a device object; a registered device that never reported has health and liveness unknown."""
+def device_dict(row: tuple[Any, ...], as_of: str | None = None) -> dict[str, Any]:
+    """One row as a device object; a registered device that never reported has health and liveness unknown.
+
+    `as_of`: since when the ingest cannot see (SPEC §11), the time its liveness is from; None while it sees.
+    """
     device_id, first_seen, last_seen, liveness, playing, melody, heartbeat, worst, count = row[:9]
     return {
         "id": device_id,
         "health": health(liveness, worst),
         "liveness": liveness,
+        "liveness_as_of": as_of,
         "first_seen": iso(first_seen),
         "last_seen": iso(last_seen),
         "playback": {"active": bool(playing), "melody_uid": melody},
@@ -34,7 +38,7 @@ def device_dict(row: tuple[Any, ...]) -> dict[str, Any]:
     }
 
 
-def devices_json(rows: list[tuple[Any, ...]]) -> str:
+def devices_json(rows: list[tuple[Any, ...]], as_of: str | None = None) -> str:
     """Rows as a JSON array, written around each stored heartbeat's JSON instead of decoding and re-encoding it.
 
     Ids, liveness and health are plain words (ids are validated to [A-Za-z0-9_.:-] before storage);
@@ -43,6 +47,7 @@ def devices_json(rows: list[tuple[Any, ...]]) -> str:
     form (tested), 2-3x faster (bench/json_twins.py).
     """
     parts = []
+    as_of_json = "null" if as_of is None else json.dumps(as_of)
     for row in rows:
         device_id, first_seen, last_seen, liveness, playing, melody, heartbeat, worst, count = row[:9]
         first = f'"{iso(first_seen)}"' if first_seen is not None else "null"
@@ -50,6 +55,7 @@ def devices_json(rows: list[tuple[Any, ...]]) -> str:
         melody_json = "null" if melody is None else json.dumps(melody)
         parts.append(
             f'{{"id":"{device_id}","health":"{health(liveness, worst)}","liveness":"{liveness}",'
+            f'"liveness_as_of":{as_of_json},'
             f'"first_seen":{first},"last_seen":{seen},'
             f'"playback":{{"active":{"true" if playing else "false"},"melody_uid":{melody_json}}},'
             f'"active_alerts":{count},"last_heartbeat":{heartbeat or "null"},'

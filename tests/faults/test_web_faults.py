@@ -543,8 +543,10 @@ def _served_as_sent(bind: str, row: dict, liveness: dict[str, str]) -> bool:
     if row["topic"].endswith("/alerts"):
         body = json.loads(row["payload"])
         served = json.loads(get(bind, f"/api/devices/{device}/alerts")[1])
+        msg = body.get("msg") and body["msg"].replace("\0", "\ufffd")
+        msg = msg if not msg or len(msg) <= 1024 else msg[:1023] + "…"  # a long msg is cut, never refused (§11)
         return [(a["subsystem"], a["state"], a["message"]) for a in served] == [
-            (body["subsystem"], body["state"], body.get("msg") and body["msg"].replace("\0", "\ufffd"))
+            (body["subsystem"], body["state"], msg)
         ]  # a NUL is kept as U+FFFD (PostgreSQL's text cannot hold it; vesper_ingest/classify.py)
     return not row["topic"].endswith("/heartbeat") or liveness.get(device) == "online"
 

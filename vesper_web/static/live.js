@@ -1,14 +1,9 @@
 // The live stream and the schedulers that keep a page's reads few whatever the event rate.
 import { getJSON } from "./http.js";
+import { streamState } from "./pipeline.js";
 
-const indicator = () => document.getElementById("live-indicator");
-
-function setLive(state) {
-  const node = indicator();
-  if (!node) return;
-  node.dataset.state = state;
-  node.textContent = state;
-}
+// The badge shows the stream's state and the pipeline's together (pipeline.js paints it).
+const setLive = streamState;
 
 // Follow /events/stream. `onOpen` runs on every (re)connect so the page re-reads the API;
 // `onEvent` gets each classified event. EventSource resumes with Last-Event-ID by itself.
