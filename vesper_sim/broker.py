@@ -9,7 +9,13 @@ import subprocess
 import time
 from pathlib import Path
 
+import paho.mqtt.client as mqtt
+
+from shared.config import MqttConfig
+from shared.mqtt import make_client
+
 TEMPLATE = Path(__file__).with_name("mosquitto.conf")
+PROBE_TIMEOUT_S = 3.0
 
 
 def free_port() -> int:
@@ -26,6 +32,26 @@ def listening(host: str, port: int, timeout: float = 0.2) -> bool:
             return True
     except OSError:
         return False
+
+
+def answers_mqtt(cfg: MqttConfig, timeout: float = PROBE_TIMEOUT_S) -> bool:
+    """True if host:port answers an MQTT CONNECT (with cfg's credentials and TLS) with a CONNACK within timeout."""
+    answered: list[bool] = []
+    client = make_client(cfg, f"vesper-probe-{os.getpid()}")
+    client.connect_timeout = timeout
+    # Any CONNACK, even a refusal of our credentials, shows a broker is there.
+    client.on_connect = lambda *_: answered.append(True)
+    deadline = time.monotonic() + timeout
+    try:
+        client.connect(cfg.host, cfg.port, keepalive=max(int(timeout) + 1, 5))
+        while not answered and time.monotonic() < deadline:
+            if client.loop(timeout=0.1) != mqtt.MQTT_ERR_SUCCESS:
+                break  # the peer closed or sent what MQTT is not
+    except (OSError, ValueError):  # refused, reset, a TLS handshake with a plain TCP peer
+        return False
+    finally:
+        client.disconnect()
+    return bool(answered)
 
 
 def write_config(directory: Path, port: int, extra: str = "") -> Path:
