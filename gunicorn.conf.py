@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sys
 import threading
 import time
@@ -44,6 +46,41 @@ def on_starting(server: Any) -> None:
     if refusal:
         print(f"vesper_web: {refusal}", file=sys.stderr, flush=True)
         raise SystemExit(2)
+
+
+def listening_on(listener: Any) -> str:
+    """Where a listening socket really is, written as a bind: "127.0.0.1:8000", "[::1]:8000", "unix:/run/x.sock"."""
+    with socket.socket(fileno=os.dup(listener.fileno())) as probe:  # the kernel's family, not the object's
+        family, name = probe.family, probe.getsockname()
+    if family == socket.AF_INET:
+        return f"{name[0]}:{name[1]}"
+    if family == socket.AF_INET6:
+        return f"[{name[0]}]:{name[1]}"
+    if family == socket.AF_UNIX:  # any local user or a proxy may connect: not provably loopback
+        return "unix:" + (name.decode(errors="replace") if isinstance(name, bytes) else name).replace("\0", "@")
+    return f"fd://{listener.fileno()}"
+
+
+def _exposure(listeners: Any, systemd: bool) -> str | None:
+    """The refusal for these sockets, or None: the bind is a wish, getsockname() is where gunicorn listens."""
+    what = "the socket from systemd (LISTEN_FDS)" if systemd else "the listening socket"
+    return exposure_error(_cfg, [listening_on(listener) for listener in listeners], what)
+
+
+def when_ready(server: Any) -> None:
+    """Check the sockets themselves: systemd's (LISTEN_FDS) and an upgraded master's are not in any bind."""
+    refusal = _exposure(server.LISTENERS, server.systemd)
+    if refusal:
+        print(f"vesper_web: {refusal}", file=sys.stderr, flush=True)
+        server.halt("listening beyond loopback without sign-in", exit_status=2)
+
+
+def post_fork(server: Any, worker: Any) -> None:
+    """Check again in each worker: with reuse_port it binds its own sockets, and a reload may change them."""
+    refusal = _exposure(worker.sockets, server.systemd)
+    if refusal:
+        print(f"vesper_web: {refusal}", file=sys.stderr, flush=True)
+        sys.exit(3)  # gunicorn's WORKER_BOOT_ERROR: the master halts instead of forking another
 
 
 def post_worker_init(worker: Any) -> None:

@@ -229,13 +229,13 @@ def is_loopback_bind(bind: str) -> bool:
         return False  # another host name, "unix:/path", "fd://3": reachable from elsewhere
 
 
-def exposure_error(cfg: Config, binds: Iterable[str]) -> str | None:
+def exposure_error(cfg: Config, binds: Iterable[str], what: str = "web.bind") -> str | None:
     """Why the web must not start (listening beyond loopback with nobody to sign in); None if it may."""
     exposed = [bind for bind in binds if not is_loopback_bind(bind)]
     if not exposed or cfg.auth.enabled:
         return None
     return (
-        f"web.bind {exposed[0]} is not a loopback address and no authentication is configured: refusing to "
+        f"{what} {exposed[0]} is not a loopback address and no authentication is configured: refusing to "
         "start. Add operators ([auth] users) or API tokens ([auth] tokens) with hashes from "
         "`python -m vesper_web.passwd`, or bind to 127.0.0.1."
     )

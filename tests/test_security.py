@@ -7,6 +7,8 @@ test_security_browser.py; the pure parts (limits, origins, redirects) are tested
 from __future__ import annotations
 
 import re
+import runpy
+import socket
 import subprocess
 import sys
 import time
@@ -16,6 +18,7 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.datastructures import Headers
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared import config as config_mod
@@ -23,6 +26,7 @@ from shared import store
 from shared.config import ConfigError
 from tests.support import ROOT
 from vesper_web import create_app
+from vesper_web.auth import forwarded_clients, loopback_address
 from vesper_web.credentials import Credentials
 from vesper_web.csrf import origin_of
 from vesper_web.headers import CONTENT_SECURITY_POLICY
@@ -152,7 +156,9 @@ def test_passwd_cli_prints_lines_the_config_accepts() -> None:
 
 # --- authentication --------------------------------------------------------------------------------
 
-OPEN_ENDPOINTS = {"healthz", "console.static", "console.rules", "login.login", "login.logout"}
+OPEN_ENDPOINTS = frozenset(
+    {"healthz", "status.healthz_pipeline", "console.static", "console.rules", "login.login", "login.logout"}
+)
 
 
 def _concrete(rule: Any) -> str:
@@ -254,7 +260,7 @@ def test_secure_cookie_behind_a_tls_proxy(tmp_path: Path) -> None:
 
 def test_wrong_password_and_unknown_user_look_the_same(secured: Flask) -> None:
     wrong_password = sign_in(secured.test_client(), password="not it", user="alice")
-    secured.extensions["vesper_login_backoff"].reset("addr:127.0.0.1")
+    secured.extensions["vesper_login_backoff"].addresses.reset("127.0.0.1")
     unknown_user = sign_in(secured.test_client(), password=PASSWORD, user="mallory")
     assert wrong_password.status_code == unknown_user.status_code == 401
     bodies = [r.get_data(as_text=True) for r in (wrong_password, unknown_user)]
@@ -264,7 +270,7 @@ def test_wrong_password_and_unknown_user_look_the_same(secured: Flask) -> None:
 
 
 def test_repeated_failures_slow_down(tmp_path: Path) -> None:
-    """Each failure locks the address and the name for twice as long (base 0.5 s here); the lock answers 429."""
+    """Each failure locks the address (and the name, for it) for twice as long (base 0.5 s here); the lock is 429."""
     secured = seeded_app(make_cfg(tmp_path, users=[USER_LINE], login_backoff_s=0.5))
     client = secured.test_client()
     token = csrf_of(client)
@@ -277,7 +283,7 @@ def test_repeated_failures_slow_down(tmp_path: Path) -> None:
     locks = []
     for _ in range(2):
         started = time.monotonic()
-        locked = attempt(PASSWORD)  # even the right password waits out the lock
+        locked = attempt(PASSWORD)  # even the right password waits out the lock, from the address that failed
         assert locked.status_code == 429 and int(locked.headers["Retry-After"]) >= 1
         assert "Too many failed sign-ins" in locked.get_data(as_text=True)
         while (response := attempt("wrong")).status_code == 429:
@@ -288,7 +294,7 @@ def test_repeated_failures_slow_down(tmp_path: Path) -> None:
     while attempt(PASSWORD).status_code == 429:
         time.sleep(0.05)
     assert client.get("/api/devices").status_code == 200  # and a success resets the streak
-    assert secured.extensions["vesper_login_backoff"].failures("user:alice") == 0
+    assert secured.extensions["vesper_login_backoff"].names.failures("alice") == 0
 
 
 def test_a_changed_password_ends_old_sessions(tmp_path: Path) -> None:
@@ -461,6 +467,164 @@ def test_dns_rebinding_is_refused_without_sign_in(open_app: Flask, host: str) ->
         assert client.get("/api/devices", headers={"Host": loopback}).status_code == 200
 
 
+# --- without sign-in: only callers on this machine, whatever the socket ---------------------------------
+
+
+@pytest.mark.parametrize(
+    ("address", "loopback"),
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.3", True),
+        ("::1", True),
+        ("::ffff:127.0.0.1", True),  # a dual-stack socket's IPv4 loopback caller
+        ("10.0.0.5", False),
+        ("::ffff:10.0.0.5", False),
+        ("2001:db8::1", False),
+        ("", False),  # a unix socket's peer has no address
+        ("localhost", False),  # a name is not an address
+        ("unknown", False),
+    ],
+)
+def test_loopback_address(address: str, loopback: bool) -> None:
+    assert loopback_address(address) is loopback
+
+
+@pytest.mark.parametrize(
+    ("headers", "clients"),
+    [
+        ({}, []),
+        ({"X-Forwarded-For": "203.0.113.9, 127.0.0.1"}, ["203.0.113.9", "127.0.0.1"]),
+        ({"X-Forwarded-For": "203.0.113.9:4711"}, ["203.0.113.9"]),
+        ({"X-Real-IP": "10.0.0.5"}, ["10.0.0.5"]),
+        ({"Forwarded": 'for="[2001:db8::1]:4711";proto=https, for=127.0.0.1'}, ["2001:db8::1", "127.0.0.1"]),
+        ({"Forwarded": "For=_hidden;by=127.0.0.1"}, ["_hidden"]),
+        ({"Forwarded": "proto=https"}, []),
+    ],
+)
+def test_forwarded_clients(headers: dict[str, str], clients: list[str]) -> None:
+    assert list(forwarded_clients(Headers(headers))) == clients
+
+
+@pytest.mark.parametrize(
+    ("remote", "headers"),
+    [
+        ("10.0.0.5", {}),  # a socket that is not loopback (systemd's, a supervisor's)
+        ("", {}),  # a unix socket: the peer has no address
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.9"}),  # a proxy on this machine, web.proxy_hops unset
+        ("127.0.0.1", {"X-Forwarded-For": "203.0.113.9, 127.0.0.1"}),
+        ("127.0.0.1", {"X-Real-IP": "203.0.113.9"}),
+        ("127.0.0.1", {"Forwarded": 'for="[2001:db8::1]:4711"'}),
+        ("127.0.0.1", {"Forwarded": "for=unknown"}),  # a proxy that will not say is not saying "loopback"
+    ],
+)
+def test_without_auth_a_caller_from_elsewhere_is_refused(open_app: Flask, remote: str, headers: dict[str, str]) -> None:
+    client = open_app.test_client()
+    client.environ_base["REMOTE_ADDR"] = remote
+    for path in ("/api/summary", "/api/devices", "/api/me", "/events/stream", "/metrics"):
+        reply = client.get(path, headers=headers)
+        assert reply.status_code == 401, path
+        assert "only callers on this machine" in reply.get_json()["error"], path
+    command = client.post("/api/devices/bell-1/health-check", headers={**headers, **BUTTON})
+    assert command.status_code == 401 and command.is_json  # refused before the bridge is asked (it would be 503)
+    page = client.get("/", headers=headers)
+    assert page.status_code == 401 and "only callers on this machine" in page.get_data(as_text=True)
+    assert client.get("/login", headers=headers).status_code == 302  # to "/", itself refused: no form to fill
+    assert client.get("/healthz", headers=headers).status_code == 200  # open as it is with sign-in configured
+    with client.get("/static/console.css", headers=headers) as static:
+        assert static.status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("remote", "headers"),
+    [
+        ("127.0.0.1", {}),
+        ("127.0.0.3", {}),
+        ("::1", {}),
+        ("127.0.0.1", {"X-Forwarded-For": "127.0.0.1"}),
+        ("127.0.0.1", {"Forwarded": 'for="[::1]:4711"'}),
+    ],
+)
+def test_without_auth_a_caller_on_this_machine_is_the_local_operator(
+    open_app: Flask, remote: str, headers: dict[str, str]
+) -> None:
+    client = open_app.test_client()
+    client.environ_base["REMOTE_ADDR"] = remote
+    assert client.get("/api/me", headers=headers).get_json()["kind"] == "local"
+    assert client.get("/api/summary", headers=headers).status_code == 200
+
+
+def test_without_auth_behind_a_counted_proxy_the_forwarded_client_decides(tmp_path: Path) -> None:
+    """web.proxy_hops makes X-Forwarded-For the peer (ProxyFix): a client elsewhere is refused, a local one is not."""
+    client = seeded_app(make_cfg(tmp_path, web={"proxy_hops": 1})).test_client()
+    assert client.get("/api/summary", headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 401
+    assert client.get("/api/summary", headers={"X-Forwarded-For": "127.0.0.1"}).status_code == 200
+    assert client.get("/api/summary").status_code == 200
+
+
+@pytest.fixture
+def gunicorn_conf(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """gunicorn.conf.py's hooks, loaded as gunicorn loads them, with a config that has no [auth]."""
+    (tmp_path / "vesper.toml").write_text(f'[database]\npath = "{tmp_path / "v.db"}"\n')
+    monkeypatch.setenv("VESPER_CONFIG", str(tmp_path / "vesper.toml"))
+    monkeypatch.setattr("logging.basicConfig", lambda **kwargs: None)  # the test's logging stays pytest's
+    return runpy.run_path(str(ROOT / "gunicorn.conf.py"))
+
+
+def _listening(family: socket.AddressFamily, address: Any) -> socket.socket:
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.bind(address)
+    sock.listen(1)
+    return sock
+
+
+@pytest.mark.parametrize(
+    ("family", "address", "expected"),
+    [
+        (socket.AF_INET, ("127.0.0.1", 0), "127.0.0.1:"),
+        (socket.AF_INET, ("127.0.0.5", 0), "127.0.0.5:"),
+        (socket.AF_INET, ("0.0.0.0", 0), "0.0.0.0:"),
+        (socket.AF_INET6, ("::1", 0), "[::1]:"),
+        (socket.AF_INET6, ("::", 0), "[::]:"),
+        (socket.AF_UNIX, "web.sock", "unix:"),
+        (socket.AF_UNIX, "\0vesper-abstract", "unix:@vesper-abstract"),
+    ],
+)
+def test_gunicorn_reads_where_its_sockets_really_listen(
+    gunicorn_conf: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, family: Any, address: Any, expected: str
+) -> None:
+    monkeypatch.chdir(tmp_path)  # a short relative path for the unix socket
+    try:
+        sock = _listening(family, address)
+    except OSError as exc:
+        pytest.skip(f"cannot listen on {address}: {exc}")  # e.g. no IPv6 on this machine
+    with sock:
+        where = gunicorn_conf["listening_on"](sock)
+        assert where.startswith(expected)
+        loopback = config_mod.is_loopback_bind(where)
+        assert loopback is (expected.startswith(("127.", "[::1]")))
+        server = _Arbiter([sock])
+        if loopback:
+            gunicorn_conf["when_ready"](server)
+            assert server.halted is None
+        else:
+            with pytest.raises(SystemExit):
+                gunicorn_conf["when_ready"](server)
+            assert server.halted == 2
+
+
+class _Arbiter:
+    """The two things when_ready reads of gunicorn's arbiter, and its halt."""
+
+    def __init__(self, listeners: list[socket.socket]) -> None:
+        self.LISTENERS = listeners
+        self.systemd = True
+        self.halted: int | None = None
+
+    def halt(self, reason: str, exit_status: int) -> None:
+        self.halted = exit_status
+        raise SystemExit(exit_status)
+
+
 @pytest.mark.parametrize(
     ("url", "expected"),
     [
@@ -499,6 +663,18 @@ def test_backoff_forgets_old_streaks_and_stays_bounded() -> None:
     for i in range(1000):
         backoff.fail(f"user:{i}", 5000.0)
     assert len(backoff._streaks) == 100
+
+
+def test_a_lock_from_elsewhere_never_holds_a_clean_address(tmp_path: Path) -> None:
+    """The issue's case through the app: failures from 10.0.0.2 lock it, not alice's right password from 10.0.0.3."""
+    secured = seeded_app(make_cfg(tmp_path, users=[USER_LINE], login_backoff_s=30.0, login_backoff_max_s=60.0))
+    guesser = secured.test_client()
+    guesser.environ_base["REMOTE_ADDR"] = "10.0.0.2"
+    assert sign_in(guesser, password="wrong").status_code == 401
+    assert sign_in(guesser).status_code == 429  # 30 s: no waiting it out in this test
+    owner = secured.test_client()
+    owner.environ_base["REMOTE_ADDR"] = "10.0.0.3"
+    assert sign_in(owner).status_code == 303 and owner.get("/api/me").get_json()["name"] == "alice"
 
 
 def test_interval_one_per_key_per_window() -> None:

@@ -59,6 +59,7 @@ class Http:
     base: str
     context: ssl.SSLContext | None = None
     cookie: str | None = None
+    source: str = ""  # the client's own address, e.g. 127.0.0.3 (Linux routes all of 127/8 to lo)
     origin: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -66,9 +67,12 @@ class Http:
 
     def _connection(self) -> http.client.HTTPConnection:
         parts = urllib.parse.urlsplit(self.base)
+        source = (self.source, 0) if self.source else None
         if parts.scheme == "https":
-            return http.client.HTTPSConnection(parts.hostname, parts.port, timeout=30, context=self.context)
-        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+            return http.client.HTTPSConnection(
+                parts.hostname, parts.port, timeout=30, context=self.context, source_address=source
+            )
+        return http.client.HTTPConnection(parts.hostname, parts.port, timeout=30, source_address=source)
 
     def request(self, method: str, path: str, headers: dict[str, str] | None = None, body: Any = None) -> Reply:
         """Send one request and read the whole answer."""
@@ -268,6 +272,19 @@ def test_repeated_failures_slow_down(stack):
         assert reply.status == 401
         waits.append(time.monotonic() - started)
     assert waits[1] > waits[0] * 1.5, waits  # 1 s, then 2 s, then 4 s ...
+
+
+def test_without_auth_a_client_a_proxy_forwards_from_elsewhere_is_refused(stack):
+    s = stack()  # loopback, no [auth]: a proxy on this machine (no web.proxy_hops) forwards someone else's request
+    forwarded = {"X-Forwarded-For": "203.0.113.9", "Origin": s.base, "X-Requested-With": "vesper-console"}
+    for path in ("/api/summary", "/api/devices"):
+        reply = s.http.request("GET", path, {"X-Forwarded-For": "203.0.113.9"})
+        assert reply.status == 401 and "only callers on this machine" in reply.json()["error"], path
+    assert s.http.request("POST", "/api/devices/bell-1/health-check", forwarded).status == 401
+    assert s.http.get("/api/summary").status == 200  # the operator on this machine, as before
+    assert s.http.button("bell-2").status == 202
+    wait_for(lambda: commands(s.control), 15, "the legitimate command")  # one bridge, in order: a refused one was first
+    assert commands(s.control) == [("vesper/bell-2/control", b'{"v": 2, "cmd": "system.health"}')]
 
 
 # --- CSRF and ids, on a real broker ----------------------------------------------------------------

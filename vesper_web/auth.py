@@ -1,8 +1,10 @@
 """Who is asking: operators' signed session cookies and scripts' bearer tokens, checked before every view.
 
 The guard runs before every request, so a route added later is closed unless it is listed in
-OPEN_ENDPOINTS. Without [auth] users or tokens (allowed on loopback only) everyone is the local
-operator, and the Host must name loopback too, so a DNS-rebinding page cannot reach the console.
+OPEN_ENDPOINTS. Without [auth] users or tokens (allowed on loopback only) a caller on this machine
+is the local operator, and the Host must name loopback too, so a DNS-rebinding page cannot reach
+the console; a caller from anywhere else (another address, a unix socket, a proxy's client) is
+anonymous, as if sign-in were configured, whatever socket the server was started with.
 """
 
 from __future__ import annotations
@@ -10,23 +12,28 @@ from __future__ import annotations
 import hmac
 import ipaddress
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
 from flask.typing import ResponseReturnValue
+from werkzeug.datastructures import Headers
 
 from shared.config import Config
 from vesper_web import csrf, sessions
 from vesper_web.credentials import Credentials
 from vesper_web.paths import answers_json
-from vesper_web.ratelimit import Backoff
+from vesper_web.ratelimit import SignInLimit
 
 audit = logging.getLogger("vesper_web.audit")
 
-OPEN_ENDPOINTS = frozenset({"healthz", "console.static", "console.rules", "login.login", "login.logout"})
+OPEN_ENDPOINTS = frozenset(
+    {"healthz", "status.healthz_pipeline", "console.static", "console.rules", "login.login", "login.logout"}
+)
 MAX_BODY = 16 * 1024  # the largest legitimate body is the sign-in form, except for these endpoints:
 LARGE_BODIES = {"registry.import_devices": 10 * 1024 * 1024}  # the registry's CSV import
+FORWARDING = ("X-Forwarded-For", "X-Real-IP")  # plus Forwarded: for=, whose syntax is its own
 
 
 @dataclass(frozen=True)
@@ -54,6 +61,43 @@ def loopback_host(host: str) -> bool:
         return ipaddress.ip_address(name).is_loopback
     except ValueError:
         return False
+
+
+def loopback_address(address: str) -> bool:
+    """True for an IP address on loopback (127.0.0.0/8, ::1, ::ffff:127.x); a path, a name or "" is not."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    mapped = ip.ipv4_mapped if isinstance(ip, ipaddress.IPv6Address) else None
+    return (mapped or ip).is_loopback
+
+
+def _node(value: str) -> str:
+    """The address in a proxy header's node: '"[::1]:80"' -> '::1', '203.0.113.9:4711' -> '203.0.113.9'."""
+    value = value.strip().strip('"')
+    if value.startswith("["):
+        return value[1:].partition("]")[0]
+    return value.partition(":")[0] if value.count(":") == 1 else value
+
+
+def forwarded_clients(headers: Headers) -> Iterator[str]:
+    """Every client address a proxy named: X-Forwarded-For, X-Real-IP and Forwarded's for= (RFC 7239)."""
+    for header in FORWARDING:
+        for value in headers.getlist(header):
+            yield from (_node(item) for item in value.split(","))
+    for value in headers.getlist("Forwarded"):
+        for pair in value.replace(",", ";").split(";"):
+            key, _, node = pair.partition("=")
+            if key.strip().lower() == "for":
+                yield _node(node)
+
+
+def loopback_peer() -> bool:
+    """True when the caller is on this machine: a loopback peer (after ProxyFix) and no proxy naming one elsewhere."""
+    if not loopback_address(request.remote_addr or ""):
+        return False  # another host, a unix socket (no address at all), or the client a trusted proxy named
+    return all(loopback_address(client) for client in forwarded_clients(request.headers))
 
 
 def sign_in(name: str) -> None:
@@ -98,6 +142,25 @@ def _unauthorized(message: str, challenge: str = 'Bearer realm="Vesper Console"'
     return response
 
 
+def _local(open_: bool) -> Principal | None:
+    """Without sign-in configured: the local operator if the caller is on this machine; anyone else is refused."""
+    if not loopback_peer():
+        if not open_:  # the answer a caller without credentials gets when sign-in is configured, minus the form
+            abort(401, "no sign-in is configured, so this console answers only callers on this machine (loopback)")
+        return None
+    if request.endpoint != "healthz" and not loopback_host(request.host):
+        abort(403, "without sign-in configured this console answers only on a loopback host name")
+    return LOCAL
+
+
+def _ask_for_credentials() -> ResponseReturnValue:
+    """A console page sends the browser to the sign-in form; the API, the stream and any POST answer 401."""
+    if request.method in ("GET", "HEAD") and not answers_json(request.path):
+        target = request.full_path if request.query_string else request.path
+        return redirect(url_for("login.login", next=target))
+    return _unauthorized("sign in or send an API token (Authorization: Bearer)")
+
+
 def guard() -> ResponseReturnValue | None:
     """before_request: bound the body, identify the caller (401 or sign-in page), then check CSRF."""
     limit = LARGE_BODIES.get(request.endpoint or "", MAX_BODY)
@@ -107,17 +170,12 @@ def guard() -> ResponseReturnValue | None:
     cfg: Config = current_app.config["VESPER"]
     open_ = request.endpoint in OPEN_ENDPOINTS or (request.path == "/metrics" and cfg.auth.metrics_public)
     if not cfg.auth.enabled:
-        if request.endpoint != "healthz" and not loopback_host(request.host):
-            abort(403, "without sign-in configured this console answers only on a loopback host name")
-        g.principal = LOCAL
+        g.principal = _local(open_)
     else:
         creds: Credentials = current_app.extensions["vesper_credentials"]
         g.principal = _from_bearer(creds) or _from_session(creds)
         if g.principal is None and not open_:
-            if request.method in ("GET", "HEAD") and not answers_json(request.path):
-                target = request.full_path if request.query_string else request.path
-                return redirect(url_for("login.login", next=target))
-            return _unauthorized("sign in or send an API token (Authorization: Bearer)")
+            return _ask_for_credentials()
     if g.principal is None or g.principal.kind != "token":  # a bearer token is never sent by a browser on its own
         csrf.protect(cfg.auth.enabled)
     return None
@@ -128,6 +186,6 @@ def init_app(app: Flask, cfg: Config) -> None:
     app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     sessions.init_app(app, cfg)
     app.extensions["vesper_credentials"] = Credentials(cfg.auth)
-    app.extensions["vesper_login_backoff"] = Backoff(cfg.auth.login_backoff_s, cfg.auth.login_backoff_max_s)
+    app.extensions["vesper_login_backoff"] = SignInLimit(cfg.auth.login_backoff_s, cfg.auth.login_backoff_max_s)
     app.before_request(guard)
     app.context_processor(lambda: {"principal": principal(), "csrf_token": csrf.token})

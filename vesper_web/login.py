@@ -10,7 +10,7 @@ from flask import Blueprint, current_app, redirect, render_template, request, se
 from flask.typing import ResponseReturnValue
 
 from vesper_web import auth
-from vesper_web.ratelimit import Backoff
+from vesper_web.ratelimit import SignInLimit
 
 bp = Blueprint("login", __name__, template_folder="templates")
 
@@ -39,7 +39,7 @@ def _page(error: str | None, status: int, name: str = "", headers: dict[str, str
 
 @bp.route("/login", methods=["GET", "POST"])
 def login() -> ResponseReturnValue:
-    """The sign-in form; failures back off per address and per user name and never say which part was wrong."""
+    """The sign-in form; failures back off per address (and name) and never say which part was wrong."""
     if not current_app.config["VESPER"].auth.enabled:
         return redirect(url_for("console.devices"))
     if request.method == "GET":
@@ -49,22 +49,19 @@ def login() -> ResponseReturnValue:
         return _page(None, 200)
     name = request.form.get("username", "")[:MAX_NAME]
     password = request.form.get("password", "")
-    backoff: Backoff = current_app.extensions["vesper_login_backoff"]
-    keys = (f"addr:{_client()}", f"user:{name.lower()}")
+    limit: SignInLimit = current_app.extensions["vesper_login_backoff"]
     now = time.monotonic()
-    wait = max(backoff.wait(key, now) for key in keys)
+    wait = limit.wait(_client(), name, now)
     if wait > 0:
         retry = max(1, math.ceil(wait))
         auth.audit.warning("sign-in refused for %r from %s: too many failures, %d s left", name, _client(), retry)
         return _page(f"Too many failed sign-ins. Try again in {retry} s.", 429, name, {"Retry-After": str(retry)})
     if current_app.extensions["vesper_credentials"].check_password(name, password):
-        for key in keys:
-            backoff.reset(key)
+        limit.succeeded(_client(), name)
         auth.sign_in(name)
         auth.audit.info("sign-in: user %s from %s", name, _client())
         return redirect(safe_next(request.form.get("next")), 303)
-    delay = max(backoff.fail(key, now) for key in keys)
-    failures = max(backoff.failures(key) for key in keys)
+    delay, failures = limit.failed(_client(), name, now)
     auth.audit.warning(
         "sign-in failed for %r from %s (%d in a row; next try in %.1f s)", name, _client(), failures, delay
     )

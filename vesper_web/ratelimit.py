@@ -1,11 +1,12 @@
 """Pure rate limits, time passed in: the sign-in backoff and the one-command-per-interval limit.
 
-Both live in one worker's memory. With several gunicorn workers each keeps its own, so the bounds
+All live in one worker's memory. With several gunicorn workers each keeps its own, so the bounds
 hold per worker (the README says so); a single worker, the default, makes them exact.
 """
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass
 
 MAX_KEYS = 10_000  # a flood of made-up user names cannot grow a limiter without bound
@@ -59,6 +60,49 @@ class Backoff:
         """Consecutive failures recorded for `key`."""
         streak = self._streaks.get(key)
         return streak.failures if streak else 0
+
+
+def address_key(address: str) -> str:
+    """The unit a guesser is held by: an IPv4 address, an IPv6 /64 (one host is given a whole /64), else the text."""
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return address or "unknown"
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped:
+        return str(ip.ipv4_mapped)
+    if isinstance(ip, ipaddress.IPv6Address) and not ip.is_loopback:
+        return str(ipaddress.IPv6Network(f"{ip}/64", strict=False))
+    return str(ip)
+
+
+class SignInLimit:
+    """Failed sign-ins back off per address and per user name; the name's wait holds only addresses that failed."""
+
+    def __init__(self, base_s: float, max_s: float, max_keys: int = MAX_KEYS) -> None:
+        self.addresses = Backoff(base_s, max_s, max_keys)  # apart, so a flood of names cannot evict addresses
+        self.names = Backoff(base_s, max_s, max_keys)
+
+    def wait(self, address: str, name: str, now: float) -> float:
+        """Seconds before `address` may try `name` (0.0: now)."""
+        key = address_key(address)
+        wait = self.addresses.wait(key, now)  # also forgets an old streak: the address is clean again
+        if not self.addresses.failures(key):
+            # Someone elsewhere failing for this name never locks out an address that has not failed: the
+            # owner's right password from there is checked. A guesser gets one such try per fresh address;
+            # after its first failure each of its addresses waits for the name's doubling backoff too.
+            return wait
+        return max(wait, self.names.wait(name.lower(), now))
+
+    def failed(self, address: str, name: str, now: float) -> tuple[float, int]:
+        """Record a wrong sign-in; returns the wait it imposes on this address and the longer streak."""
+        key, user = address_key(address), name.lower()
+        delay = max(self.addresses.fail(key, now), self.names.fail(user, now))
+        return delay, max(self.addresses.failures(key), self.names.failures(user))
+
+    def succeeded(self, address: str, name: str) -> None:
+        """A right password ends the streaks of its address and of the name."""
+        self.addresses.reset(address_key(address))
+        self.names.reset(name.lower())
 
 
 class Interval:
