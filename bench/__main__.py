@@ -17,7 +17,7 @@ import time
 import traceback
 from collections.abc import Callable
 
-from bench import parts
+from bench import parts, trust_banner
 from bench.parts import Sizes
 from bench.sse_load import raise_nofile
 from bench.table import Table
@@ -73,6 +73,7 @@ PARTS: dict[str, Callable[[Table, Sizes], None]] = {
     "c": parts.part_cd,
     "e": parts.part_e,
     "f": parts.part_f,
+    "g": trust_banner.part,
 }
 
 
@@ -113,8 +114,10 @@ NOTES = [
     "   on one connection (and each alerts read beside a GET /healthz on the same connection: the server's",
     "   floor); the console in headless Chromium beside a static page of the same rows from a plain HTTP",
     "   server (bench/console_load.py), medians of alternating fresh loads. f: RSS after the soak against its",
-    "   own RSS before. Each part alone: python -m bench.<ingest_throughput|heartbeat_fleet|latency|",
-    "   stream_fanout|fanout_floor|api_latency|console_load|soak> --help.",
+    "   own RSS before. g: the ingest SIGSTOPped and SIGCONTed under an open device list in Chromium, the",
+    "   banner's times beside web.stale_after_s (SPEC §11: shown within it + 5 s, gone within 5 s).",
+    "   Each part alone: python -m bench.<ingest_throughput|heartbeat_fleet|latency|",
+    "   stream_fanout|fanout_floor|api_latency|console_load|soak|trust_banner> --help.",
 ]
 
 
@@ -124,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="tiny sizes, well under a minute (CI smoke test)")
     parser.add_argument("--rounds", type=int, help="rounds per figure (default 3, quick 1)")
     parser.add_argument("--soak-seconds", type=float, help="length of the (f) soak (default 600, quick 3)")
-    parser.add_argument("--only", nargs="+", choices=["a", "b", "c", "d", "e", "f"], help="run only these parts")
+    parser.add_argument("--only", nargs="+", choices=["a", "b", "c", "d", "e", "f", "g"], help="run only these parts")
     args = parser.parse_args(argv)
     s = QUICK if args.quick else FULL
     if args.rounds:
@@ -132,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.soak_seconds is not None:
         s = Sizes(**{**s.__dict__, "soak_seconds": args.soak_seconds})
     raise_nofile()
-    wanted = set(args.only or "abcdef")
+    wanted = set(args.only or "abcdefg")
     if "d" in wanted:
         wanted.add("c")  # c and d share one stack
     table = Table(verdicts=not args.quick)
