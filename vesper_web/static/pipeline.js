@@ -13,6 +13,16 @@ function ago(iso) {
   return s < 120 ? `${s} s` : s < 7200 ? `${Math.floor(s / 60)} min` : `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
 }
 
+// The server's sentences say "20:14:03 UTC"; the banner shows every time in the browser's zone, as its head does.
+function localTimes(sentence) {
+  return sentence.replace(/\b(\d{2}):(\d{2}):(\d{2}) UTC\b/g, (text, h, m, s) => {
+    const at = new Date();
+    at.setUTCHours(Number(h), Number(m), Number(s), 0);
+    if (at.getTime() > Date.now() + 60000) at.setUTCDate(at.getUTCDate() - 1); // a time of day already past
+    return clock(at.toISOString());
+  });
+}
+
 function paintBadge() {
   const node = document.getElementById("live-indicator");
   if (!node || stream === null) return;
@@ -40,7 +50,7 @@ function paintBanner(status) {
     ? `Not receiving device data since ${clock(status.liveness_as_of)} (${ago(status.liveness_as_of)}). What you see is as of then.`
     : "The console cannot show everything live.";
   banner.querySelector(".banner-head").textContent = head;
-  banner.querySelector(".banner-problems").textContent = status.problems.join(" ");
+  banner.querySelector(".banner-problems").textContent = status.problems.map(localTimes).join(" ");
   banner.dataset.asOf = asOf || "";
 }
 
