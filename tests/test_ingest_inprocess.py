@@ -15,8 +15,10 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from shared import config as config_mod
 from shared import store
+from shared.notify_config import Channel
 from tests.conftest import write_config
 from tests.support import FakeClock
+from vesper_ingest.notify.delivery import ChannelWorker
 from vesper_ingest.service import Inbound, Ingest
 from vesper_sim import broker as broker_mod
 
@@ -375,3 +377,175 @@ def test_first_heartbeat_keeps_only_a_json_object(ingest: Ingest, db_path: Path)
     assert device(db_path)["liveness"] == "online" and device(db_path)["last_heartbeat"] is None
     ingest.process([message(ingest, "bell-1", "heartbeat", json.dumps({"uptime": 6}).encode(), mid=2)])
     assert device(db_path)["last_heartbeat"] == {"uptime": 6}
+
+
+# --- clock steps (SPEC §11): the wall clock steps, the monotonic one does not; time is passed in -------------------
+
+FLEET = [f"bell-{i}" for i in range(20)]
+STEPS = pytest.mark.parametrize("step", [600.0, -600.0], ids=["forward", "back"])
+
+
+@pytest.fixture
+def stepping(cfg: config_mod.Config) -> Iterator[tuple[Ingest, FakeClock, FakeClock]]:
+    """An Ingest connected at T0 on two fake clocks, (ingest, wall, monotonic): a test steps the wall clock alone."""
+    wall, mono = FakeClock(T0), FakeClock(5_000.0)
+    ingest = Ingest(cfg, clock=wall, mono=mono)
+    ingest.connected()
+    yield ingest, wall, mono
+    close(ingest)
+
+
+def tick(ingest: Ingest, wall: FakeClock, mono: FakeClock, heard: list[str], seconds: float = 1.0) -> None:
+    """`seconds` pass on both clocks; each device of `heard` heartbeats; the sweep runs at the ingest's now."""
+    wall.advance(seconds)
+    mono.advance(seconds)
+    if heard:
+        ingest.process([message(ingest, d, "heartbeat", b"{}", mid=i + 1) for i, d in enumerate(heard)])
+    ingest.sweep(ingest.clock())
+
+
+def tick_until(
+    ingest: Ingest, wall: FakeClock, mono: FakeClock, done: Callable[[], bool], within: float, heard: list[str]
+) -> float:
+    """Tick until `done()` holds (or fail after `within` seconds); the monotonic time it first held."""
+    end = mono() + within
+    while not done():
+        assert mono() < end, f"not within {within} s; events: {types(ingest.cfg.database.target)}"
+        tick(ingest, wall, mono, heard)
+    return mono()
+
+
+def last_seen(db: Path) -> dict[str, float | None]:
+    """Every reported device's stored last_seen, as the ingest wrote it (wall-clock seconds)."""
+    conn = store.connect(db, readonly=True)
+    try:
+        return {device_id: seen for device_id, _, seen in store.liveness_all(conn)}
+    finally:
+        conn.close()
+
+
+@STEPS
+def test_a_step_declares_no_heartbeating_device_and_a_silent_one_on_time(
+    stepping: tuple[Ingest, FakeClock, FakeClock], db_path: Path, step: float
+) -> None:
+    """20 devices heartbeat each second through a step: none goes offline; a silent one goes at its elapsed timeout."""
+    ingest, wall, mono = stepping
+    tick(ingest, wall, mono, [*FLEET, "quiet"])
+    quiet_heard, quiet_seen = mono(), wall()
+    for _ in range(3):
+        tick(ingest, wall, mono, FLEET)
+    wall.advance(step)  # NTP at boot, a VM resumed: the wall clock jumps, elapsed time does not
+    gone_at = tick_until(ingest, wall, mono, lambda: "device_offline" in types(db_path), 3 * TIMEOUT, FLEET)
+    assert gone_at == quiet_heard + TIMEOUT  # on time in elapsed terms: neither at the step nor 600 s late
+    assert [e["source_id"] for e in events(db_path) if e["type"] == "device_offline"] == ["quiet"]
+    seen = last_seen(db_path)
+    assert seen["quiet"] == pytest.approx(quiet_seen + step)  # the rebase moved it: its silence kept its length
+    assert seen["bell-0"] == pytest.approx(wall()) and ingest.clock() == pytest.approx(wall())
+    assert ingest.connected_since == pytest.approx(T0 + step)  # the grace moved too
+    for _ in range(3):
+        tick(ingest, wall, mono, FLEET)
+    assert types(db_path) == ["device_offline"]
+
+
+@STEPS
+def test_the_grace_after_a_connect_keeps_its_length_through_a_step(
+    stepping: tuple[Ingest, FakeClock, FakeClock], db_path: Path, step: float
+) -> None:
+    """A device heard before the start gets one full timeout after the connect, in elapsed time, whatever the step."""
+    ingest, wall, mono = stepping
+    ingest.process([heartbeat(ingest)])
+    ingest.connected()  # a reconnect: the grace starts here
+    connected = mono()
+    wall.advance(step)
+    assert tick_until(ingest, wall, mono, lambda: "device_offline" in types(db_path), 3 * TIMEOUT, []) == (
+        connected + TIMEOUT
+    )
+
+
+@STEPS
+def test_flapping_windows_keep_their_length_through_a_step(
+    stepping: tuple[Ingest, FakeClock, FakeClock], db_path: Path, step: float
+) -> None:
+    """A flapping subsystem ends after flap_window_s of calm in elapsed time; its stored changes moved too."""
+    ingest, wall, mono = stepping
+    window = ingest.cfg.alerts.flap_window_s
+    for i in range(ingest.cfg.alerts.flap_transitions):
+        tick(ingest, wall, mono, [], 0.1)
+        ingest.process([message(ingest, "bell-1", "alerts", CLEARED if i % 2 else CRITICAL, mid=i + 1)])
+    assert "alert_flapping" in types(db_path)
+    calm_from = mono()
+    wall.advance(step)
+    ended = tick_until(ingest, wall, mono, lambda: "alert_flapping_ended" in types(db_path), 2 * window, ["bell-1"])
+    assert calm_from + window <= ended < calm_from + window + 1
+
+
+NOTIFY = (
+    '[notify]\n[[notify.channels]]\nname = "ops"\nurl = "json://127.0.0.1:9/x"\n'
+    '[[notify.rules]]\nchannel = "ops"\ngroup_wait_s = 5.0\nrepeat_after_s = 60.0\n'
+)
+
+
+@pytest.fixture
+def notifying(tmp_path: Path, db_path: Path) -> Iterator[tuple[Ingest, FakeClock, FakeClock]]:
+    """An Ingest with one channel (never sent to), a 5 s group window and reminders each 60 s, on two fake clocks."""
+    path = write_config(tmp_path / "notify.toml", broker_mod.free_port(), db_path)
+    path.write_text(path.read_text() + NOTIFY)
+    wall, mono = FakeClock(T0), FakeClock(5_000.0)
+    ingest = Ingest(config_mod.load(path), clock=wall, mono=mono)
+    yield ingest, wall, mono
+    close(ingest)
+
+
+def queued(ingest: Ingest, count: int) -> Callable[[], bool]:
+    """True once `count` messages are queued (the sweep's flush of the sinks decides them)."""
+    return lambda: len(store.notifications(ingest.conn, 100)) >= count
+
+
+@STEPS
+def test_the_notifiers_window_and_reminders_keep_their_length_through_a_step(
+    notifying: tuple[Ingest, FakeClock, FakeClock], step: float
+) -> None:
+    """A group's 5 s and a reminder's 60 s are elapsed time: a step neither sends them at once nor 600 s late."""
+    ingest, wall, mono = notifying
+    ingest.connected()
+    ingest.process([message(ingest, "bell-1", "alerts", CRITICAL)])
+    opened = mono()
+    tick(ingest, wall, mono, [], 2.0)
+    wall.advance(step)
+    tick(ingest, wall, mono, [])  # the sweep rebases: the open group's stored window moved with the frame
+    [group] = ingest.notifier.sink.grouper.groups.values()
+    assert store.load_state(ingest.conn)[0] == [("0:ops", group.opened_at, group.due_at)]
+    assert group.due_at == pytest.approx(wall() + 2)  # 3 of its 5 s have gone by
+    told = tick_until(ingest, wall, mono, queued(ingest, 1), 30, [])
+    assert told == opened + 5
+    wall.advance(-step)
+    tick(ingest, wall, mono, [])
+    [[reminder]] = [list(t.values()) for t in ingest.notifier.sink.grouper.told.values()]
+    assert store.load_state(ingest.conn)[2][0][4] == reminder.told_at == pytest.approx(wall() - 1)
+    assert tick_until(ingest, wall, mono, queued(ingest, 2), 120, []) == told + 60
+
+
+@STEPS
+def test_a_step_neither_drops_a_message_early_nor_stalls_its_retries(db_path: Path, step: float) -> None:
+    """A channel that keeps failing: retries after 1, 2, 4, 8 s and the give-up at 30 s, all in elapsed time."""
+    wall, mono = FakeClock(T0), FakeClock(5_000.0)
+    writer = store.Writer(db_path)
+    with writer.transaction() as conn:
+        store.enqueue(conn, "ops", "title", "body", "failure", [], wall())
+    tried: list[float] = []
+    worker = ChannelWorker(
+        db_path, Channel("ops", "json://127.0.0.1:9/x"), 30.0, lambda *_: tried.append(mono()) or "refused", wall, mono
+    )
+    start = mono()
+    try:
+        while store.notifications(writer.conn, 1)[0]["status"] != "dropped":
+            assert mono() < start + 60, f"not dropped in time; tried at {tried}"
+            worker.step(writer.conn)
+            if mono() == start + 2:
+                wall.advance(step)
+            wall.advance(0.5)
+            mono.advance(0.5)
+    finally:
+        writer.close()
+    assert [t - start for t in tried] == [0, 1, 3, 7, 15]
+    assert mono() - 0.5 == start + 30  # dropped at the step that saw 30 s go by

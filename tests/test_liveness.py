@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from tests.support import FakeClock
+from vesper_ingest.clock import Every, Frame
 from vesper_ingest.liveness import announces_online, is_overdue, sweep_cutoff
 
 T = 90.0
@@ -39,3 +41,53 @@ def test_cutoff_is_none_in_grace_and_timeout_after():
 )
 def test_only_offline_to_online_is_announced(before, announced):
     assert announces_online(before) is announced
+
+
+# --- clock steps (SPEC §11): the rules see only differences of times, so a frame moved by a step decides alike -----
+
+
+@pytest.mark.parametrize("step", [600.0, -600.0, 86400.0])
+@pytest.mark.parametrize(
+    ("last_seen", "now", "connected_since"),
+    [(1000.0, 1089.0, 0.0), (1000.0, 1090.0, 0.0), (4990.0, 5040.0, 4950.0), (4990.0, 5080.0, 4950.0)],
+)
+def test_a_rebase_decides_alike(last_seen, now, connected_since, step):
+    """Shifting last_seen, now and connected_since by one step (the sweep's rebase) changes no decision."""
+    moved = is_overdue(last_seen + step, now + step, T, connected_since + step)
+    assert moved is is_overdue(last_seen, now, T, connected_since)
+
+
+def test_the_frame_holds_through_a_step_until_rebased():
+    """now() runs on the monotonic clock; step() tells the wall clock's step; rebase() follows it."""
+    wall, mono = FakeClock(1_700_000_000.0), FakeClock(50.0)
+    frame = Frame(wall, mono)
+    wall.advance(-600.0)
+    mono.advance(2.0)
+    wall.advance(2.0)
+    assert frame() == 1_700_000_002.0  # the step moves nothing by itself
+    assert frame.step() == pytest.approx(-600.0)
+    frame.rebase(-600.0)
+    assert frame() == wall() and frame.step() == 0.0
+
+
+def test_slewing_never_rebases():
+    """NTP slewing (500 ppm at most) over a day: the frame follows by a hair each sweep, never a step."""
+    wall, mono = FakeClock(1_700_000_000.0), FakeClock(50.0)
+    frame = Frame(wall, mono)
+    for _ in range(86400):
+        mono.advance(1.0)
+        wall.advance(1.0005)
+        assert frame.step() == 0.0
+    assert frame() == pytest.approx(wall(), abs=0.001)
+
+
+def test_every_runs_on_the_monotonic_clock():
+    """The run loop's timers: due at once, then every interval of monotonic time (no wall clock to step)."""
+    mono = FakeClock(50.0)
+    sweeps = Every(1.0, mono)
+    assert sweeps.due() and not sweeps.due()
+    assert sweeps.wait(5.0) == 1.0 and sweeps.wait(0.25) == 0.25
+    mono.advance(0.5)
+    assert not sweeps.due() and sweeps.wait(5.0) == 0.5
+    mono.advance(0.5)
+    assert sweeps.due() and Every(60.0, mono, first_in_s=60.0).wait(100.0) == 60.0

@@ -60,6 +60,12 @@ class Flaps:
                 self.dirty.add(key)
         return ended
 
+    def shift(self, step: float) -> None:
+        """The ingest's frame was rebased by `step` (vesper_ingest/clock.py): every window keeps its time to go."""
+        for key, flap in self.flaps.items():
+            flap.changes = [t + step for t in flap.changes]
+            self.dirty.add(key)
+
     def forget(self, device_id: str) -> None:
         """A forgotten device's subsystems start afresh."""
         for key in [key for key in self.flaps if key[0] == device_id]:

@@ -9,6 +9,7 @@ from collections import Counter
 
 from shared import store
 from shared.config import AlertsConfig
+from vesper_ingest.clock import moved
 from vesper_ingest.flapping import Flaps
 
 
@@ -85,6 +86,11 @@ class Fleet:
         """The sweep set a device offline."""
         _, last_seen = self.devices.get(device_id, ("offline", None))
         self.devices[device_id] = ("offline", last_seen)
+
+    def shift(self, step: float) -> None:
+        """The frame was rebased by `step` (the stored last_seen moved in the same transaction): so do these times."""
+        self.devices = {d: (lv, moved(ls, step)) for d, (lv, ls) in self.devices.items()}
+        self.flaps.shift(step)  # written by the sweep's flush
 
     def forget(self, device_id: str) -> None:
         """An operator deleted the device: its next message makes it a new device, as if never seen."""

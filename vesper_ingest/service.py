@@ -18,7 +18,9 @@ from shared.mqtt import describe, make_client
 from shared.topics import Topics
 from vesper_ingest import commands, sweep
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
+from vesper_ingest.clock import Every, Frame, moved
 from vesper_ingest.fleet import Fleet
+from vesper_ingest.inbox import Inbox, take
 from vesper_ingest.notify import notifier_for
 from vesper_ingest.outbox import Outbox
 from vesper_ingest.selfreport import SelfReport
@@ -43,16 +45,16 @@ class Ingest:
         conn: store.Connection | None = None,
         mono: Callable[[], float] | None = None,
     ) -> None:
-        """`conn`: the leader lock's connection (PostgreSQL, §10); `mono`: deadlines' clock (a test's fake: `clock`)."""
+        """`clock`: the wall clock; `mono`: deadlines' (a test's fake: `clock`); `conn`: the leader lock's (§10)."""
         self.cfg = cfg
-        self.clock = clock
         self.mono = mono or (time.monotonic if clock is time.time else clock)
+        self.frame = self.clock = Frame(clock, self.mono)  # every `now` stored or compared (vesper_ingest/clock.py)
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.writer = store.Writer(cfg.database.target, conn)
         self.conn = self.writer.conn
         self.fleet = Fleet(self.conn, cfg.alerts)
         self.stats = Stats()
-        self.inbox: queue.SimpleQueue[Inbound | None] = queue.SimpleQueue()
+        self.inbox: Inbox = queue.SimpleQueue()
         self.stopping = threading.Event()
         self.generation = 0
         self.connected_since: float | None = None
@@ -64,13 +66,13 @@ class Ingest:
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
         self.published = MqttSink(self.client, self.topics.published, self.stats.count)
-        self.notifier = notifier_for(cfg, self.writer, clock)
+        self.notifier = notifier_for(cfg, self.writer, self.frame)
         self.sinks: list[Sink] = [self.published]  # every consumer of committed events: one line per sink
         if self.notifier is not None:
             self.sinks.append(self.notifier.sink)
         self.outbox = Outbox(self.conn, self.sinks)
         self.batch = Batch(self.writer, self.topics, self.fleet)
-        self.report = SelfReport(cfg.mqtt.client_id, cfg.liveness.interrupted_after_s, clock(), self.mono())
+        self.report = SelfReport(cfg.mqtt.client_id, cfg.liveness.interrupted_after_s, self.clock(), self.mono())
         self.report.load(self.conn)
         self.swept: float | None = None  # the monotonic time of the last sweep that committed
 
@@ -79,13 +81,15 @@ class Ingest:
     def connected(self, session_present: bool = False) -> None:
         """Connected to the broker: a new generation of acks, and every device's grace starts now."""
         self.generation += 1
-        self.connected_since = self.clock()
+        with self.frame.lock:  # never inside a rebase's move of the frame (_rebased)
+            self.connected_since = self.clock()
         self.report.connected(self.connected_since)
         self.published.reconnected()
 
     def disconnected(self, reason: str = "lost the broker") -> None:
         """Lost the broker (or never reached it): no device can be declared offline until connected again."""
-        self.connected_since = None
+        with self.frame.lock:
+            self.connected_since = None
         self.report.disconnected(self.clock(), self.mono(), reason)
 
     # --- paho callbacks: short, and nothing escapes them ----------------------------------
@@ -139,24 +143,6 @@ class Ingest:
 
     # --- the worker ------------------------------------------------------------------------
 
-    def _take_batch(self, timeout: float) -> list[Inbound]:
-        """Block for the first message, then take whatever else is waiting: batches grow with load."""
-        batch: list[Inbound] = []
-        try:
-            item = self.inbox.get(timeout=timeout)
-        except queue.Empty:
-            return batch
-        limit = self.cfg.ingest.max_batch
-        while True:
-            if item is not None:
-                batch.append(item)
-            if len(batch) >= limit:
-                return batch
-            try:
-                item = self.inbox.get_nowait()
-            except queue.Empty:
-                return batch
-
     def process(self, batch: list[Inbound]) -> None:
         """Commit the batch, then acknowledge it, then hand its events to the sinks."""
         now = self.clock()
@@ -183,7 +169,7 @@ class Ingest:
                 careful = True
         if careful:
             self.fleet.reload(self.conn)
-        self._account(applied, now)
+        self._account(applied)
         for item in batch:
             if item.qos > 0 and item.generation == self.generation:
                 # Acked only after the commit. A message from an earlier connection is not acked
@@ -191,21 +177,25 @@ class Ingest:
                 self.client.ack(item.mid, item.qos)
         self.outbox.flush(applied.events)
 
-    def _account(self, applied: Applied, now: float) -> None:
+    def _account(self, applied: Applied) -> None:
         self.stats.count("ingest.batches")  # beside messages.*: how full the batches are
         for name, n in applied.counts.items():
             self.stats.count(name, n)
         for r in applied.rejected:
-            self.stats.rejected(r.reason, r.detail, r.device_id, now)
+            self.stats.rejected(r.reason, r.detail, r.device_id, self.mono())  # the log's rate: a deadline
 
     def sweep(self, now: float) -> None:
         """Carry out the web's commands, declare overdue devices offline, save counters and the sinks' positions."""
         deltas = self.stats.take_unsaved()
         counts: Counter[str] = Counter()
+        step = self.frame.step()  # the wall clock stepped: this sweep rebases the frame (vesper_ingest/clock.py)
+        now += step
         try:
             with self.writer.transaction() as conn:
+                if step:
+                    sweep.rebase(conn, self.fleet, step)
                 done = commands.carry_out(conn, self.fleet, counts, now)  # first: a forgotten device never goes offline
-                decided = sweep.decide(conn, self.fleet, self.cfg, self.connected_since, now)
+                decided = sweep.decide(conn, self.fleet, self.cfg, moved(self.connected_since, step), now)
                 decided += self.report.record(conn, now, self.mono())
                 fresh = store_events(conn, done.events + decided, now, counts)
                 store.add_counters(conn, deltas)
@@ -215,6 +205,8 @@ class Ingest:
             self.fleet.reload(self.conn)
             log.exception("sweep failed; will retry")
             return
+        if step:
+            self._rebased(step)
         self.swept = self.mono()
         for name, n in counts.items():
             self.stats.count(name, n)
@@ -222,13 +214,20 @@ class Ingest:
             self.notifier.sink.grouper.forget(set(done.forgotten))  # the store dropped its rows in that transaction
         self.outbox.flush(fresh)
 
+    def _rebased(self, step: float) -> None:
+        """The stored times moved by `step` in the sweep's commit: the frame and the times held here follow."""
+        with self.frame.lock:
+            self.frame.rebase(step)
+            self.connected_since = moved(self.connected_since, step)
+        for name in ("connected_at", "lost_at", "interrupted_since"):  # shown times: on the corrected clock too
+            setattr(self.report, name, moved(getattr(self.report, name), step))
+        if self.notifier is not None:
+            self.notifier.shift(step)
+        log.warning("the wall clock stepped %+.1f s: deadlines kept their time to go; stored times follow", step)
+
     def prune(self, now: float) -> None:
         """Drop events older than the retention."""
-        with self.writer.transaction() as conn:
-            removed = store.prune_events(conn, now - self.cfg.events.retention_days * 86400)
-            store.prune_notifications(conn, now - self.cfg.events.retention_days * 86400)
-            store.prune_silences(conn, now - self.cfg.events.retention_days * 86400)
-        if removed:
+        if removed := sweep.prune(self.writer, self.cfg, now):
             log.info("pruned %d events older than %s days", removed, self.cfg.events.retention_days)
 
     def run(self) -> None:
@@ -246,25 +245,22 @@ class Ingest:
         every = self.cfg.liveness.sweep_interval_s
         if self.writer.fenced:
             every = min(every, self.cfg.database.leader_timeout_s / 3)
-        now = self.clock()
-        next_sweep, next_prune, next_summary = now, now, now + self.cfg.ingest.summary_interval_s
+        summary_s = self.cfg.ingest.summary_interval_s  # all three on the monotonic clock: a step stalls none
+        sweeps, prunes = Every(every, self.mono), Every(PRUNE_INTERVAL_S, self.mono)
+        summaries = Every(summary_s, self.mono, first_in_s=summary_s)
         try:
             while not self.stopping.is_set():
-                batch = self._take_batch(timeout=max(0.0, min(next_sweep - self.clock(), 1.0)))
+                batch = take(self.inbox, self.cfg.ingest.max_batch, sweeps.wait(1.0))
                 if batch:
                     self.process(batch)
                 else:
                     self.outbox.flush()
-                now = self.clock()
-                if now >= next_sweep:
-                    self.sweep(now)
-                    next_sweep = now + every
-                if now >= next_prune:
-                    self.prune(now)
-                    next_prune = now + PRUNE_INTERVAL_S
-                if now >= next_summary:
+                if sweeps.due():
+                    self.sweep(self.clock())
+                if prunes.due():
+                    self.prune(self.clock())
+                if summaries.due():
                     log.info("summary: %s", self.stats.summary())
-                    next_summary = now + self.cfg.ingest.summary_interval_s
             self._drain()
         finally:
             self.stopping.set()  # also on LeadLost: the disconnect that follows is ours, not the broker's
@@ -280,7 +276,7 @@ class Ingest:
     def _drain(self) -> None:
         """On stop: finish the messages in hand, commit, ack, and wait briefly for publishes."""
         drained = 0
-        while in_hand := self._take_batch(timeout=0):
+        while in_hand := take(self.inbox, self.cfg.ingest.max_batch, 0):
             self.process(in_hand)
             drained += len(in_hand)
         deadline = time.monotonic() + DRAIN_TIMEOUT_S

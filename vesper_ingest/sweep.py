@@ -1,10 +1,11 @@
-"""What the ingest's sweep decides with time alone: overdue devices go offline, settled flapping ends."""
+"""What the ingest's sweep decides with time alone: overdue devices go offline, settled flapping ends, old rows go."""
 
 from __future__ import annotations
 
 from shared import store
 from shared.config import Config
 from shared.events import NewEvent, iso
+from shared.store.writes import shift_times
 from vesper_ingest import liveness
 from vesper_ingest.fleet import Fleet
 
@@ -39,3 +40,19 @@ def decide(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | Non
     events = overdue(conn, fleet, cfg, since, now) + flapping_ended(fleet, now)
     fleet.flush(conn)
     return events
+
+
+def rebase(conn: store.Connection, fleet: Fleet, step: float) -> None:
+    """In the sweep's transaction: what deadlines run from moves by a wall-clock step (vesper_ingest/clock.py)."""
+    shift_times(conn, step)
+    fleet.shift(step)
+
+
+def prune(writer: store.Writer, cfg: Config, now: float) -> int:
+    """Drop events, notifications and silences older than the retention; returns how many events went."""
+    before = now - cfg.events.retention_days * 86400
+    with writer.transaction() as conn:
+        removed = store.prune_events(conn, before)
+        store.prune_notifications(conn, before)
+        store.prune_silences(conn, before)
+    return removed

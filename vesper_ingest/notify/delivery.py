@@ -3,6 +3,8 @@
 A failed send is retried with backoff (1 s doubling to 5 min) until give_up_after_s, then dropped;
 the next message of that channel waits (order), other channels never do (each has its own thread).
 Every outcome is written before the next message is taken, so a kill repeats at most the one in flight.
+The retry and give-up deadlines of the message in hand run on the monotonic clock (a step of the wall
+clock neither drops a message early nor stalls its retries); the stored times are for operators and restarts.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from shared import store
@@ -49,6 +52,15 @@ def apprise_sender(url: str) -> Send:
     return send
 
 
+@dataclass
+class InHand:
+    """The message a worker is on, with its give-up and next-attempt deadlines on the monotonic clock."""
+
+    message_id: int
+    give_up_at: float
+    attempt_at: float
+
+
 class ChannelWorker:
     """Sends one channel's messages, oldest first, on a thread of its own with a connection of its own."""
 
@@ -59,12 +71,16 @@ class ChannelWorker:
         give_up_after_s: float,
         send: Send | None = None,
         clock: Callable[[], float] = time.time,
+        mono: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock`: the times stored (the ingest's frame); `mono`: the deadlines'."""
         self.db_path = db_path
         self.channel = channel
         self.give_up_after_s = give_up_after_s
         self.send = send or apprise_sender(channel.url)
         self.clock = clock
+        self.mono = mono
+        self.in_hand: InHand | None = None
         self.stopping = threading.Event()
         self._wake = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"notify-{channel.name}", daemon=True)
@@ -106,22 +122,30 @@ class ChannelWorker:
         if row is None:
             return POLL_S
         message_id, created_at, next_attempt_at, attempts, title, body, notify_type = row
-        now = self.clock()
-        if now - created_at >= self.give_up_after_s:
-            self._finish(conn, message_id, "dropped", now, f"not delivered within {self.give_up_after_s:g} s")
+        held = self._held(message_id, created_at, next_attempt_at)
+        if self.mono() >= held.give_up_at:
+            self._finish(conn, message_id, "dropped", self.clock(), f"not delivered within {self.give_up_after_s:g} s")
             log.error("notification %d to %s dropped after %d attempts", message_id, self.channel.name, attempts)
             return 0.0
-        if next_attempt_at > now:
-            return min(POLL_S, next_attempt_at - now)
+        if held.attempt_at > self.mono():
+            return min(POLL_S, held.attempt_at - self.mono())
         error = self._send(title, body, notify_type)
         now = self.clock()
         if error is None:
             self._finish(conn, message_id, "sent", now, None)
             return 0.0
-        retry_at = now + backoff(attempts + 1)
-        self._finish(conn, message_id, "failed", now, error, retry_at)
+        wait = backoff(attempts + 1)
+        held.attempt_at = self.mono() + wait
+        self._finish(conn, message_id, "failed", now, error, now + wait)
         log.warning("notification %d to %s failed (attempt %d): %s", message_id, self.channel.name, attempts + 1, error)
         return 0.0
+
+    def _held(self, message_id: int, created_at: float, next_attempt_at: float) -> InHand:
+        """The message's deadlines, read from its stored times once, when the worker takes it up."""
+        if self.in_hand is None or self.in_hand.message_id != message_id:
+            lead = self.mono() - self.clock()  # from the stored clock's scale to the monotonic one
+            self.in_hand = InHand(message_id, created_at + self.give_up_after_s + lead, next_attempt_at + lead)
+        return self.in_hand
 
     def _send(self, title: str, body: str, notify_type: str) -> str | None:
         try:

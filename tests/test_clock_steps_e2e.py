@@ -1,0 +1,147 @@
+"""Clock steps (SPEC §11): the real ingest under libfaketime, its wall clock stepped +600 s and back, a real Mosquitto.
+
+libfaketime fakes only the wall clock here (FAKETIME_DONT_FAKE_MONOTONIC=1): the offset is a file the test
+rewrites, read at every call (FAKETIME_NO_CACHE=1). Devices heartbeat each second with a 5 s timeout; none may go
+offline at a step, and a silent one must still go offline about 5 s after its last word, in elapsed time.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from shared import config as config_mod
+from shared import store
+from tests.conftest import Broker, write_config
+from tests.support import Peer, Process, ingest_args, wait_for
+from vesper_ingest.service import Ingest
+from vesper_sim import broker as broker_mod
+
+TIMEOUT = 5.0
+FLEET = ["bell-a", "bell-b", "bell-c"]
+LATE_S = 3.0  # how late after its timeout a silent device's device_offline may come (sweeps every 0.2 s)
+
+
+def set_offset(rc: Path, offset: str) -> None:
+    """Write libfaketime's offset ("+600", "-600") whole: the ingest never reads a half-written file."""
+    new = rc.with_suffix(".new")
+    new.write_text(offset + "\n")
+    os.replace(new, rc)
+
+
+@pytest.fixture
+def faked(tmp_path: Path) -> Iterator[tuple[Callable[[Path], Process], Path]]:
+    """A starter of ingests under libfaketime (stopped at teardown), and the offset file they read."""
+    found = sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))
+    assert found, "libfaketime is missing: `make test` installs Debian's faketime"
+    rc = tmp_path / "faketime.rc"
+    set_offset(rc, "+0")
+    env = {
+        "LD_PRELOAD": found[0],
+        "FAKETIME_TIMESTAMP_FILE": str(rc),
+        "FAKETIME_NO_CACHE": "1",  # an offset written is read at the next call
+        "FAKETIME_DONT_FAKE_MONOTONIC": "1",  # only the wall clock steps
+        "NO_FAKE_STAT": "1",  # file times stay true
+    }
+    started: list[Process] = []
+
+    def start(config: Path) -> Process:
+        started.append(Process(ingest_args(), config, tmp_path / f"ingest-{len(started)}.log", env))
+        started[-1].wait_output("connected to", timeout=30)
+        return started[-1]
+
+    yield start, rc
+    for proc in started:
+        proc.stop()
+
+
+def stored_last_seen(read_db: Callable[[], Any]) -> dict[str, float | None]:
+    """Every reported device's last_seen as the ingest stored it (its wall clock's seconds)."""
+    return {device_id: seen for device_id, _, seen in store.liveness_all(read_db())}
+
+
+def offline(peer: Peer) -> list[str]:
+    """The devices of every device_offline published so far, in order."""
+    return [e["source_id"] for e in peer.unique_events() if e["type"] == "device_offline"]
+
+
+def beating(peer: Peer, until: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
+    """Heartbeat the fleet about each second until `until()` holds; its value (fails after `timeout`)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for device in FLEET:
+            peer.publish(f"vesper/{device}/status/heartbeat", {})
+        paced = time.monotonic() + 1.0
+        while time.monotonic() < paced:
+            if value := until():
+                return value
+            time.sleep(0.05)  # polling within the heartbeats' pace
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}; offline so far: {offline(peer)}")
+
+
+def silent_for_its_timeout(peer: Peer, read_db: Callable[[], Any], rc: Path, offset: str, times: int) -> float:
+    """`quiet` speaks once, the wall clock steps to `offset`: seconds from its word to its `times`-th device_offline."""
+    before = stored_last_seen(read_db).get("quiet")
+    peer.publish("vesper/quiet/status/heartbeat", {})
+    spoke = time.monotonic()
+    wait_for(lambda: stored_last_seen(read_db).get("quiet") != before, 10, "quiet's heartbeat to be stored")
+    set_offset(rc, offset)
+    beating(peer, lambda: offline(peer).count("quiet") >= times, f"quiet offline (#{times})")
+    return time.monotonic() - spoke
+
+
+def test_steps_forward_and_back_declare_no_heartbeating_device(
+    broker: Broker, tmp_path: Path, db_path: Path, faked, peer: Peer, read_db
+) -> None:
+    """+600 s, then -600 s, then -600 s again: no device_offline for the fleet, and quiet's comes on time each time."""
+    start, rc = faked
+    config = write_config(tmp_path / "vesper.toml", broker.port, db_path, liveness={"heartbeat_timeout_s": TIMEOUT})
+    ingest = start(config)
+    beating(peer, lambda: len(stored_last_seen(read_db)) == len(FLEET), "the fleet to be stored")
+    assert abs(stored_last_seen(read_db)["bell-a"] - time.time()) < 60  # "+0": the ingest's clock is true so far
+
+    took = silent_for_its_timeout(peer, read_db, rc, "+600", 1)
+    assert TIMEOUT - 0.5 <= took <= TIMEOUT + LATE_S, f"quiet offline {took:.1f} s after its last word"
+    # libfaketime reached the ingest's time.time(): what it stores moved 600 s ahead of this process's clock.
+    seen = beating(peer, lambda: (s := stored_last_seen(read_db))["bell-a"] > time.time() + 500 and s, "+600 s")
+    assert seen["quiet"] > time.time() + 500  # quiet's silence was shifted with the step, not lengthened by it
+    ingest.wait_output("the wall clock stepped +600", timeout=10)
+
+    peer.publish("vesper/quiet/status/heartbeat", {})
+    peer.wait_events(1, type="device_online", source_id="quiet")
+    took = silent_for_its_timeout(peer, read_db, rc, "+0", 2)  # a step back: the sweeps go on
+    assert TIMEOUT - 0.5 <= took <= TIMEOUT + LATE_S, f"quiet offline {took:.1f} s after its last word"
+    beating(peer, lambda: abs(stored_last_seen(read_db)["bell-a"] - time.time()) < 60, "the step back to be stored")
+
+    took = silent_for_its_timeout(peer, read_db, rc, "-600", 3)
+    assert TIMEOUT - 0.5 <= took <= TIMEOUT + LATE_S, f"quiet offline {took:.1f} s after its last word"
+    beating(peer, lambda: stored_last_seen(read_db)["bell-a"] < time.time() - 500, "-600 s to be stored")
+    assert offline(peer) == ["quiet"] * 3
+    assert [e["source_id"] for e in peer.unique_events() if e["type"] == "device_online"] == ["quiet"] * 2
+    assert ingest.output().count("the wall clock stepped -600") == 2
+
+
+def test_the_run_loop_keeps_sweeping_after_the_wall_clock_steps_back(tmp_path: Path, db_path: Path) -> None:
+    """In process, the real run loop, no broker: after a step back of 600 s its sweeps go on every 0.2 s."""
+    offset = [0.0]
+    config = write_config(tmp_path / "vesper.toml", broker_mod.free_port(), db_path)  # no broker: never connected
+    ingest = Ingest(config_mod.load(config), clock=lambda: time.time() + offset[0], mono=time.monotonic)
+    worker = threading.Thread(target=ingest.run, daemon=True)
+    worker.start()
+    try:
+        wait_for(lambda: ingest.swept is not None, 10, "a first sweep")
+        offset[0] = -600.0
+        seen: set[float | None] = set()
+        wait_for(lambda: seen.add(ingest.swept) or len(seen) > 5, 10, "five sweeps after the step back")
+        assert ingest.clock() == pytest.approx(time.time() - 600, abs=5)  # the frame was rebased, once
+    finally:
+        ingest.stop()
+        worker.join(30)
+    assert not worker.is_alive()
