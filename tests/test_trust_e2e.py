@@ -21,6 +21,8 @@ from tests.support import Peer, Process, wait_for
 from tests.test_notify_e2e import with_notify
 
 TIMEOUT = 40.0
+# A SIGSTOP longer than leader_timeout_s loses a PostgreSQL leader its lock (it exits for a standby, §10): keep it.
+HOLD_LEAD = {"leader_timeout_s": 60.0}
 
 
 def http(config: Path, path: str) -> tuple[int, Any]:
@@ -67,7 +69,7 @@ def stopped() -> Iterator[list[Process]]:
 def test_a_stopped_ingest_is_reported_and_recovery_needs_no_restart(
     make_config, start_ingest, start_web, peer: Peer, stopped: list[Process]
 ) -> None:
-    config = make_config(web={"stale_after_s": 2.0})
+    config = make_config(web={"stale_after_s": 2.0}, database=HOLD_LEAD)
     ingest = start_ingest(config)
     start_web(config)
     peer.publish("vesper/bell-1/status/heartbeat", {"uptime": 1})
@@ -182,7 +184,7 @@ def test_the_watchdog_pings_while_the_ingest_sees_and_not_while_it_is_stopped(
 ) -> None:
     check = PushCheck()
     try:
-        config = make_config(notify={"watchdog_url": check.url, "watchdog_interval_s": 1.0})
+        config = make_config(notify={"watchdog_url": check.url, "watchdog_interval_s": 1.0}, database=HOLD_LEAD)
         ingest = start_ingest(config)
         wait_for(lambda: check.pings >= 2, TIMEOUT, "two pings")
         stopped.append(ingest)
