@@ -1,8 +1,9 @@
-"""Each web worker's MQTT client: published events into the hub, operator commands out."""
+"""Each web worker's MQTT client: doorbells from the published topic into the hub, operator commands out."""
 
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import socket
@@ -26,6 +27,30 @@ log = logging.getLogger(__name__)
 
 PUBLISH_TIMEOUT_S = 5.0
 FAIL_LOG_INTERVAL_S = 30.0
+MAX_ID = 2**63 - 1  # the highest id either engine can store
+WIRE_TYPES = {"ts": str, "type": str, "severity": str, "source_id": str, "payload": dict}  # docs/events.md#event-form
+
+
+def announced_ids(payload: bytes | str) -> list[int] | None:
+    """The ids a message on the published topic announces; None unless it is a well-formed event or batch."""
+    try:
+        obj = json.loads(payload)
+    except (ValueError, RecursionError):  # not UTF-8, not JSON, or nested past the recursion limit
+        return None
+    items = obj if isinstance(obj, list) else [obj]
+    if not items or not all(_well_formed(item) for item in items):
+        return None
+    return [item["id"] for item in items]
+
+
+def _well_formed(item: Any) -> bool:
+    """An event in its wire form: an id the store can hold (not a bool, a subclass of int), each field its type."""
+    return (
+        isinstance(item, dict)
+        and type(item.get("id")) is int
+        and 0 < item["id"] <= MAX_ID
+        and all(type(item.get(key)) is kind for key, kind in WIRE_TYPES.items())
+    )
 
 
 def worker_client_id(cfg: Config) -> str:
@@ -129,7 +154,8 @@ class Bridge:
             log.info("bridge read %d events missed while disconnected from the database", filled)
 
     def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        self.delivered += self.hub.receive(message.payload)
+        # A doorbell, not the record: the hub delivers the stored events up to the ids it announces.
+        self.delivered += self.hub.doorbell(announced_ids(message.payload))
 
     @property
     def reconnects(self) -> int:

@@ -1,11 +1,14 @@
-"""Per-worker fan-out of published events to stream clients; SQLite fills any hole in the ids.
+"""Per-worker fan-out of stored events to stream clients; a published message is a doorbell, not the record.
 
+A well-formed message on the published topic only says which ids are new: the hub reads the store after
+its last id up to the highest one announced (which also fills any hole) and delivers the stored text, so
+a forged event is never shown, only the stored one with its id (docs/architecture.md#bridge-and-hub).
 Frames go into rings (vesper_web/ring.py). Batching by load: waking N clients costs N greenlet
 switches and N socket writes whether each write carries one frame or ten, so a ring is woken at most
 every twice what its last rounds of wake-ups took, measured on this machine (at most MAX_SPACING_S):
 nothing for a few clients, ~50 ms for 1,000 on a slow 2-core VM, 100 ms for 5,000. Frames arriving in
 between go out together, which bounds the fan-out's CPU to about half a core whatever the event rate.
-SQLite is never read while the feed lock is held: under gevent a slow read would stall every client of the worker.
+The store is never read while the feed lock is held: under gevent a slow read would stall every client of the worker.
 """
 
 from __future__ import annotations
@@ -19,18 +22,20 @@ from pathlib import Path
 from typing import Any
 
 from shared import store
-from shared.events import dumps, parse_published
+from shared.events import wire_json
 from shared.ratelog import RateLimitedLog
-from shared.store.reads import EVENT_CHUNK
+from shared.store.dialect import TRANSIENT
+from shared.store.reads import EVENT_CHUNK, event_rows_after, last_event_id_at
 from vesper_web import sse
-from vesper_web.ring import Item, Ring, Subscriber
+from vesper_web.ring import RESTART_ID, Item, Ring, Subscriber
 
 log = logging.getLogger(__name__)
 
 DROP_LOG_INTERVAL_S = 10.0
 IGNORE_LOG_INTERVAL_S = 10.0
 SLACK_DIVISOR = 8  # a ring of queue_size + queue_size/8 frames; laggards looked for every queue_size/8 events
-Event = dict[str, Any]
+RESTART: Item = (RESTART_ID, "", sse.frame(comment="event ids start again"))
+Row = tuple[int, float, str, str, str, str]  # a stored event: id, ts, type, severity, source_id, payload JSON
 
 
 class Hub:
@@ -42,9 +47,11 @@ class Hub:
         self.slack = max(1, queue_size // SLACK_DIVISOR)
         self.max_streams = max_streams
         self.last_id = 0  # highest event id delivered, in order, with nothing missing below it
+        self.last_ts = 0.0  # the newest stored time delivered (or the start): what the store holds before is history
         self.dropped = 0
-        self.filled = 0  # events read from SQLite because MQTT did not bring them
-        self.bad = 0
+        self.filled = 0  # events read from the store that no message in hand announced (holes, reconnects)
+        self.bad = 0  # messages trusted for nothing: not well-formed, or announcing an id the store does not hold
+        self.malformed = 0  # of them, those that were not a well-formed event or batch
         self.closing = False  # the worker is stopping: no new streams (they would hold it until graceful_timeout)
         self._all = Ring(queue_size + self.slack)
         self._rings: dict[str, Ring] = {}  # device id -> the ring of the clients filtering on it
@@ -136,87 +143,90 @@ class Hub:
 
     # --- feeding (the bridge's callbacks) --------------------------------------------------
 
-    def start(self, last_id: int) -> None:
-        """Begin after this id: what is already stored is history, not live."""
+    def start(self, last_id: int, now: float | None = None) -> None:
+        """Begin after this id: what is already stored (before `now`, wall clock) is history, not live."""
         with self._feed:
             self.last_id = last_id
+            self.last_ts = time.time() if now is None else now
 
-    def receive(self, payload: bytes | str) -> int:
-        """One message from the published topic; returns how many events were delivered."""
-        try:
-            events = sorted(parse_published(payload), key=lambda e: e["id"])
-        except (ValueError, RecursionError):  # not JSON, or nested past the recursion limit
-            self._ignore("not event JSON")
+    def doorbell(self, ids: list[int] | None) -> int:
+        """A published message announced these ids (None: not a well-formed event or batch): deliver the stored ones."""
+        if not ids:
+            self.malformed += 1
+            self._ignore("not a well-formed event or batch")
             return 0
-        if not events:
-            self._ignore("JSON without an event in it")
-            return 0
-        delivered = 0
-        while events:
-            n, events = self._deliver_in_order(events)
-            delivered += n
-            if not events:
-                break
-            first = events[0]["id"]  # past a hole: read the missing ones from SQLite (no lock held)
-            if first > self._stored_last_id():  # an id SQLite never gave: forged, not a hole
-                self._ignore(f"an event id ({first}) past the database's last")
-                break  # jumping to it would hide every real event below it; the rest are higher
-            delivered += self._fill(upto=first - 1)
-        return delivered
+        return self._sync(max(ids), set(ids))
 
     def resync(self) -> int:
         """After a (re)connect: deliver every stored event past last_id that MQTT may have missed."""
-        return self._fill(upto=None)
+        return self._sync(None, set())
 
-    def _deliver_in_order(self, events: list[Event]) -> tuple[int, list[Event]]:
-        """Deliver the events that follow last_id with no hole; returns how many, and those past the first hole."""
+    def _sync(self, top: int | None, announced: set[int]) -> int:
+        """Deliver the stored events after last_id (up to `top`); never past what the store holds."""
         delivered = 0
-        with self._feed:
-            touched: set[Ring] = set()
-            for i, event in enumerate(events):
-                if event["id"] <= self.last_id:
-                    continue  # a duplicate (QoS 1 redelivery, or already read from SQLite)
-                if event["id"] > self.last_id + 1:
-                    self._wake(touched)
-                    return delivered, events[i:]
-                self._deliver(touched, event["id"], event.get("source_id", ""), dumps(event))
-                delivered += 1
-            self._wake(touched)
-        return delivered, []
+        try:
+            if top is None or top > self.last_id:
+                delivered = self._fill(top, announced)
+                if top is not None and self.last_id >= top:
+                    return delivered  # the usual doorbell: one read
+            with closing(store.connect(self.db_path, readonly=True, pooled=True)) as conn:
+                stored = store.last_event_id(conn)  # a repeat, an id not stored (yet), or a reconnect
+            if stored < self.last_id:
+                delivered += self._restart(stored, top, announced)
+            if top is not None and top > stored:  # forged, or not committed: wait for the next doorbell
+                self._ignore(f"an event id ({top}) past the database's last ({stored})")
+        except TRANSIENT as exc:
+            self._ignore_log.warning("store", "cannot read the events (%s); read again at the next message", exc)
+        return delivered
 
-    def _fill(self, upto: int | None) -> int:
-        """Deliver stored events after last_id (up to `upto`): each chunk read unlocked, then delivered locked."""
-        count, chunk = 0, []
-        for event in store.read_events(self.db_path, self.last_id, upto=upto):
-            chunk.append(event)
-            if len(chunk) >= EVENT_CHUNK:
-                count += self._deliver_stored(chunk, None)
-                chunk = []
-        return count + self._deliver_stored(chunk, upto)
+    def _fill(self, top: int | None, announced: set[int]) -> int:
+        """Deliver the stored events after last_id (to `top`): each chunk read unlocked, then delivered locked."""
+        count = 0
+        with closing(store.connect(self.db_path, readonly=True, pooled=True)) as conn:
+            while True:
+                limit = EVENT_CHUNK if top is None else min(EVENT_CHUNK, top - self.last_id)
+                if limit <= 0:
+                    return count
+                rows = event_rows_after(conn, self.last_id, limit)  # ids are unique: `limit` rows reach `top`
+                if top is not None:
+                    rows = [row for row in rows if row[0] <= top]
+                count += self._deliver_rows(rows, announced)
+                if len(rows) < limit:
+                    return count
 
-    def _deliver_stored(self, events: list[Event], upto: int | None) -> int:
-        """Deliver what is still new of these stored events; with `upto`, ids up to it are not waited for."""
+    def _deliver_rows(self, rows: list[Row], announced: set[int]) -> int:
+        """Deliver what is still new of these stored rows, each as its stored text."""
         count = 0
         with self._feed:
             touched: set[Ring] = set()
-            for event in events:
-                if event["id"] > self.last_id:
-                    self._deliver(touched, event["id"], event["source_id"], dumps(event))
+            for row in rows:
+                if row[0] > self.last_id:
+                    self._deliver(touched, row[0], row[4], wire_json(*row))
+                    self.last_ts = max(self.last_ts, row[1])
+                    self.filled += row[0] not in announced
                     count += 1
-            if upto is not None:
-                self.last_id = max(self.last_id, upto)  # ids that no longer exist (pruned) are not waited for
-            self.filled += count
             self._wake(touched)
         return count
+
+    def _restart(self, stored: int, top: int | None, announced: set[int]) -> int:
+        """The database's ids went backwards (restored, recreated): start again after its events older than ours."""
+        with closing(store.connect(self.db_path, readonly=True, pooled=True)) as conn:
+            after = min(stored, last_event_id_at(conn, self.last_ts))
+        log.warning("the database's event ids went backwards (its last is %d, this worker had delivered %d): "
+                    "delivering its events after %d", stored, self.last_id, after)  # fmt: skip
+        with self._feed:
+            self.last_id = after
+            with self._lock:
+                rings = [ring for ring in (self._all, *self._rings.values()) if ring.subs]
+            for ring in rings:
+                ring.append(RESTART)  # a stream skips ids it has sent: after this one they start again
+            self._wake(rings)
+        return self._fill(top, announced)
 
     def _ignore(self, what: str) -> None:
         """Count a message on the published topic that carries no event we can trust."""
         self.bad += 1
         self._ignore_log.warning("ignored", "ignored %d messages on the published topic, the last: %s", self.bad, what)
-
-    def _stored_last_id(self) -> int:
-        with closing(store.connect(self.db_path, readonly=True)) as conn:
-            return store.last_event_id(conn)
 
     def _deliver(self, touched: set[Ring], event_id: int, source_id: str, event_json: str) -> None:
         """Frame once; append the same bytes to the rings of every interested client."""

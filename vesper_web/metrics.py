@@ -132,6 +132,11 @@ def worker_metrics(hub: Hub, bridge: object | None) -> list[Metric]:
             "Messages on the published topic that were not events SQLite holds (garbage, forged ids).",
             hub.bad,
         ),
+        CounterMetricFamily(
+            "vesper_web_published_malformed_total",
+            "Of the ignored messages, those that were not a well-formed event or batch (dropped, nothing moved).",
+            hub.malformed,
+        ),
         GaugeMetricFamily(
             "vesper_web_bridge_connected",
             "1 while this worker's MQTT bridge is connected to the broker.",

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 Item = tuple[int, str, bytes]  # (event id, source device id, SSE frame): built once, shared by every client
+RESTART_ID = 0  # the id of the item that says the database's ids went backwards: ids after it start again
 SPACING_PER_CLIENT_S = 10e-6  # the least spacing per client, before a round has been measured
 ROUND_FACTOR = 2.0  # spacing = twice what a round of wake-ups takes: the fan-out takes at most ~half a core
 ROUND_WEIGHT = 0.3  # how far the latest round moves the measured cost (an exponential moving average)

@@ -17,6 +17,7 @@ from shared.events import dumps
 from vesper_web import sse
 from vesper_web.api import INTEGER, valid_device_id
 from vesper_web.hub import Hub, Subscriber
+from vesper_web.ring import RESTART_ID, Item
 
 bp = Blueprint("stream", __name__)
 
@@ -117,11 +118,20 @@ def _live(sub: Subscriber, sent: int, keepalive_s: float, end: Callable[[], None
             if end is not None:
                 end()
             return  # dropped (fell behind) or the worker is stopping: the client resumes by id
-        batch = [frame for event_id, _, frame in items if event_id > sent]  # the catch-up's are skipped by id
-        sent = max(sent, items[-1][0]) if items else sent
+        batch, sent = _unsent(items, sent)
         now = time.monotonic()
         if not batch and now - last_write >= idle_after:
             batch.append(sse.keepalive())
         if batch:
             last_write = now
             yield b"".join(batch)
+
+
+def _unsent(items: list[Item], sent: int) -> tuple[list[bytes], int]:
+    """The frames of ids after `sent` (the catch-up's are skipped) and the new `sent`; after RESTART_ID, any id."""
+    batch = []
+    for event_id, _, frame in items:
+        if event_id > sent or event_id == RESTART_ID:
+            batch.append(frame)
+            sent = event_id
+    return batch, sent

@@ -35,6 +35,12 @@ def event_rows_after(conn: Connection, after: int, limit: int) -> list[tuple[int
     return conn.execute(sql, (after, limit)).fetchall()
 
 
+def last_event_id_at(conn: Connection, ts: float) -> int:
+    """The highest id of the events stored at or before `ts` (0 if none): where the newer ones begin."""
+    row = conn.execute("SELECT MAX(id) FROM events WHERE ts <= ?", (ts,)).fetchone()
+    return int(row[0] or 0)
+
+
 def events_after(
     conn: Connection, after: int = 0, limit: int = 1000, device: str | None = None, upto: int | None = None
 ) -> list[dict[str, Any]]:
