@@ -240,7 +240,7 @@ def test_web_started_while_broker_is_down(
         stream.close()
 
 
-def test_slow_client_is_dropped_and_others_do_not_notice(make_config, start_web, peer: Peer) -> None:
+def test_slow_client_is_dropped_and_others_do_not_notice(make_config, start_web, peer: Peer, db_path: Path) -> None:
     cfg = make_config(web={**WEB, "stream_queue_size": 4})
     start_web(cfg)
     bind = config_mod.load(cfg).web.bind
@@ -252,24 +252,32 @@ def test_slow_client_is_dropped_and_others_do_not_notice(make_config, start_web,
     stalled.sendall(b"GET /events/stream HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")  # and never reads again
     reader = Stream(bind)
     wait_for(lambda: get_json(bind, "/healthz")["streams"]["clients"] == 2, TIMEOUT, "two stream clients")
-    # Large events fill the stalled socket's kernel buffers (MBs) in a few messages. They are
-    # published the way the ingest publishes, straight to the topic; no device message is that big.
-    big = "x" * 400_000
-    event_id = 0
-    while get_json(bind, "/healthz")["streams"]["dropped"] == 0:
-        event_id += 1
-        assert event_id < 200, "the stalled client was never dropped"
-        event = {"id": event_id, "ts": "2026-01-01T00:00:00.000Z", "type": "info", "severity": "info",
-                 "source_id": "bell-s", "payload": {"big": big}}  # fmt: skip
+    # Large events fill the stalled socket's kernel buffers (MBs) in a few messages. They are stored
+    # and rung the way the ingest does (the topic is a doorbell: the web sends the stored event); no
+    # device message is that big.
+    conn = store.open_store(db_path)
+
+    def stored(payload: dict[str, Any]) -> dict[str, Any]:
+        with store.write(conn):
+            event_id = store.insert_event(conn, time.time(), "info", "info", "bell-s", dumps(payload))
+        event = store.events_after(conn, event_id - 1, limit=1)[0]
         peer.publish("vesper/console/published", dumps(event))
-        assert reader.events(1)[0]["id"] == event_id  # the reading client gets every one, in step
-    assert get_json(bind, "/healthz")["streams"]["clients"] == 1
-    stalled.settimeout(TIMEOUT)
-    while stalled.recv(1 << 20):  # the server shut the stalled connection: it ends, it does not hang
-        pass
-    stalled.close()
-    peer.publish("vesper/console/published", dumps({**event, "id": event_id + 1, "payload": {}}))
-    assert reader.events(1)[0]["id"] == event_id + 1
+        return event
+
+    try:
+        while get_json(bind, "/healthz")["streams"]["dropped"] == 0:
+            event = stored({"big": "x" * 400_000})
+            assert event["id"] < 200, "the stalled client was never dropped"
+            assert reader.events(1)[0]["id"] == event["id"]  # the reading client gets every one, in step
+        assert get_json(bind, "/healthz")["streams"]["clients"] == 1
+        stalled.settimeout(TIMEOUT)
+        while stalled.recv(1 << 20):  # the server shut the stalled connection: it ends, it does not hang
+            pass
+        stalled.close()
+        last = stored({})
+        assert reader.events(1)[0]["id"] == last["id"]
+    finally:
+        conn.close()
     reader.close()
 
 
