@@ -9,6 +9,7 @@ import os
 import socket
 import ssl
 import sys
+import time
 from collections.abc import Callable
 from contextlib import closing
 from typing import Any
@@ -80,6 +81,7 @@ class Bridge:
         self.client_id = worker_client_id(cfg)
         self.topic = Topics(cfg.mqtt.topic_prefix).published
         self.connected = False
+        self.since: float | None = None  # set at the first connect or loss
         self.stopping = False
         self.connects = 0
         self.delivered = 0  # events the hub delivered (live and filled), each counted once
@@ -127,6 +129,7 @@ class Bridge:
             log.error("broker %s refused the bridge: %s", describe(self.cfg.mqtt), reason)
             return
         self.connected = True
+        self.since = time.time()  # when it last connected or lost the broker (/api/status)
         self.connects += 1
         client.subscribe(self.topic, qos=1)  # in on_connect, so it survives reconnects
         log.info("bridge connected to %s as %s", describe(self.cfg.mqtt), self.client_id)
@@ -140,6 +143,7 @@ class Bridge:
 
     def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
         self.connected = False
+        self.since = time.time()  # when it last connected or lost the broker (/api/status)
         if not self.stopping:
             log.warning("bridge lost the broker at %s: %s; retrying", describe(self.cfg.mqtt), reason)
 
