@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import queue
+import sys
 import threading
 import time
 from collections import Counter
@@ -39,10 +40,7 @@ class Ingest:
     """Owns the MQTT client, the inbox and the database connection of one ingest process."""
 
     def __init__(
-        self,
-        cfg: Config,
-        clock: Callable[[], float] = time.time,
-        conn: store.Connection | None = None,
+        self, cfg: Config, clock: Callable[[], float] = time.time, conn: store.Connection | None = None, *,
         mono: Callable[[], float] | None = None,
     ) -> None:
         """`clock`: the wall clock; `mono`: deadlines' (a test's fake: `clock`); `conn`: the leader lock's (§10)."""
@@ -61,7 +59,7 @@ class Ingest:
         self.client = make_client(cfg.mqtt, cfg.mqtt.client_id, persistent=True, manual_ack=True)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
-        self.client.on_connect_fail = lambda *_: self.disconnected("cannot reach the broker")
+        self.client.on_connect_fail = self._on_connect_fail(self.client.on_connect_fail)
         self.client.on_subscribe = self._on_subscribe
         self.client.on_message = self._on_message
         self.client.on_publish = self._on_publish
@@ -109,6 +107,10 @@ class Ingest:
             self.inbox.put(None)
         except Exception:
             log.exception("on_connect failed")
+
+    def _on_connect_fail(self, logged: Callable[..., None]) -> Callable[..., None]:
+        """make_client's handler (it logs why), then: blind since the first failure, with that reason."""
+        return lambda *args: (logged(*args), self.disconnected(f"cannot connect to the broker: {sys.exc_info()[1]}"))
 
     def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
         try:
