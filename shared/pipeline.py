@@ -9,6 +9,8 @@ from typing import Any
 
 from shared.events import iso
 
+STATE_KEY = "ingest_state"  # the meta row the leading ingest writes each sweep (vesper_ingest/selfreport.py)
+
 
 @dataclass(frozen=True)
 class Bridge:

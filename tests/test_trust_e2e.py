@@ -17,6 +17,7 @@ import pytest
 
 from shared import config as config_mod
 from shared import store
+from shared.pipeline import STATE_KEY
 from tests.support import Peer, Process, wait_for
 from tests.test_notify_e2e import with_notify
 
@@ -48,7 +49,7 @@ def not_ok(config: Path) -> dict[str, Any] | None:
 
 def ingest_state(read_db: Any) -> dict[str, Any]:
     """What the ingest recorded at its last sweep."""
-    return json.loads(store.get_meta(read_db(), "ingest_state") or "{}")
+    return json.loads(store.get_meta(read_db(), STATE_KEY) or "{}")
 
 
 def event_types(read_db: Any) -> list[str]:

@@ -10,8 +10,7 @@ from importlib import metadata
 
 from shared import store
 from shared.events import NewEvent, iso
-
-STATE_KEY = "ingest_state"  # meta key the web reads (shared/pipeline.py)
+from shared.pipeline import STATE_KEY
 
 
 def version() -> str:

@@ -81,7 +81,7 @@ class Bridge:
         self.client_id = worker_client_id(cfg)
         self.topic = Topics(cfg.mqtt.topic_prefix).published
         self.connected = False
-        self.since: float | None = None  # set at the first connect or loss
+        self.since = time.time()  # not connected since it was made; then the last connect or loss (/api/status)
         self.stopping = False
         self.connects = 0
         self.delivered = 0  # events the hub delivered (live and filled), each counted once

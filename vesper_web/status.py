@@ -13,30 +13,22 @@ from shared.config import Config
 from vesper_web.db import get_db
 
 bp = Blueprint("status", __name__)
-STATE_KEY = "ingest_state"  # written by the leading ingest each sweep (vesper_ingest/selfreport.py)
 
 
-def _bridge(app: Flask, now: float) -> pipeline.Bridge | None:
-    """This worker's bridge; since when in its state (its own record, else the first time this worker saw it so)."""
+def _bridge(app: Flask) -> pipeline.Bridge | None:
+    """This worker's bridge and since when it is in its state (its own record)."""
     bridge = app.extensions.get("vesper_bridge")
     if bridge is None:
         return None  # an app without a bridge (tests, scripts): nothing of a stream to judge
-    connected = bool(bridge.connected)
-    since = getattr(bridge, "since", None)
-    if since is None:
-        seen = app.extensions.setdefault("vesper_bridge_seen", [connected, now])
-        if seen[0] != connected:
-            seen[:] = [connected, now]
-        since = seen[1]
-    return pipeline.Bridge(connected, since)
+    return pipeline.Bridge(bool(bridge.connected), bridge.since)
 
 
 def snapshot(now: float) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The ingest's recorded state, and the pipeline's state now as GET /api/status answers it."""
     cfg: Config = current_app.config["VESPER"]
-    state = pipeline.parse_state(store.get_meta(get_db(), STATE_KEY))
+    state = pipeline.parse_state(store.get_meta(get_db(), pipeline.STATE_KEY))
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
-    return state, pipeline.assess(state, _bridge(app, now), now, cfg.web.stale_after_s)
+    return state, pipeline.assess(state, _bridge(app), now, cfg.web.stale_after_s)
 
 
 def current() -> dict[str, Any]:
