@@ -24,9 +24,14 @@ from tests.support import Peer, Process, ingest_args, wait_for
 from vesper_ingest.service import Ingest
 from vesper_sim import broker as broker_mod
 
-TIMEOUT = 5.0
+# Heartbeats every second: a busy machine's stall of the faked ingest (9 s seen beside two hogs) stays inside it.
+TIMEOUT = 15.0
 FLEET = ["bell-a", "bell-b", "bell-c"]
-LATE_S = 3.0  # how late after its timeout a silent device's device_offline may come (sweeps every 0.2 s)
+# How late after its timeout a silent device's device_offline may come. Sweeps run every 0.2 s, but under
+# libfaketime (the offset file read at each clock call) on a busy machine the ingest lags by seconds (12 s seen
+# beside two CPU hogs). A deadline on the wall clock would be off by the step: 0 s late on +600 (the lower
+# bound catches it) or 600 s on -600: this bound still tells them apart.
+LATE_S = 25.0
 
 
 def set_offset(rc: Path, offset: str) -> None:
@@ -72,7 +77,7 @@ def offline(peer: Peer) -> list[str]:
     return [e["source_id"] for e in peer.unique_events() if e["type"] == "device_offline"]
 
 
-def beating(peer: Peer, until: Callable[[], Any], what: str, timeout: float = 40.0) -> Any:
+def beating(peer: Peer, until: Callable[[], Any], what: str, timeout: float = 60.0) -> Any:
     """Heartbeat the fleet about each second until `until()` holds; its value (fails after `timeout`)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -102,7 +107,12 @@ def test_steps_forward_and_back_declare_no_heartbeating_device(
 ) -> None:
     """+600 s, then -600 s, then -600 s again: no device_offline for the fleet, and quiet's comes on time each time."""
     start, rc = faked
-    config = write_config(tmp_path / "vesper.toml", broker.port, db_path, liveness={"heartbeat_timeout_s": TIMEOUT})
+    # A busy machine can stall the faked ingest past PostgreSQL's 3 s leader timeout (it then exits for a standby,
+    # §10): this test is about clocks, so the lock is held longer.
+    config = write_config(
+        tmp_path / "vesper.toml", broker.port, db_path,
+        liveness={"heartbeat_timeout_s": TIMEOUT}, database={"leader_timeout_s": 60.0},
+    )  # fmt: skip
     ingest = start(config)
     beating(peer, lambda: len(stored_last_seen(read_db)) == len(FLEET), "the fleet to be stored")
     assert abs(stored_last_seen(read_db)["bell-a"] - time.time()) < 60  # "+0": the ingest's clock is true so far
