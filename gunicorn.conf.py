@@ -10,7 +10,8 @@ import threading
 import time
 from typing import Any
 
-from shared.config import ConfigError, exposure_error, load
+from shared.config import ConfigError, load
+from shared.exposure import exposure_error
 
 try:
     _cfg = load()  # $VESPER_CONFIG, else ./config.toml

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import ipaddress
 import os
 import re
 import tomllib
-from collections.abc import Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -68,6 +66,14 @@ class AlertsConfig:
     max_subsystems_per_device: int = 64
     flap_transitions: int = 6  # 0: flapping is not detected
     flap_window_s: float = 600.0
+    max_events_per_device_per_minute: int = 120  # past it: one device_flooding event, state still kept (§16)
+
+
+@dataclass(frozen=True)
+class DevicesConfig:
+    """The fleet's ids."""
+
+    forget_unregistered_after_days: float = 30.0  # never registered and unheard this long: forgotten (§16)
 
 
 @dataclass(frozen=True)
@@ -128,6 +134,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    devices: DevicesConfig = field(default_factory=DevicesConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     web: WebConfig = field(default_factory=WebConfig)
     ingest: IngestConfig = field(default_factory=IngestConfig)
@@ -182,6 +189,8 @@ def _validate(cfg: Config) -> None:
         ("alerts.max_subsystems_per_device", 1 <= cfg.alerts.max_subsystems_per_device <= 10_000),
         ("alerts.flap_transitions", cfg.alerts.flap_transitions == 0 or cfg.alerts.flap_transitions >= 2),
         ("alerts.flap_window_s", cfg.alerts.flap_window_s > 0),
+        ("alerts.max_events_per_device_per_minute", cfg.alerts.max_events_per_device_per_minute >= 1),
+        ("devices.forget_unregistered_after_days", cfg.devices.forget_unregistered_after_days > 0),
         ("web.bind", ":" in cfg.web.bind),
         ("web.workers", cfg.web.workers >= 1),
         ("web.stream_queue_size", cfg.web.stream_queue_size >= 1),
@@ -213,32 +222,6 @@ def _validate(cfg: Config) -> None:
                 raise ConfigError(f'config key {key}[{i}]: expected "name:hash" as printed by `{how}`')
         if len(set(names)) != len(names):
             raise ConfigError(f"config key {key}: a name appears twice")
-
-
-def is_loopback_bind(bind: str) -> bool:
-    """True for host:port binds on a loopback address (127.0.0.0/8, ::1, localhost); unix sockets are not."""
-    host, sep, _port = bind.rpartition(":")
-    host = host.strip("[]").lower()
-    if not sep or not host:
-        return False  # ":8000" means every interface
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # another host name, "unix:/path", "fd://3": reachable from elsewhere
-
-
-def exposure_error(cfg: Config, binds: Iterable[str], what: str = "web.bind") -> str | None:
-    """Why the web must not start (listening beyond loopback with nobody to sign in); None if it may."""
-    exposed = [bind for bind in binds if not is_loopback_bind(bind)]
-    if not exposed or cfg.auth.enabled:
-        return None
-    return (
-        f"{what} {exposed[0]} is not a loopback address and no authentication is configured: refusing to "
-        "start. Add operators ([auth] users) or API tokens ([auth] tokens) with hashes from "
-        "`python -m vesper_web.passwd`, or bind to 127.0.0.1."
-    )
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

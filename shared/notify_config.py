@@ -59,6 +59,7 @@ class NotifyConfig:
 
     public_url: str = ""
     give_up_after_s: float = 86400.0
+    send_timeout_s: float = 30.0  # a receiver answering within this is one delivery, never several (§16)
     watchdog_url: str = ""  # a push check (Healthchecks, Uptime Kuma) the leading ingest GETs while it sees (§11)
     watchdog_interval_s: float = 60.0
     channels: tuple[Channel, ...] = ()
@@ -152,11 +153,13 @@ def _http_url(url: str) -> bool:
 
 
 def _check_top(cfg: NotifyConfig) -> None:
-    """public_url, give_up_after_s and the watchdog."""
+    """public_url, give_up_after_s, send_timeout_s and the watchdog."""
     if cfg.public_url and not _http_url(cfg.public_url):
         _fail("notify.public_url", "expected empty or an http:// or https:// address with a host")
     if cfg.give_up_after_s <= 0:
         _fail("notify.give_up_after_s", "must be greater than 0")
+    if not 1 <= cfg.send_timeout_s <= 600:
+        _fail("notify.send_timeout_s", "expected 1 to 600 seconds")
     if cfg.watchdog_url and not _http_url(cfg.watchdog_url):
         _fail("notify.watchdog_url", "expected empty or an http:// or https:// address with a host")
     if cfg.watchdog_interval_s < 1:

@@ -22,7 +22,7 @@ from werkzeug.datastructures import Headers
 from werkzeug.security import check_password_hash, generate_password_hash
 
 from shared import config as config_mod
-from shared import store
+from shared import exposure, store
 from shared.config import ConfigError
 from tests.support import ROOT
 from vesper_web import create_app
@@ -106,7 +106,7 @@ BUTTON = {"Origin": SITE, "X-Requested-With": "vesper-console"}  # what the cons
     ],
 )
 def test_loopback_binds(bind: str, loopback: bool) -> None:
-    assert config_mod.is_loopback_bind(bind) is loopback
+    assert exposure.is_loopback_bind(bind) is loopback
 
 
 def test_create_app_refuses_off_loopback_without_auth(tmp_path: Path) -> None:
@@ -600,7 +600,7 @@ def test_gunicorn_reads_where_its_sockets_really_listen(
     with sock:
         where = gunicorn_conf["listening_on"](sock)
         assert where.startswith(expected)
-        loopback = config_mod.is_loopback_bind(where)
+        loopback = exposure.is_loopback_bind(where)
         assert loopback is (expected.startswith(("127.", "[::1]")))
         server = _Arbiter([sock])
         if loopback:

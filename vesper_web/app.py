@@ -9,7 +9,8 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
-from shared.config import Config, ConfigError, exposure_error, load
+from shared.config import Config, ConfigError, load
+from shared.exposure import exposure_error
 from vesper_web import (
     api,
     auth,
