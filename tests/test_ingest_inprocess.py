@@ -176,7 +176,7 @@ def test_grace_after_reconnect(ingest: Ingest, clock: FakeClock, db_path: Path) 
 
 def test_connected_is_said_once_the_broker_granted_the_subscriptions(ingest: Ingest, caplog) -> None:
     """A new session says "connected" at the SUBACK, so a device heard from then on is taken; a refusal is named."""
-    caplog.set_level(logging.INFO, "vesper_ingest.service")
+    caplog.set_level(logging.INFO, "vesper_ingest")
     ingest._on_connect(ingest.client, None, ConnectFlags(False), ReasonCode(PacketTypes.CONNACK, "Success"), None)
     assert ingest.connected_since is not None and "connected to" not in caplog.text
     refused, granted = (ReasonCode(PacketTypes.SUBACK, identifier=code) for code in (0x80, 1))

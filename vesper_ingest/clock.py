@@ -74,3 +74,7 @@ class Every:
             return False
         self.due_at = now + self.interval_s
         return True
+
+    def again_in(self, seconds: float) -> None:
+        """Due again after `seconds` (a failed run retried sooner than its interval)."""
+        self.due_at = self.mono() + seconds

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import logging
+import math
 import queue
-import sys
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable
-from typing import Any
-
-import paho.mqtt.client as mqtt
 
 from shared import store
 from shared.config import Config
@@ -19,10 +16,12 @@ from shared.mqtt import describe, make_client
 from shared.topics import Topics
 from vesper_ingest import commands, sweep
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
+from vesper_ingest.callbacks import Callbacks
 from vesper_ingest.clock import Every, Frame, moved
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.inbox import Inbox, take
 from vesper_ingest.notify import notifier_for
+from vesper_ingest.outage import PRUNE_FAILURES, STALLS, StoreOutage, stall_after_s
 from vesper_ingest.outbox import Outbox
 from vesper_ingest.selfreport import SelfReport
 from vesper_ingest.sinks import Sink
@@ -33,10 +32,11 @@ from vesper_ingest.watchdog import Watchdog
 log = logging.getLogger(__name__)
 
 PRUNE_INTERVAL_S = 3600.0
+PRUNE_RETRY_S = 60.0
 DRAIN_TIMEOUT_S = 3.0
 
 
-class Ingest:
+class Ingest(Callbacks):
     """Owns the MQTT client, the inbox and the database connection of one ingest process."""
 
     def __init__(
@@ -57,12 +57,7 @@ class Ingest:
         self.generation = 0
         self.connected_since: float | None = None
         self.client = make_client(cfg.mqtt, cfg.mqtt.client_id, persistent=True, manual_ack=True)
-        self.client.on_connect = self._on_connect
-        self.client.on_disconnect = self._on_disconnect
-        self.client.on_connect_fail = self._on_connect_fail(self.client.on_connect_fail)
-        self.client.on_subscribe = self._on_subscribe
-        self.client.on_message = self._on_message
-        self.client.on_publish = self._on_publish
+        self.attach(self.client)
         self.published = MqttSink(self.client, self.topics.published, self.stats.count)
         self.notifier = notifier_for(cfg, self.writer, self.frame)
         self.sinks: list[Sink] = [self.published]  # every consumer of committed events: one line per sink
@@ -73,6 +68,9 @@ class Ingest:
         self.report = SelfReport(cfg.mqtt.client_id, cfg.liveness.interrupted_after_s, self.clock(), self.mono())
         self.report.load(self.conn)
         self.swept: float | None = None  # the monotonic time of the last sweep that committed
+        self.outage = StoreOutage(self.stats, self.mono)
+        self.stall_s = stall_after_s(cfg.liveness.sweep_interval_s, cfg.liveness.heartbeat_timeout_s)
+        self.regraced_at = -math.inf  # monotonic: the last time a stall restarted every device's grace
 
     # --- connection state (the paho callbacks call these; in-process tests too) -----------
 
@@ -90,73 +88,19 @@ class Ingest:
             self.connected_since = None
         self.report.disconnected(self.clock(), self.mono(), reason)
 
-    # --- paho callbacks: short, and nothing escapes them ----------------------------------
-
-    def _on_connect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        try:
-            if reason.is_failure:
-                log.error("broker %s refused the connection: %s", describe(self.cfg.mqtt), reason)
-                self.disconnected(f"the broker refused the connection: {reason}")
-                return
-            self.connected(bool(flags.session_present))
-            self.stats.count("mqtt.connects")
-            if flags.session_present:
-                log.info("connected to %s (session resumed)", describe(self.cfg.mqtt))
-            else:  # "connected" once the broker granted the subscriptions: a device heard from then on is taken
-                client.subscribe(self.topics.subscriptions())
-            self.inbox.put(None)
-        except Exception:
-            log.exception("on_connect failed")
-
-    def _on_connect_fail(self, logged: Callable[..., None]) -> Callable[..., None]:
-        """make_client's handler (it logs why), then: blind since the first failure, with that reason."""
-        return lambda *args: (logged(*args), self.disconnected(f"cannot connect to the broker: {sys.exc_info()[1]}"))
-
-    def _on_subscribe(self, client: mqtt.Client, userdata: Any, mid: int, reasons: Any, props: Any) -> None:
-        try:
-            for (topic, _qos), reason in zip(self.topics.subscriptions(), reasons, strict=False):
-                if reason.is_failure:
-                    log.error("broker %s refused the subscription to %s: %s", describe(self.cfg.mqtt), topic, reason)
-            log.info("connected to %s (session new)", describe(self.cfg.mqtt))
-        except Exception:
-            log.exception("on_subscribe failed")
-
-    def _on_disconnect(self, client: mqtt.Client, userdata: Any, flags: Any, reason: Any, props: Any) -> None:
-        try:
-            self.disconnected(f"lost the broker: {reason}")
-            if not self.stopping.is_set():
-                self.stats.count("mqtt.disconnects")
-                log.warning("disconnected from %s: %s; retrying", describe(self.cfg.mqtt), reason)
-        except Exception:
-            log.exception("on_disconnect failed")
-
-    def _on_message(self, client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-        try:
-            m = message
-            self.inbox.put(Inbound(m.topic, m.payload, bool(m.retain), m.mid, m.qos, self.generation, bool(m.dup)))
-        except Exception:
-            log.exception("on_message failed")
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        try:
-            self.published.on_puback(mid)
-        except Exception:
-            log.exception("on_publish failed")
-
     # --- the worker ------------------------------------------------------------------------
 
     def process(self, batch: list[Inbound]) -> None:
         """Commit the batch, then acknowledge it, then hand its events to the sinks."""
-        now = self.clock()
-        careful = False
+        careful, began = False, self.mono()
         while True:
             try:
                 with self.writer.transaction() as conn:
-                    applied = self.batch.apply(batch, now, careful)
+                    applied = self.batch.apply(batch, self.clock(), careful)  # now: when it is stored at last
                     self.outbox.save_markers(conn)
                 break
-            except store.StoreUnavailable:
-                log.exception("database write failed; retrying the batch of %d", len(batch))
+            except store.StoreUnavailable as exc:
+                self.outage.failed(f"a batch of {len(batch)} messages", exc)
                 self.fleet.reload(self.conn)
                 if self.stopping.wait(1.0):
                     return
@@ -169,6 +113,7 @@ class Ingest:
                         return
                 log.warning("a batch of %d failed; applying its messages one by one", len(batch))
                 careful = True
+        self._wrote(began)
         if careful:
             self.fleet.reload(self.conn)
         self._account(applied)
@@ -188,6 +133,9 @@ class Ingest:
 
     def sweep(self, now: float) -> None:
         """Carry out the web's commands, declare overdue devices offline, save counters and the sinks' positions."""
+        began = self.mono()
+        if self.outage.failing_since is not None:  # the write that works again decides nothing on stale state
+            self._regrace(now, "the database refused writes")
         deltas = self.stats.take_unsaved()
         counts: Counter[str] = Counter()
         step = self.frame.step()  # the wall clock stepped: this sweep rebases the frame (vesper_ingest/clock.py)
@@ -202,11 +150,12 @@ class Ingest:
                 fresh = store_events(conn, done.events + decided, now, counts)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
-        except store.StoreUnavailable:
+        except store.StoreUnavailable as exc:
             self.stats.restore_unsaved(deltas)
             self.fleet.reload(self.conn)
-            log.exception("sweep failed; will retry")
+            self.outage.failed("the sweep", exc)
             return
+        self._wrote(began)
         if step:
             self._rebased(step)
         self.swept = self.mono()
@@ -227,10 +176,34 @@ class Ingest:
             self.notifier.shift(step)
         log.warning("the wall clock stepped %+.1f s: deadlines kept their time to go; stored times follow", step)
 
-    def prune(self, now: float) -> None:
-        """Drop events older than the retention."""
-        if removed := sweep.prune(self.writer, self.cfg, now):
+    def _wrote(self, began: float) -> None:
+        """A write committed: after failed attempts, or a wait past the stall bound, grace restarts (§16)."""
+        waited = self.mono() - began
+        if self.outage.worked() or waited > self.stall_s:
+            self._regrace(self.clock(), f"the database took {waited:.1f} s to take a write")
+
+    def _regrace(self, now: float, why: str) -> None:
+        """The ingest could not watch (its store or itself stalled): each device's timeout runs from `now` again."""
+        with self.frame.lock:
+            if self.connected_since is not None:
+                self.connected_since = max(self.connected_since, now)
+        if self.regraced_at < self.mono() - self.stall_s:  # said once per stall, however many writes end it
+            self.stats.count(STALLS)
+            log.warning("%s: every device gets a full heartbeat timeout from now", why)
+        self.regraced_at = self.mono()
+
+    def prune(self, now: float) -> bool:
+        """Drop events older than the retention; False when it failed (logged and counted, never fatal)."""
+        try:
+            removed = sweep.prune(self.writer, self.cfg, now)
+        except Exception as exc:
+            self.stats.count(PRUNE_FAILURES)
+            log.warning("pruning old events failed: %s; trying again in %.0f s", exc, PRUNE_RETRY_S,
+                        exc_info=not isinstance(exc, store.StoreUnavailable))  # fmt: skip
+            return False
+        if removed:
             log.info("pruned %d events older than %s days", removed, self.cfg.events.retention_days)
+        return True
 
     def run(self) -> None:
         """Connect, then work until stop() is called; drains what is in hand before returning."""
@@ -251,18 +224,7 @@ class Ingest:
         sweeps, prunes = Every(every, self.mono), Every(PRUNE_INTERVAL_S, self.mono)
         summaries = Every(summary_s, self.mono, first_in_s=summary_s)
         try:
-            while not self.stopping.is_set():
-                batch = take(self.inbox, self.cfg.ingest.max_batch, sweeps.wait(1.0))
-                if batch:
-                    self.process(batch)
-                else:
-                    self.outbox.flush()
-                if sweeps.due():
-                    self.sweep(self.clock())
-                if prunes.due():
-                    self.prune(self.clock())
-                if summaries.due():
-                    log.info("summary: %s", self.stats.summary())
+            self._work(sweeps, prunes, summaries)
             self._drain()
         finally:
             self.stopping.set()  # also on LeadLost: the disconnect that follows is ours, not the broker's
@@ -274,6 +236,25 @@ class Ingest:
             watchdog.stop()
             self.writer.close()
             log.info("vesper_ingest stopped")
+
+    def _work(self, sweeps: Every, prunes: Every, summaries: Every) -> None:
+        """The worker's loop: batches as they come; the sweep, the prune and the summary when due."""
+        looped = self.mono()
+        while not self.stopping.is_set():
+            batch = take(self.inbox, self.cfg.ingest.max_batch, sweeps.wait(1.0))
+            if (gap := self.mono() - looped) > self.stall_s + 1.0:  # this process stalled (stopped, swapped)
+                self._regrace(self.clock(), f"the ingest itself stalled for {gap:.1f} s")
+            looped = self.mono()
+            if batch:
+                self.process(batch)
+            else:
+                self.outbox.flush()
+            if sweeps.due():
+                self.sweep(self.clock())
+            if prunes.due() and not self.prune(self.clock()):
+                prunes.again_in(PRUNE_RETRY_S)
+            if summaries.due():
+                log.info("summary: %s", self.stats.summary())
 
     def _drain(self) -> None:
         """On stop: finish the messages in hand, commit, ack, and wait briefly for publishes."""
