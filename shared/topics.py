@@ -7,7 +7,9 @@ from dataclasses import dataclass
 
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
 KINDS = ("heartbeat", "alerts", "info")
-SUBSCRIPTIONS_QOS = {"heartbeat": 1, "alerts": 1, "info": 0}
+# The broker delivers at the lower of subscription and publish QoS: QoS 0 publishers are unchanged, and a
+# QoS 1 message (info too: playback) waits in the ingest's persistent session while it restarts (§16).
+SUBSCRIPTIONS_QOS = {"heartbeat": 1, "alerts": 1, "info": 1}
 
 
 def is_valid_device_id(device_id: str) -> bool:
