@@ -13,11 +13,40 @@ from typing import Any
 from shared.config import ConfigError, load
 from shared.exposure import exposure_error
 
+
+def _database_refusal(path: str) -> str | None:
+    """Why the SQLite file cannot be the store (store.schema.StoreCorrupt's line), or None.
+
+    Asked in a forked child: the master must not import the store, whose psycopg_pool binds threading's
+    locks at import, before a gevent worker patches them. Any other failure is left to the workers.
+    """
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            from shared.store.schema import StoreCorrupt, open_store
+
+            try:
+                open_store(path).close()
+            except StoreCorrupt as exc:
+                os.write(write_end, str(exc).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        refusal = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return refusal or None
+
+
 try:
     _cfg = load()  # $VESPER_CONFIG, else ./config.toml
+    _refusal = None if _cfg.database.url else _database_refusal(_cfg.database.path)
 except ConfigError as _exc:
-    print(f"vesper_web: {_exc}", file=sys.stderr)
-    raise SystemExit(2) from None
+    _refusal = str(_exc)
+if _refusal:
+    print(f"vesper_web: {_refusal}", file=sys.stderr)
+    raise SystemExit(2)
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stdout)
 

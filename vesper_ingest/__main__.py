@@ -10,12 +10,22 @@ from contextlib import ExitStack
 
 from shared import store
 from shared.config import ConfigError, load
+from shared.store.schema import StoreCorrupt
 from vesper_ingest.lead import wait_for_lead
 from vesper_ingest.lock import AlreadyRunning, acquire
 from vesper_ingest.service import Ingest
 
 log = logging.getLogger("vesper_ingest")
 LOST_LEAD = 4  # the exit status of a leader that lost its database: restart it, and it waits as a standby
+
+
+def unusable_database(path: str) -> str | None:
+    """Why the SQLite file cannot be the store (corrupt, not a database, unreadable), or None: said once, at start."""
+    try:
+        store.open_store(path).close()
+    except StoreCorrupt as exc:
+        return str(exc)
+    return None
 
 
 def main() -> int:
@@ -41,6 +51,10 @@ def main() -> int:
             except AlreadyRunning as exc:
                 log.error("%s", exc)
                 return 3
+            refusal = unusable_database(cfg.database.path)
+            if refusal:
+                print(f"vesper_ingest: {refusal}", file=sys.stderr, flush=True)
+                return 2
         ingest = Ingest(cfg, conn=conn)
         signal.signal(signal.SIGTERM, lambda *_: ingest.stop())
         signal.signal(signal.SIGINT, lambda *_: ingest.stop())

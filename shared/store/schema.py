@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from shared.severity import health_sql, rank_sql
@@ -198,8 +199,41 @@ def _migrate_postgres(conn: dialect.Connection) -> int:
     return len(MIGRATIONS)
 
 
+UNREADABLE = ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_READONLY", "SQLITE_IOERR", "SQLITE_AUTH")
+DAMAGED = ("SQLITE_NOTADB", "SQLITE_CORRUPT")
+
+
+class StoreCorrupt(Exception):
+    """The database file is corrupt or cannot be opened: a stop at start with one line saying what to do."""
+
+
+def _unusable(path: str | Path, exc: sqlite3.DatabaseError) -> StoreCorrupt | None:
+    """The stop for SQLite's refusal of the file itself; None for anything else (a lock, a busy database, a bug)."""
+    name = getattr(exc, "sqlite_errorname", "")
+    if name.startswith(UNREADABLE):
+        return StoreCorrupt(
+            f"database {path} cannot be opened for reading and writing ({exc}): "
+            "it must be a file this user can read and write, in a directory it can write"
+        )
+    if name.startswith(DAMAGED):
+        return StoreCorrupt(
+            f"database {path} is corrupt or not a SQLite database ({exc}): "
+            "move it aside (the next start creates an empty one) or restore a backup"
+        )
+    return None
+
+
 def open_store(path: str | Path) -> dialect.Connection:
-    """Open for writing and bring the schema up to date."""
-    conn = dialect.connect(path)
-    migrate(conn)
+    """Open for writing and bring the schema up to date; StoreCorrupt if SQLite refuses the file itself."""
+    conn = None
+    try:
+        conn = dialect.connect(path)
+        migrate(conn)
+    except sqlite3.DatabaseError as exc:
+        if conn is not None:
+            conn.close()
+        stop = _unusable(path, exc)
+        if stop is None:
+            raise
+        raise stop from exc
     return conn
