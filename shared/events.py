@@ -18,6 +18,8 @@ EVENT_SEVERITY = {
     "device_online": "info",
     "monitoring_interrupted": "warning",
     "monitoring_resumed": "info",
+    "device_flooding": "warning",
+    "device_flooding_ended": "info",
 }
 
 

@@ -25,6 +25,8 @@ NOTIFY_TYPES = (
     "alert_acknowledged",
     "monitoring_interrupted",
     "monitoring_resumed",
+    "device_flooding",
+    "device_flooding_ended",
 )
 SEVERITIES = ("info", "warning", "critical")  # least severe first: a rule's min_severity and everything after it
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,32}")

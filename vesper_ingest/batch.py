@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from shared import store
 from shared.events import NewEvent, dumps, wire_json
 from shared.topics import Topics
-from vesper_ingest import apply, classify, redelivery
+from vesper_ingest import apply, classify, flooding, redelivery
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.sinks import Wire
 
 log = logging.getLogger(__name__)
 
 MSG_TRUNCATED = "alerts.msg_truncated"  # vesper_ingest_alerts_msg_truncated_total on /metrics
+FLOOD_SUPPRESSED = "alerts.flood_suppressed"  # events a flooding device did not make (docs/events.md#flooding)
 
 
 @dataclass(frozen=True)
@@ -98,6 +99,8 @@ class Batch:
                 self._apply_isolated(item, now, out)
             else:
                 self._apply_one(item, now, out, events)
+        if suppressed := self.fleet.floods.take_unreported():  # the sweep's too, at the next batch
+            out.counts[FLOOD_SUPPRESSED] += suppressed
         self.fleet.flush(conn)
         store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
         out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn
@@ -114,7 +117,7 @@ class Batch:
             return
         if isinstance(result, classify.Alert) and result.truncated:
             out.counts[MSG_TRUNCATED] += 1  # applied with its msg cut to 1 KiB: counted, not refused
-        events.extend(caused)
+        events.extend(flooding.limited(self.fleet.floods, caused, now))  # the state changed whatever it says
 
     def _apply_isolated(self, item: Inbound, now: float, out: Applied) -> None:
         """A bug met by one message loses only that message; a database error still fails the batch."""

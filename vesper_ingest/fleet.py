@@ -1,4 +1,4 @@
-"""In-memory mirror of liveness and active alerts, with its writes (last seen, alerts, flaps) batched per commit.
+"""In-memory mirror of liveness, active alerts and floods, with its writes (last seen, alerts, flaps) per commit.
 
 Valid because exactly one ingest owns the database (see lock.py); reloaded after any rollback.
 """
@@ -11,6 +11,8 @@ from shared import store
 from shared.config import AlertsConfig
 from vesper_ingest.clock import moved
 from vesper_ingest.flapping import Flaps
+from vesper_ingest.flooding import META as FLOODS_META
+from vesper_ingest.flooding import Floods
 
 
 class Fleet:
@@ -29,6 +31,8 @@ class Fleet:
         }
         self.alert_counts: Counter[str] = Counter(d for d, _ in self.alerts)
         self.flaps = Flaps(self.limits.flap_transitions, self.limits.flap_window_s, store.all_flaps(conn))
+        # The floods as committed; other windows start afresh (a rolled-back batch is not counted twice).
+        self.floods = Floods(self.limits.max_events_per_device_per_minute, saved=store.get_meta(conn, FLOODS_META))
         self.discard()
 
     def discard(self) -> None:
@@ -91,6 +95,7 @@ class Fleet:
         """The frame was rebased by `step` (the stored last_seen moved in the same transaction): so do these times."""
         self.devices = {d: (lv, moved(ls, step)) for d, (lv, ls) in self.devices.items()}
         self.flaps.shift(step)  # written by the sweep's flush
+        self.floods.shift(step)
 
     def forget(self, device_id: str) -> None:
         """An operator deleted the device: its next message makes it a new device, as if never seen."""
@@ -103,6 +108,7 @@ class Fleet:
             del self._alerts[key]
         self.alert_counts.pop(device_id, None)
         self.flaps.forget(device_id)
+        self.floods.forget(device_id)
 
     def write_new(self, conn: store.Connection) -> None:
         """Make the rows of the batch's new devices now (a statement that updates one must find it)."""
@@ -111,7 +117,7 @@ class Fleet:
             self._new.clear()
 
     def flush(self, conn: store.Connection) -> None:
-        """Write the batch's new devices, last-seen times and alerts (one row per device, per alert), and flaps."""
+        """Write the batch's new devices, last-seen times, alerts (one row per device, per alert), flaps, floods."""
         self.write_new(conn)
         if self._seen:
             store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])
@@ -122,3 +128,9 @@ class Fleet:
             self._alerts.clear()
         if self.flaps.dirty:
             store.write_flaps(conn, *self.flaps.take_dirty())
+        if self.floods.dirty:
+            store.set_meta(conn, FLOODS_META, self.floods.take_saved())
+
+    def alerts_of(self, device_id: str) -> dict[str, str]:
+        """A device's active alerts as {subsystem: state}."""
+        return {s: state for (d, s), (state, _) in self.alerts.items() if d == device_id}

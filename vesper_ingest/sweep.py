@@ -6,7 +6,7 @@ from shared import store
 from shared.config import Config
 from shared.events import NewEvent, iso
 from shared.store.writes import shift_times
-from vesper_ingest import liveness
+from vesper_ingest import flooding, liveness
 from vesper_ingest.fleet import Fleet
 
 
@@ -36,8 +36,12 @@ def flapping_ended(fleet: Fleet, now: float) -> list[NewEvent]:
 
 
 def decide(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | None, now: float) -> list[NewEvent]:
-    """The sweep's events, inside its transaction: offline devices, then flapping that has settled."""
-    events = overdue(conn, fleet, cfg, since, now) + flapping_ended(fleet, now)
+    """The sweep's events, inside its transaction: offline devices, floods over, then flapping that has settled.
+
+    A flapping end is a device's event like its others: held back while that device floods (docs/events.md#flooding).
+    """
+    events = overdue(conn, fleet, cfg, since, now) + flooding.ended(fleet.floods, now, fleet.alerts_of)
+    events += flooding.limited(fleet.floods, flapping_ended(fleet, now), now)
     fleet.flush(conn)
     return events
 

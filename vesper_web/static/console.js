@@ -130,6 +130,8 @@ export const TYPE_LABEL = {
   alert_acknowledged: "Acknowledged",
   alert_flapping: "Flapping",
   alert_flapping_ended: "Flapping ended",
+  device_flooding: "Flooding",
+  device_flooding_ended: "Flooding ended",
 };
 
 function text(value) {
@@ -163,6 +165,10 @@ export function describeEvent(event) {
       return `${text(p.subsystem)} changed state ${text(p.transitions)} times: quiet until stable`;
     case "alert_flapping_ended":
       return `${text(p.subsystem)} stable again, ${text(p.state)}`;
+    case "device_flooding":
+      return `Over ${text(p.limit)} events in ${text(p.window_s)} s: its events held back, its state still kept`;
+    case "device_flooding_ended":
+      return `Under the limit again: ${text(p.suppressed)} events held back`;
     default:
       return JSON.stringify(p);
   }
