@@ -86,7 +86,7 @@ def _counts(items: list[Item]) -> str:
     tally = {name: 0 for name in CATEGORIES}
     for cat, _, _ in items:
         tally[cat] += 1
-    return ", ".join(f"{n} {CATEGORIES[cat][n != 1]}" for cat, n in tally.items() if n)
+    return ", ".join(f"{n:,} {CATEGORIES[cat][n != 1]}" for cat, n in tally.items() if n)  # "50,000 devices offline"
 
 
 def compose(items: list[Item], public_url: str = "", reminder: bool = False) -> tuple[str, str, str]:
@@ -98,7 +98,7 @@ def compose(items: list[Item], public_url: str = "", reminder: bool = False) -> 
     linked = [(text, base and cat not in PIPELINE, device) for cat, device, text in ranked[:MAX_ITEMS]]
     lines = [f"{text} {base}/devices/{device}" if link else text for text, link, device in linked]
     if len(ranked) > MAX_ITEMS:
-        lines.append(f"and {len(ranked) - MAX_ITEMS} more")
+        lines.append(f"and {len(ranked) - MAX_ITEMS:,} more")
     if base:
         lines.append(f"Console: {base}/")
     return title, "\n".join(lines), _notify_type(ranked)

@@ -13,10 +13,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from shared import store
-from shared.events import NewEvent
+from shared.config import DevicesConfig
+from shared.events import NewEvent, iso
 from vesper_ingest.fleet import Fleet
 
 log = logging.getLogger(__name__)
+
+EXPIRE_PER_SWEEP = 200  # unregistered ids forgotten per sweep at most: Fleet.forget scans the alerts mirror per id
 
 
 @dataclass
@@ -27,8 +30,10 @@ class Done:
     events: list[NewEvent] = field(default_factory=list)
 
 
-def carry_out(conn: store.Connection, fleet: Fleet, counts: Counter[str], now: float) -> Done:
-    """Run every pending command inside the caller's transaction, counting what each did."""
+def carry_out(
+    conn: store.Connection, fleet: Fleet, counts: Counter[str], now: float, devices: DevicesConfig | None = None
+) -> Done:
+    """Run every pending command inside the caller's transaction, counting what each did; then expire ids."""
     done = Done()
     for command_id, kind, device_id, args in store.pending_commands(conn):
         if kind == "forget":
@@ -42,7 +47,25 @@ def carry_out(conn: store.Connection, fleet: Fleet, counts: Counter[str], now: f
         else:
             log.warning("ignored unknown command %r for %s", kind, device_id)
         store.command_done(conn, command_id)
+    expire(conn, fleet, counts, now - (devices or DevicesConfig()).forget_unregistered_after_days * 86400, done)
     return done
+
+
+def expire(conn: store.Connection, fleet: Fleet, counts: Counter[str], before: float, done: Done) -> None:
+    """Forget, as a DELETE does, up to EXPIRE_PER_SWEEP devices never registered and unheard since `before` (§16).
+
+    Churned ids (a device re-flashed with a new id, a test rig) would otherwise be kept forever and each
+    declared offline. Bounded per sweep, so a backlog of 50,000 goes in 250 sweeps, each a few statements.
+    """
+    ids = store.unregistered_unheard(conn, before, EXPIRE_PER_SWEEP)
+    if not ids:
+        return
+    store.forget_devices_state(conn, ids)
+    for device_id in ids:
+        fleet.forget(device_id)
+    done.forgotten += ids
+    counts["devices.forgotten_unregistered"] += len(ids)
+    log.info("forgot %d devices never registered and unheard since %s (e.g. %s)", len(ids), iso(before), ids[0])
 
 
 def _acknowledge(

@@ -11,17 +11,19 @@ from vesper_ingest.fleet import Fleet
 
 
 def overdue(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | None, now: float) -> list[NewEvent]:
-    """Each device overdue now (by its own timeout, else the default) goes offline once; is_overdue decides."""
+    """Each device overdue now (by its own timeout, else the default) goes offline once, in one statement.
+
+    The statement applies liveness.is_overdue's rule to every row at once (a 50,000-device outage is one
+    UPDATE, not 50,000: SPEC §16), and only the rows it changed are announced.
+    """
     default = cfg.liveness.heartbeat_timeout_s
     cutoff = liveness.sweep_cutoff(now, min(default, store.shortest_timeout(conn) or default), since)
-    if cutoff is None:
+    if cutoff is None or since is None:
         return []
     gone = []
-    for device_id, last_seen, own in store.overdue_candidates(conn, cutoff):
-        timeout = own or default  # the registry's, read each sweep: a change applies without a restart
-        if liveness.is_overdue(last_seen, now, timeout, since) and store.mark_offline(conn, device_id, now - timeout):
-            gone.append(NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)}))
-            fleet.went_offline(device_id)
+    for device_id, last_seen in store.mark_overdue_offline(conn, now, default, since, cutoff):
+        gone.append(NewEvent("device_offline", device_id, {"last_seen": iso(last_seen)}))
+        fleet.went_offline(device_id)
     return gone
 
 

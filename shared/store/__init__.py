@@ -66,6 +66,7 @@ from shared.store.registry import (
     entry_dict,
     forget,
     forget_device_state,
+    forget_devices_state,
     kept_secret,
     pending_commands,
     put_entries,
@@ -73,6 +74,7 @@ from shared.store.registry import (
     queue_command,
     registered_ids,
     registry_entry,
+    unregistered_unheard,
 )
 from shared.store.schema import MIGRATIONS, migrate, open_store
 from shared.store.writer import Writer
@@ -88,7 +90,7 @@ from shared.store.writes import (
     mark_alive,
     mark_all_alive,
     mark_offline,
-    overdue_candidates,
+    mark_overdue_offline,
     prune_events,
     record_delivered,
     record_seen,
@@ -107,7 +109,7 @@ __all__ = [
     "MIGRATIONS", "Connection", "StoreUnavailable", "Writer", "add_counters", "alerts", "all_alerts", "connect",
     "counters", "device", "devices", "devices_json", "ensure_device", "event_ids", "event_rows_after",
     "events_after", "get_meta", "insert_event", "integrity_ok", "is_known", "last_event_id", "liveness_all",
-    "mark_alive", "mark_all_alive", "mark_offline", "migrate", "open_store", "overdue_candidates", "prune_events",
+    "mark_alive", "mark_all_alive", "mark_offline", "migrate", "open_store", "mark_overdue_offline", "prune_events",
     "read", "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat",
     "set_heartbeat_if_empty",
     "set_meta", "set_playback", "upsert_alert", "was_delivered",
@@ -119,5 +121,5 @@ __all__ = [
     "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
     "device_dict", "rows_json", "all_flaps", "write_flaps", "acknowledge", "add_silence",
     "alert_objects", "device_tags", "expire_silence", "prune_silences", "silence_dict", "silences", "command_pending",
-    "queue_command", "problems_in_scope", "silences_by_id",
+    "queue_command", "problems_in_scope", "silences_by_id", "forget_devices_state", "unregistered_unheard",
 ]  # fmt: skip

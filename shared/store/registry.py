@@ -27,6 +27,7 @@ from collections.abc import Iterable
 from json.encoder import encode_basestring_ascii
 from typing import Any
 
+from shared.store import sets
 from shared.store.dialect import Connection
 
 FIELDS = ("name", "site", "tags", "notes", "heartbeat_timeout_s")
@@ -155,14 +156,40 @@ def command_done(conn: Connection, command_id: int) -> None:
 
 def forget_device_state(conn: Connection, device_id: str) -> None:
     """The ingest's side of a forget: its row, active alerts and what notifications hold of it (events stay)."""
+    forget_devices_state(conn, [device_id])
+
+
+def forget_devices_state(conn: Connection, device_ids: list[str]) -> None:
+    """forget_device_state for many devices, one statement per table (a sweep's expired ids: shared/store/sets.py)."""
     for table in ("device_alerts", "alert_flaps", "notify_items", "notify_told"):
-        conn.execute(f"DELETE FROM {table} WHERE device_id = ?", (device_id,))
-    conn.execute("DELETE FROM devices WHERE id = ?", (device_id,))
-    # Registered again since the operator's DELETE: it stays listed, as a device that never reported.
-    conn.execute(
-        "INSERT INTO devices (id) SELECT device_id FROM registry WHERE device_id = ? ON CONFLICT (id) DO NOTHING",
-        (device_id,),
+        sets.run(conn, f"DELETE FROM {table} WHERE device_id IN ({{rows}})", ("text",), [(d,) for d in device_ids])
+    sets.run(conn, "DELETE FROM devices WHERE id IN ({rows})", ("text",), [(d,) for d in device_ids])
+    # Registered again since the operator's DELETE (or since the sweep chose it): it stays listed, never reported.
+    sets.run(
+        conn,
+        "INSERT INTO devices (id) SELECT device_id FROM registry WHERE device_id IN ({rows})"
+        " ON CONFLICT (id) DO NOTHING",
+        ("text",),
+        [(d,) for d in device_ids],
     )
+
+
+# Devices never registered and unheard since ?1, at most ?2: the heard ones oldest first by the last_seen index's
+# range (above 0: registered devices that never reported, last_seen NULL, are not read), then those only ever
+# known from a retained heartbeat (liveness unknown, last_seen NULL) by their first_seen, through the liveness index.
+UNHEARD = (
+    "SELECT id FROM (SELECT d.id FROM devices d"
+    " WHERE COALESCE(d.last_seen, 0) > 0 AND COALESCE(d.last_seen, 0) <= ?1"
+    " AND NOT EXISTS (SELECT 1 FROM registry r WHERE r.device_id = d.id) ORDER BY COALESCE(d.last_seen, 0), d.id"
+    " LIMIT ?2) AS heard UNION ALL SELECT id FROM (SELECT d.id FROM devices d"
+    " WHERE d.liveness = 'unknown' AND d.last_seen IS NULL AND d.first_seen <= ?1"
+    " AND NOT EXISTS (SELECT 1 FROM registry r WHERE r.device_id = d.id) LIMIT ?2) AS known"
+)
+
+
+def unregistered_unheard(conn: Connection, before: float, limit: int) -> list[str]:
+    """Up to `limit` ids of devices never registered and not heard from since `before` (retained-only: first_seen)."""
+    return [device_id for (device_id,) in conn.execute(UNHEARD, (before, limit)).fetchall()[:limit]]
 
 
 def kept_secret(conn: Connection, fresh: str) -> str:

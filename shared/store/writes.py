@@ -162,12 +162,17 @@ def insert_event(conn: Connection, ts: float, type_: str, severity: str, source_
 def insert_events(conn: Connection, rows: list[tuple[float, str, str, str, str]]) -> list[int]:
     """Append (ts, type, severity, source_id, payload) events in order; returns their ids, ascending.
 
-    On PostgreSQL the ids are taken first in one round trip and the rows sent as one set (sets.py;
-    a RETURNING per row would wait for each); on SQLite each insert gives its id.
+    The ids are taken first and the rows sent as one set (sets.py; an insert per row cost 0.3 s of a
+    50,000-device outage's sweep): PostgreSQL's from its sequence in one round trip; SQLite's are the ones
+    after the highest it ever gave (AUTOINCREMENT keeps that above any explicit id), in the one writer's
+    BEGIN IMMEDIATE transaction, so no other insert can take them.
     """
+    if not rows:
+        return []
     ids = dialect.new_event_ids(conn, len(rows))
     if ids is None:
-        return [insert_event(conn, *row) for row in rows]
+        first = dialect.last_event_id(conn) + 1
+        ids = list(range(first, first + len(rows)))
     sets.run(
         conn,
         "INSERT INTO events (id, ts, type, severity, source_id, payload) {rows}",
@@ -177,13 +182,26 @@ def insert_events(conn: Connection, rows: list[tuple[float, str, str, str, str]]
     return ids
 
 
-def overdue_candidates(conn: Connection, cutoff: float) -> list[tuple[str, float | None, float | None]]:
-    """Devices not offline, last heard at or before cutoff (or never), with their own timeout: liveness decides."""
-    return conn.execute(
-        "SELECT d.id, d.last_seen, r.heartbeat_timeout_s FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
-        " WHERE d.liveness != 'offline' AND d.first_seen IS NOT NULL AND COALESCE(d.last_seen, 0) <= ?",
-        (cutoff,),
-    ).fetchall()
+# The sweep's compare-and-set as one statement: a device's own timeout (the registry's, read each sweep: a change
+# applies without a restart) or the default, and each its full grace from `since` (vesper_ingest/liveness.py's rules,
+# the same arithmetic); only the rows this statement changed come back, so only they are announced.
+MARK_OVERDUE = (
+    "UPDATE devices SET liveness = 'offline' FROM (SELECT d.id, COALESCE(NULLIF(r.heartbeat_timeout_s, 0), ?2) AS t"
+    " FROM devices d LEFT JOIN registry r ON r.device_id = d.id WHERE d.liveness != 'offline'"
+    " AND d.first_seen IS NOT NULL AND COALESCE(d.last_seen, 0) <= ?4) AS o"
+    " WHERE devices.id = o.id AND devices.liveness != 'offline' AND NOT ?1 < ?3 + o.t"
+    " AND COALESCE(devices.last_seen, 0) <= ?1 - o.t RETURNING devices.id, devices.last_seen"
+)
+
+
+def mark_overdue_offline(
+    conn: Connection, now: float, default: float, since: float, cutoff: float
+) -> list[tuple[str, float | None]]:
+    """Every device overdue now goes offline in one statement; returns (id, last_seen) of those it changed, by id.
+
+    `cutoff` bounds the candidates (the shortest timeout's, an index range); `since` is the grace's start.
+    """
+    return sorted(conn.execute(MARK_OVERDUE, (now, default, since, cutoff)).fetchall())
 
 
 def shortest_timeout(conn: Connection) -> float | None:
