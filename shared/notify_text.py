@@ -115,6 +115,11 @@ def _notify_type(items: list[Item]) -> str:
     return "info"
 
 
+def with_message_id(body: str, message_id: int) -> str:
+    """The body as sent to a service without our header: its last line names the stored message, the same on a retry."""
+    return f"{body}\nMessage id: {message_id}"
+
+
 def trial_message(channel: str) -> tuple[str, str, str]:
     """The message POST /api/notify/test sends."""
     return "Vesper: test notification", f"A test message for channel {channel}: this channel works.", "info"

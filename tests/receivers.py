@@ -18,23 +18,39 @@ from vesper_sim.broker import free_port
 
 
 class Webhook:
-    """Records each JSON POST; answers `status` (503 while failing) so retries can be watched."""
+    """Records each JSON POST; answers `status` (503 while failing) so retries can be watched.
+
+    `delay_s` makes it a slow service: each request is held that long (or until `release` is set)
+    before it is answered; `holding` counts the requests held now. `arrived` is each request's
+    X-Vesper-Message-Id (None without one) in order of arrival; `statuses` are the answers to the
+    next requests, first one first, before `status` applies again.
+    """
 
     def __init__(self) -> None:
         self.messages: list[dict[str, Any]] = []
         self.attempts = 0
         self.status = 200
+        self.statuses: list[int] = []
         self.delay_s = 0.0
+        self.release = threading.Event()
+        self.arrived: list[str | None] = []
+        self.holding = 0
         self._cond = threading.Condition()
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:  # noqa: N802 (the http.server API)
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                time.sleep(hook.delay_s)  # a slow service (a real wait, inside the receiver only)
                 with hook._cond:
+                    hook.arrived.append(self.headers.get("X-Vesper-Message-Id"))
+                    hook.holding += 1
+                    hook._cond.notify_all()
+                if hook.delay_s:  # a slow service (a real wait, inside the receiver only)
+                    hook.release.wait(hook.delay_s)
+                with hook._cond:
+                    hook.holding -= 1
                     hook.attempts += 1
-                    status = hook.status
+                    status = hook.statuses.pop(0) if hook.statuses else hook.status
                     if status < 300:
                         hook.messages.append(json.loads(body))
                     hook._cond.notify_all()

@@ -3,6 +3,9 @@
 A failed send is retried with backoff (1 s doubling to 5 min) until give_up_after_s, then dropped;
 the next message of that channel waits (order), other channels never do (each has its own thread).
 Every outcome is written before the next message is taken, so a kill repeats at most the one in flight.
+A send may take notify.send_timeout_s (Apprise's socket timeouts are set to it): a slow receiver is one
+delivery, not a timeout and a retry. Each send names the stored message id, the same on every attempt,
+so a receiver can drop a repeat: the X-Vesper-Message-Id header on the generic webhooks, else the body's last line.
 The retry and give-up deadlines of the message in hand run on the monotonic clock (a step of the wall
 clock neither drops a message early nor stalls its retries); the stored times are for operators and restarts.
 """
@@ -17,14 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from shared import store
-from shared.notify_config import Channel
+from shared.notify_config import Channel, NotifyConfig
+from shared.notify_text import with_message_id
 
 log = logging.getLogger(__name__)
 
-SEND_TIMEOUT_S = 30.0  # the whole Apprise call; each service also has its own socket timeouts
 POLL_S = 1.0  # how often an idle channel looks for messages queued by another process (the web's tests)
 BACKOFF_MAX_S = 300.0
-Send = Callable[[str, str, str], str | None]  # (title, body, notify type) -> None when sent, else the error
+Send = Callable[[int, str, str, str], str | None]  # (message id, title, body, notify type) -> None when sent, else why
+HEADER = "X-Vesper-Message-Id"
+HEADER_SCHEMES = frozenset({"json", "jsons", "form", "forms", "xml", "xmls"})  # Apprise's webhooks with `+Header=`
 
 
 def backoff(failures: int) -> float:
@@ -32,18 +37,37 @@ def backoff(failures: int) -> float:
     return min(BACKOFF_MAX_S, 2.0 ** max(0, failures - 1))
 
 
-def apprise_sender(url: str) -> Send:
-    """A send function for one Apprise URL (checked at start-up, so it loads)."""
+def call_limit(send_timeout_s: float) -> float:
+    """The whole Apprise call's limit: a connect and then an answer may each take send_timeout_s.
+
+    Only a backstop for a service that does not keep to its socket timeouts: reached while a request is
+    out, Apprise abandons it unanswered, so the receiver may have it and the retry would repeat it.
+    """
+    return 2 * send_timeout_s + 5
+
+
+def apprise_sender(url: str, send_timeout_s: float) -> Send:
+    """A send function for one Apprise URL (checked at start-up, so it loads) whose sends may take send_timeout_s."""
     import apprise  # imported here: a process without channels never pays for it
 
+    limit = call_limit(send_timeout_s)
+    service = apprise.Apprise.instantiate(url, asset=apprise.AppriseAsset(service_timeout=limit))
+    if service is None:
+        raise ValueError("the channel's Apprise URL does not load")
+    # What the URL args cto and rto set (4 s each by default): a receiver answering after 6 s failed every attempt.
+    service.socket_connect_timeout = service.socket_read_timeout = send_timeout_s
+    headers = service.headers if url.split("://", 1)[0].lower() in HEADER_SCHEMES else None
     target = apprise.Apprise()
-    target.add(url)
+    target.add(service)
 
-    def send(title: str, body: str, notify_type: str) -> str | None:
+    def send(message_id: int, title: str, body: str, notify_type: str) -> str | None:
+        if headers is not None:
+            headers[HEADER] = str(message_id)  # what a `+X-Vesper-Message-Id=` URL arg would set
+        else:
+            body = with_message_id(body, message_id)
         result = target.notify(
-            body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT,
-            timeout=SEND_TIMEOUT_S,
-        )  # fmt: skip
+            body=body, title=title, notify_type=notify_type, body_format=apprise.NotifyFormat.TEXT, timeout=limit
+        )
         if result:
             return None
         errors = [entry.asdict()["message"] for entry in result.logs()]
@@ -72,12 +96,14 @@ class ChannelWorker:
         send: Send | None = None,
         clock: Callable[[], float] = time.time,
         mono: Callable[[], float] = time.monotonic,
+        *,
+        send_timeout_s: float = NotifyConfig.send_timeout_s,
     ) -> None:
-        """`clock`: the times stored (the ingest's frame); `mono`: the deadlines'."""
+        """`clock`: the times stored (the ingest's frame); `mono`: the deadlines'; `send`: Apprise's by default."""
         self.db_path = db_path
         self.channel = channel
         self.give_up_after_s = give_up_after_s
-        self.send = send or apprise_sender(channel.url)
+        self.send = send or apprise_sender(channel.url, send_timeout_s)
         self.clock = clock
         self.mono = mono
         self.in_hand: InHand | None = None
@@ -129,7 +155,7 @@ class ChannelWorker:
             return 0.0
         if held.attempt_at > self.mono():
             return min(POLL_S, held.attempt_at - self.mono())
-        error = self._send(title, body, notify_type)
+        error = self._send(message_id, title, body, notify_type)
         now = self.clock()
         if error is None:
             self._finish(conn, message_id, "sent", now, None)
@@ -147,9 +173,9 @@ class ChannelWorker:
             self.in_hand = InHand(message_id, created_at + self.give_up_after_s + lead, next_attempt_at + lead)
         return self.in_hand
 
-    def _send(self, title: str, body: str, notify_type: str) -> str | None:
+    def _send(self, message_id: int, title: str, body: str, notify_type: str) -> str | None:
         try:
-            return self.send(title, body, notify_type)
+            return self.send(message_id, title, body, notify_type)
         except Exception as exc:  # a plugin's bug must not end the channel's thread
             log.exception("sending to %s raised", self.channel.name)
             return f"{type(exc).__name__}: {exc}"[:500]

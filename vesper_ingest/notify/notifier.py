@@ -21,7 +21,10 @@ class Notifier:
     def __init__(self, cfg: Config, writer: store.Writer, clock: Callable[[], float]) -> None:
         notify = cfg.notify
         self.workers = {
-            c.name: ChannelWorker(cfg.database.target, c, notify.give_up_after_s, clock=clock) for c in notify.channels
+            c.name: ChannelWorker(
+                cfg.database.target, c, notify.give_up_after_s, clock=clock, send_timeout_s=notify.send_timeout_s
+            )
+            for c in notify.channels
         }
         self.sink = NotifySink(writer, notify, clock, self._queued)
 
