@@ -144,7 +144,8 @@ class Ingest(Callbacks):
             with self.writer.transaction() as conn:
                 if step:
                     sweep.rebase(conn, self.fleet, step)
-                done = commands.carry_out(conn, self.fleet, counts, now)  # first: a forgotten device never goes offline
+                # first: a forgotten device never goes offline
+                done = commands.carry_out(conn, self.fleet, counts, now, self.cfg.devices)
                 decided = sweep.decide(conn, self.fleet, self.cfg, moved(self.connected_since, step), now)
                 decided += self.report.record(conn, now, self.mono())
                 fresh = store_events(conn, done.events + decided, now, counts)
