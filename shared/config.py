@@ -1,4 +1,4 @@
-"""Typed, frozen settings loaded once from TOML (README.md#running-it-in-production)."""
+"""Typed, frozen settings loaded once from TOML (README.md#configuring-it)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,7 @@ class LivenessConfig:
 
 @dataclass(frozen=True)
 class AlertsConfig:
-    """Bounds and flapping of active alerts (docs/events.md#alert-lifecycle)."""
+    """Bounds (docs/events.md#rejections), flapping and flooding (docs/events.md#flapping, #flooding) of alerts."""
 
     max_subsystems_per_device: int = 64
     flap_transitions: int = 6  # 0: flapping is not detected

@@ -1,4 +1,7 @@
-"""The alert lifecycle in the ingest (docs/events.md#alert-lifecycle): bounds and unconfirmed alerts, in-process."""
+"""The alert lifecycle in the ingest, in-process: bounds and flapping.
+
+docs/events.md#rejections (`too_many_subsystems`), docs/events.md#flapping.
+"""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """Pure rate limits, time passed in: the sign-in backoff and the one-command-per-interval limit.
 
 All live in one worker's memory. With several gunicorn workers each keeps its own, so the bounds
-hold per worker (the README says so); a single worker, the default, makes them exact.
+hold per worker (docs/security.md says so); a single worker, the default, makes them exact.
 """
 
 from __future__ import annotations
