@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from shared.events import iso
+from shared.store import sets
 from shared.store.dialect import Connection
 
 ItemRow = tuple[str, str, str, str, str, int, str]  # rule, device_id, subject, kind, category, event_id, line
@@ -39,34 +40,59 @@ def close_group(conn: Connection, rule: str) -> None:
     conn.execute("DELETE FROM notify_groups WHERE rule = ?", (rule,))
 
 
-def _upsert(conn: Connection, table: str, columns: tuple[str, ...], rows: list[tuple]) -> None:
-    """Insert rows keyed by (rule, device_id, subject), replacing the other columns of an existing one."""
+ITEM_COLUMNS = ("rule", "device_id", "subject", "kind", "category", "event_id", "line")
+ITEM_TYPES = ("text", "text", "text", "text", "text", "bigint", "text")
+TOLD_COLUMNS = ("rule", "device_id", "subject", "category", "told_at", "line", "acked")
+TOLD_TYPES = ("text", "text", "text", "text", "float8", "text", "int4")
+
+
+def _last_per_key(rows: list[Any]) -> list[Any]:
+    """One row per (rule, device_id, subject), the last given: a set statement may not touch a row twice."""
+    return list({tuple(row[:3]): row for row in rows}.values())
+
+
+def _upsert(conn: Connection, table: str, columns: tuple[str, ...], types: tuple[str, ...], rows: list[Any]) -> None:
+    """Insert rows keyed by (rule, device_id, subject), replacing the other columns of an existing one: one set."""
     others = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
-    conn.executemany(
-        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+    picked = ", ".join(f"column{n}" for n in range(1, len(columns) + 1))
+    sets.run(
+        conn,
+        f"INSERT INTO {table} ({', '.join(columns)}) SELECT {picked} FROM ({{rows}}) AS v WHERE true"
         f" ON CONFLICT (rule, device_id, subject) DO UPDATE SET {others}",
-        rows,
+        types,
+        _last_per_key(rows),
+    )
+
+
+def _delete(conn: Connection, table: str, keys: list[tuple[str, str, str]]) -> None:
+    """Delete the rows of these (rule, device_id, subject) keys: one set."""
+    sets.run(
+        conn,
+        f"DELETE FROM {table} WHERE (rule, device_id, subject) IN"
+        " (SELECT column1, column2, column3 FROM ({rows}) AS v)",
+        ("text", "text", "text"),
+        _last_per_key(keys),
     )
 
 
 def put_items(conn: Connection, rows: list[ItemRow]) -> None:
     """Add or replace items of open groups."""
-    _upsert(conn, "notify_items", ("rule", "device_id", "subject", "kind", "category", "event_id", "line"), rows)
+    _upsert(conn, "notify_items", ITEM_COLUMNS, ITEM_TYPES, rows)
 
 
 def drop_items(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
     """Remove items (rule, device_id, subject) from their groups: blips."""
-    conn.executemany("DELETE FROM notify_items WHERE rule = ? AND device_id = ? AND subject = ?", keys)
+    _delete(conn, "notify_items", keys)
 
 
 def tell(conn: Connection, rows: list[ToldRow]) -> None:
     """Record what a rule's channel was told is wrong (or reminded of, again)."""
-    _upsert(conn, "notify_told", ("rule", "device_id", "subject", "category", "told_at", "line", "acked"), rows)
+    _upsert(conn, "notify_told", TOLD_COLUMNS, TOLD_TYPES, rows)
 
 
 def untell(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
     """Forget what recovered (rule, device_id, subject)."""
-    conn.executemany("DELETE FROM notify_told WHERE rule = ? AND device_id = ? AND subject = ?", keys)
+    _delete(conn, "notify_told", keys)
 
 
 def enqueue(
