@@ -8,12 +8,13 @@ ingest); a forget reaches the ingest as a command it carries out in its next swe
 from __future__ import annotations
 
 import json
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, TypeVar
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, current_app, request
 from flask.typing import ResponseReturnValue
 
 from shared import store
@@ -21,21 +22,44 @@ from vesper_web import api, auth, registry_csv, registry_rules
 from vesper_web.registry_rules import FieldError
 
 bp = Blueprint("registry", __name__, url_prefix="/api")
+BUSY = "the database is busy; try again"
+T = TypeVar("T")
+
+
+@contextmanager
+def transaction(target: str) -> Iterator[store.Connection]:
+    """A short-lived write connection in one BEGIN IMMEDIATE transaction; StoreUnavailable when SQLite stays busy."""
+    with store.guarded():
+        conn = store.connect(target)
+        try:
+            with store.write(conn):
+                yield conn
+        finally:
+            conn.close()
 
 
 @contextmanager
 def writing() -> Iterator[store.Connection]:
-    """A short-lived write connection in one BEGIN IMMEDIATE transaction; 503 when SQLite stays busy."""
+    """This request's write transaction (see transaction); 503 when SQLite stays busy."""
     try:
-        with store.guarded():
-            conn = store.connect(current_app.config["VESPER"].database.target)
-            try:
-                with store.write(conn):
-                    yield conn
-            finally:
-                conn.close()
+        with transaction(current_app.config["VESPER"].database.target) as conn:
+            yield conn
     except store.StoreUnavailable:
-        abort(503, "the database is busy; try again")
+        abort(503, BUSY)
+
+
+def off_the_loop(work: Callable[..., T], *args: Any) -> T:
+    """Run CPU-heavy work in a native thread of gevent's pool when this is a gevent worker, else right here.
+
+    The worker's loop (and so /healthz, §16) keeps serving meanwhile: the thread shares the GIL every few ms,
+    and SQLite and psycopg wait without it. `work` gets no request or app context: pass it what it needs.
+    """
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is None or not monkey.is_module_patched("threading"):
+        return work(*args)
+    import gevent
+
+    return gevent.get_hub().threadpool.apply(work, args)  # type: ignore[no-any-return]
 
 
 def _audit(action: str, detail: str) -> None:
@@ -102,17 +126,26 @@ def import_devices() -> ResponseReturnValue:
     """
     if request.mimetype != "text/csv":
         abort(415, "send the CSV with Content-Type: text/csv")
+    target = current_app.config["VESPER"].database.target
     try:
-        body = request.get_data().decode("utf-8-sig")
+        answer, counts = off_the_loop(_import, target, request.get_data(), time.time())
     except UnicodeDecodeError:
         abort(400, "body: UTF-8 text")
-    try:
-        parsed = registry_csv.parse(body)
     except FieldError as exc:
         abort(400, str(exc))
-    with writing() as conn:
+    except store.StoreUnavailable:
+        abort(503, BUSY)
+    _audit("import", counts)
+    return current_app.response_class(answer, mimetype="application/json")
+
+
+def _import(target: str, body: bytes, now: float) -> tuple[str, str]:
+    """Decode, check and store an import in one transaction: (the JSON answer, its counts for the audit line)."""
+    parsed = registry_csv.parse(body.decode("utf-8-sig"))
+    with transaction(target) as conn:
         before = store.registered_ids(conn)
-        store.put_entries(conn, parsed.columns, parsed.rows, time.time())
+        store.put_entries(conn, parsed.columns, parsed.rows, now)
     created = sum(1 for row in parsed.rows if row[0] not in before)
-    _audit("import", f"{created} created, {len(parsed.rows) - created} updated, {len(parsed.rejected)} refused")
-    return jsonify({"created": created, "updated": len(parsed.rows) - created, "rejected": parsed.rejected})
+    updated = len(parsed.rows) - created
+    answer = json.dumps({"created": created, "updated": updated, "rejected": parsed.rejected})  # large: here too
+    return answer, f"{created} created, {updated} updated, {len(parsed.rejected)} refused"
