@@ -193,3 +193,23 @@ def test_a_reminder_names_the_state_now() -> None:
     assert run(g, [(100, alert("bell-1", state="FAILED")), (130, None)]) == []
     [reminder] = run(g, [(630, None)])
     assert "bell-1: Audio FAILED" in reminder.body and "CRITICAL" not in reminder.body
+
+
+def flooding_ended(device: str, alerts: dict[str, str]) -> dict:
+    """A `device_flooding_ended` event naming the device's active alerts now."""
+    payload = {"suppressed": 500, "alerts": alerts}
+    kind = "device_flooding_ended"
+    return {"id": next(_ids), "type": kind, "severity": "info", "source_id": device, "payload": payload}
+
+
+def test_a_flood_that_ends_tells_what_changed_while_its_events_were_held_back() -> None:
+    """Told of Audio, then a flood: at its end Audio has cleared (a recovery), Power is new; Net was never told."""
+    g = grouper(min_severity="warning", repeat_after_s=3600.0)
+    [told] = run(g, [(0, alert("bell-1")), (30, None)])
+    assert "Audio CRITICAL" in told.body
+    [after] = run(g, [(100, flooding_ended("bell-1", {"Power": "FAILED"})), (130, None)])
+    assert "bell-1: Audio cleared (was flooding)" in after.body
+    assert "bell-1: Power FAILED: no longer flooding" in after.body
+    [reminder] = run(g, [(130 + 3600, None)])
+    assert "Power" in reminder.body and "Audio" not in reminder.body  # a reminder names only what is still wrong
+    assert run(grouper(), [(0, flooding_ended("bell-2", {})), (100, None)]) == []  # nothing told, none active: quiet

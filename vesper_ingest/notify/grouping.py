@@ -75,10 +75,14 @@ def settled(event: dict[str, Any]) -> dict[str, Any]:
     """alert_flapping_ended is, to what a channel was told, the change to the state it names; others as they are."""
     if event["type"] != "alert_flapping_ended":
         return event
-    subsystem, state = event["payload"]["subsystem"], event["payload"]["state"]
+    return now_in(event, event["payload"]["subsystem"], event["payload"]["state"], "flapping")
+
+
+def now_in(event: dict[str, Any], subsystem: str, state: str, after: str) -> dict[str, Any]:
+    """An alert or alert_cleared, carried by `event`, saying a subsystem is in `state` now that `after` is over."""
     if state == "CLEARED":
-        return {**event, "type": "alert_cleared", "payload": {"subsystem": subsystem, "previous_state": "flapping"}}
-    payload = {"subsystem": subsystem, "state": state, "message": "no longer flapping", "previous_state": None}
+        return {**event, "type": "alert_cleared", "payload": {"subsystem": subsystem, "previous_state": after}}
+    payload = {"subsystem": subsystem, "state": state, "message": f"no longer {after}", "previous_state": None}
     return {**event, "type": "alert", "severity": ALERT_SEVERITY[state], "payload": payload}
 
 
@@ -107,8 +111,20 @@ class Grouper:
         self.ops: list[tuple[Any, ...]] = []  # what changed, for the sink to write; it clears them
 
     def offer(self, event: dict[str, Any], now: float) -> None:
-        """One committed event, in id order."""
-        event = settled(event)
+        """One committed event, in id order; a flood's end also settles what its device's alerts are now."""
+        self._offer(settled(event), now)
+        if event["type"] == "device_flooding_ended":
+            for state_now in self._after_flood(event):
+                self._offer(state_now, now)
+
+    def _after_flood(self, event: dict[str, Any]) -> list[dict[str, Any]]:
+        """Each alert of the device told, pending or active now, in the state the flood's end names (or cleared)."""
+        device, active = event["source_id"], event["payload"].get("alerts") or {}
+        held = [*self.told.values(), *(g.items for g in self.groups.values())]
+        known = {what[1] for keys in held for what in keys if what[0] == device and what[1]}
+        return [now_in(event, sub, active.get(sub, "CLEARED"), "flooding") for sub in sorted(known | set(active))]
+
+    def _offer(self, event: dict[str, Any], now: float) -> None:
         if event["type"] == "alert_acknowledged":
             self._acknowledged(event)
         elif event["type"] == "alert_flapping":
