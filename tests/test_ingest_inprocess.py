@@ -338,6 +338,17 @@ def test_redelivery_in_the_same_batch_as_its_original_is_applied_once(ingest: In
     assert types(db_path) == ["alert", "alert_cleared"]
 
 
+def test_a_redelivered_info_is_applied_once(ingest: Ingest, db_path: Path) -> None:
+    """Info is subscribed at QoS 1 (§16): the broker's DUP copy of an applied playback info is no second event."""
+    ingest.connected()
+    started = b'{"type": "playback_started", "payload": {"melody_uid": "ABC"}}'
+    ingest.process([message(ingest, "bell-1", "info", started, mid=5)])
+    ingest.disconnected()
+    ingest.connected(session_present=True)
+    ingest.process([message(ingest, "bell-1", "info", started, mid=5, dup=True)])
+    assert types(db_path) == ["playback_started"]
+
+
 # --- bad input --------------------------------------------------------------------------------
 
 

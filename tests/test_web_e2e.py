@@ -215,7 +215,7 @@ def test_web_started_while_broker_is_down(
     broker.stop()
     conn = store.open_store(db_path)
     with store.write(conn):
-        store.mark_alive(conn, "known-1", 1.0)
+        store.mark_alive(conn, "known-1", time.time())  # recent: an id unheard for 30 days is forgotten
     conn.close()
     start_web(cfg)
     bind = config_mod.load(cfg).web.bind

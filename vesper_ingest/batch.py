@@ -55,11 +55,11 @@ def store_events(conn: store.Connection, events: list[NewEvent], now: float, cou
 
 
 def _redelivered(conn: store.Connection, item: Inbound, kind: str, now: float, seen: dict[int, bytes]) -> bool:
-    """True for the broker's redelivery of an alert message already applied (docs/architecture.md#redelivery).
+    """True for the broker's redelivery of an alert or info message already applied (docs/architecture.md#redelivery).
 
     `seen` holds this batch's (mid -> digest): the original may sit in the same batch as its repeat.
     """
-    if kind != "alerts" or item.qos != 1:
+    if kind not in ("alerts", "info") or item.qos != 1:
         return False
     digest = redelivery.digest(item.topic, item.payload)
     if item.dup and (
