@@ -30,6 +30,7 @@ def wait_for_lead(db: DatabaseConfig, stopping: threading.Event) -> store.Connec
                 while not stopping.is_set():
                     if leader.try_take(conn, STEP_S):
                         leader.fence(conn, db.leader_timeout_s)
+                        leader.Lease(conn, name, db.leader_timeout_s)  # a failover takes the lock again (§16)
                         log.info("leading: %s holds the leader lock", name)
                         return conn
                     if not announced:

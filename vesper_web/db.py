@@ -2,9 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+
 from flask import Flask, current_app, g
+from flask.typing import ResponseReturnValue
+from werkzeug.exceptions import ServiceUnavailable
 
 from shared import store
+from shared.ratelog import RateLimitedLog
+from shared.store.postgres import TRANSIENT as PG_UNAVAILABLE
+
+log = logging.getLogger(__name__)
+_unavailable_log = RateLimitedLog(log, 10.0)
+UNAVAILABLE = "the database does not answer (no primary: a failover?); try again"
 
 
 def get_db() -> store.Connection:
@@ -21,7 +31,15 @@ def close_db(exc: BaseException | None = None) -> None:
         conn.close()
 
 
+def unavailable(exc: Exception) -> ResponseReturnValue:
+    """PostgreSQL lost or not answering (a failover, SPEC §16): 503, so /healthz/pipeline says not ok; not a 500."""
+    _unavailable_log.warning("pg", "a request could not read the database: %s", exc)
+    return current_app.handle_http_exception(ServiceUnavailable(UNAVAILABLE))
+
+
 def init_app(app: Flask) -> None:
     """Create or migrate the schema (the web may start before the ingest ever ran); close per request."""
     store.open_store(app.config["VESPER"].database.target).close()
     app.teardown_appcontext(close_db)
+    for error in PG_UNAVAILABLE:
+        app.register_error_handler(error, unavailable)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, Protocol
 
 import psycopg
 from psycopg_pool import ConnectionPool
@@ -38,30 +38,73 @@ def _named(args: Sequence[Any] | Mapping[str, Any]) -> dict[str, Any]:
     return {f"p{n}": value for n, value in enumerate(args, start=1)}
 
 
+class Lease(Protocol):
+    """What a connection that carries the leader lock calls when its session is lost (leader.Lease)."""
+
+    def recover(self) -> None:
+        """Hold the lock again on a new session of the (new) primary, or raise LeadLost."""
+
+
 class PgConnection:
-    """A psycopg connection in autocommit mode, with sqlite3's execute and executemany (transactions explicit)."""
+    """A psycopg connection in autocommit mode, with sqlite3's execute and executemany (transactions explicit).
+
+    A leader's connection has a `lease`: a session lost outside a transaction (a failover) is replaced by a new
+    one that holds the lock again, and the statement runs there. Inside a transaction the work went with the
+    session, so the error is the caller's (writer.py retries or settles it).
+    """
 
     engine = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection) -> None:
+    def __init__(self, raw: psycopg.Connection, url: str = "") -> None:
         self.raw = raw
+        self.url = url  # where a new session is opened (libpq's multi-host form finds the primary)
         self.pipelining = True  # leader.fence turns it off (a hung pipeline escapes the server's idle timeouts)
+        self.in_transaction = False  # between this connection's BEGIN and its COMMIT or ROLLBACK
+        self.lease: Lease | None = None
 
     def execute(self, sql: str, args: Sequence[Any] | Mapping[str, Any] = ()) -> psycopg.Cursor:
         """Run one statement; the cursor answers fetchone, fetchall, rowcount and iteration."""
         text, named = translate(sql)
-        return self.raw.execute(text, _named(args) if named else (tuple(args) or None))  # type: ignore[arg-type]
+        params = _named(args) if named else (tuple(args) or None)
+        try:
+            cur = self.raw.execute(text, params)  # type: ignore[arg-type]
+        except TRANSIENT:
+            if not self._recovered():
+                raise
+            cur = self.raw.execute(text, params)  # type: ignore[arg-type]
+        if len(sql) < 10:  # BEGIN, COMMIT, ROLLBACK: dialect.write's
+            word = sql.strip().upper()
+            self.in_transaction = word == "BEGIN" or (self.in_transaction and word not in ("COMMIT", "ROLLBACK"))
+        return cur
+
+    def _recovered(self) -> bool:
+        """After a failed statement: True once a lost session outside a transaction is replaced by the lease's."""
+        if not self.raw.closed:
+            return False
+        lost_work, self.in_transaction = self.in_transaction, False
+        if lost_work or self.lease is None:
+            return False
+        lease, self.lease = self.lease, None  # the lease's own statements must not recover again
+        try:
+            lease.recover()
+        finally:
+            self.lease = lease
+        return True
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> psycopg.Cursor:
         """Run one statement per row: pipelined, or each in its own round trip when pipelining is off."""
         text, named = translate(sql)
         params = [_named(r) for r in rows] if named else [tuple(r) for r in rows]
         cur = self.raw.cursor()
-        if self.pipelining:
-            cur.executemany(text, params)  # type: ignore[arg-type]
-        else:
-            for one in params:
-                cur.execute(text, one)  # type: ignore[arg-type]
+        try:
+            if self.pipelining:
+                cur.executemany(text, params)  # type: ignore[arg-type]
+            else:
+                for one in params:
+                    cur.execute(text, one)  # type: ignore[arg-type]
+        except TRANSIENT:
+            self.in_transaction = self.in_transaction and not self.raw.closed
+            raise
         return cur
 
     def close(self) -> None:
@@ -85,7 +128,7 @@ def connect(url: str, readonly: bool = False, pooled: bool = False) -> PgConnect
     raw = psycopg.connect(url, autocommit=True)
     if readonly:
         _read_only(raw)
-    return PgConnection(raw)
+    return PgConnection(raw, url)
 
 
 class PooledConnection(PgConnection):
@@ -101,14 +144,19 @@ class PooledConnection(PgConnection):
 
 
 POOL_MAX = 10  # connections per web worker: its requests are short; a stream reads with its own
+# How long a request waits for a connection: while no primary answers (a failover) it then fails, and the web
+# answers 503 (vesper_web/db.py) instead of hanging for psycopg_pool's default 30 s.
+POOL_WAIT_S = 5.0
 _pools: dict[str, ConnectionPool] = {}
 
 
 def _pool(url: str) -> ConnectionPool:
     """This process's pool of read-only connections to `url`, opened on first use (after gunicorn's fork)."""
     if url not in _pools:
+        # check: a connection is tried before it is lent, so the ones a failover broke are replaced, not used.
         _pools[url] = ConnectionPool(
-            url, min_size=1, max_size=POOL_MAX, kwargs={"autocommit": True}, configure=_read_only, open=True
+            url, min_size=1, max_size=POOL_MAX, kwargs={"autocommit": True}, configure=_read_only, open=True,
+            check=ConnectionPool.check_connection, timeout=POOL_WAIT_S,
         )
     return _pools[url]
 

@@ -8,17 +8,24 @@ from pathlib import Path
 
 from shared.store import dialect, schema
 from shared.store.dialect import Connection, StoreUnavailable
+from shared.store.leader import Lease
+from shared.store.postgres import PgConnection
 
 
 class Writer:
     """The one writing connection of an ingest; callers pass `conn` to the statements in writes.py."""
 
     def __init__(self, path: str | Path, conn: Connection | None = None) -> None:
-        """`conn`: a connection that holds the leader lock (§10); then any failure of it raises LeadLost."""
+        """`conn`: one holding the leader lock (§10): its lease retakes a lost session, else LeadLost ends the lead."""
         self.path = path
         self.fenced = conn is not None
         self.conn: Connection = conn if conn is not None else dialect.connect(path)
+        # A leader's lease (leader.Lease): its session, lost to a failover, is taken again instead of ending the lead.
+        self.lease: Lease | None = conn.lease if isinstance(conn, PgConnection) else None  # type: ignore[assignment]
         schema.migrate(self.conn)
+        if self.lease is not None:
+            with self.transaction():
+                pass  # the first stamp: from now on a failover can tell what this leader committed
 
     def _guard(self) -> AbstractContextManager[None]:
         return dialect.fenced() if self.fenced else dialect.guarded()
@@ -26,8 +33,29 @@ class Writer:
     @contextmanager
     def transaction(self) -> Iterator[Connection]:
         """One write transaction; a transient database error rolls it back and becomes StoreUnavailable."""
+        if self.lease is not None:
+            with self._leased(self.lease) as conn:
+                yield conn
+            return
         with self._guard(), dialect.write(self.conn) as conn:
             yield conn
+
+    @contextmanager
+    def _leased(self, lease: Lease) -> Iterator[Connection]:
+        """The leader's transaction, stamped last: a COMMIT whose answer a failover lost counts if it landed.
+
+        Otherwise a transient error is StoreUnavailable: the caller reloads and retries, on the session the
+        lease holds by then (or LeadLost ends the lead: another leads, or the database lost our commits).
+        """
+        try:
+            with dialect.write(self.conn) as conn:
+                yield conn
+                lease.stamp(self.conn)  # type: ignore[arg-type]
+        except (*dialect.TRANSIENT, StoreUnavailable) as exc:
+            if lease.landed():
+                return
+            raise StoreUnavailable(str(exc)) from exc
+        lease.committed()
 
     @contextmanager
     def isolated(self) -> Iterator[None]:
