@@ -88,3 +88,11 @@ def assess(state: dict[str, Any] | None, bridge: Bridge | None, now: float, stal
         "data_as_of": iso(now if blind is None and state is not None else blind),
         "liveness_as_of": iso(blind),  # null while the ingest sees: device objects carry it
     }
+
+
+def unreadable(reason: object, bridge: Bridge | None, now: float, stale_after_s: float) -> dict[str, Any]:
+    """GET /api/status's answer while the database does not answer (no primary, a failover): not ok, and why."""
+    found = assess(None, bridge, now, stale_after_s)
+    said = " ".join(str(reason).split())[:200]
+    found["problems"] = [f"The database does not answer ({said}): nothing newer can be shown.", *found["problems"][1:]]
+    return found

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from shared import store
-from shared.pipeline import Bridge, assess, duration, parse_state
+from shared.pipeline import Bridge, assess, duration, parse_state, unreadable
 from vesper_ingest.selfreport import SelfReport
 
 NOW = 1_700_000_000.0
@@ -101,3 +101,12 @@ def test_an_interruption_a_previous_process_announced_is_resumed_not_repeated(db
     report.connected(NOW + 61)
     [resumed] = report.events(NOW + 62, 62.0)
     assert resumed.payload["down_s"] == 162 and resumed.payload["since"] == "2023-11-14T22:11:40.000Z"
+
+
+def test_a_database_that_does_not_answer_is_a_problem_said_plainly() -> None:
+    """During a failover no primary answers: /api/status says so (and /healthz/pipeline is 503), never a 500."""
+    found = unreadable("connection failed:\n  server closed the connection", None, NOW, STALE)
+    assert found["ok"] is False and found["ingest"] is None
+    assert found["problems"] == [
+        "The database does not answer (connection failed: server closed the connection): nothing newer can be shown."
+    ]

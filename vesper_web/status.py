@@ -10,7 +10,7 @@ from flask.typing import ResponseReturnValue
 
 from shared import pipeline, store
 from shared.config import Config
-from vesper_web.db import get_db
+from vesper_web.db import PG_UNAVAILABLE, get_db
 
 bp = Blueprint("status", __name__)
 
@@ -26,8 +26,11 @@ def _bridge(app: Flask) -> pipeline.Bridge | None:
 def snapshot(now: float) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """The ingest's recorded state, and the pipeline's state now as GET /api/status answers it."""
     cfg: Config = current_app.config["VESPER"]
-    state = pipeline.parse_state(store.get_meta(get_db(), pipeline.STATE_KEY))
     app: Flask = current_app._get_current_object()  # type: ignore[attr-defined]
+    try:
+        state = pipeline.parse_state(store.get_meta(get_db(), pipeline.STATE_KEY))
+    except (*PG_UNAVAILABLE, store.StoreUnavailable) as exc:  # said as a problem: the banner shows it (§16)
+        return None, pipeline.unreadable(exc, _bridge(app), now, cfg.web.stale_after_s)
     return state, pipeline.assess(state, _bridge(app), now, cfg.web.stale_after_s)
 
 
