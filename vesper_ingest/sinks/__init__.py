@@ -1,8 +1,8 @@
 """Event sinks: consumers of the committed events, each with its own persisted position.
 
 A sink is told of every event in id order, after its commit (docs/architecture.md#sinks). To add
-one, write a module here with a class that has the four members of `Sink`, and add one line to
-`sinks_for` in vesper_ingest/service.py.
+one, write a module here with a class that has the four members of `Sink`, and append it to the list
+`self.sinks` that `Ingest.__init__` builds in vesper_ingest/service.py (one line per sink).
 """
 
 from __future__ import annotations
