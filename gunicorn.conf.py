@@ -4,47 +4,65 @@ from __future__ import annotations
 
 import logging
 import os
+import pickle
 import socket
 import sys
 import threading
 import time
 from typing import Any
 
-from shared.config import ConfigError, load
+from shared.config import Config, ConfigError, load
 from shared.exposure import exposure_error
 
 
-def _database_refusal(path: str) -> str | None:
-    """Why the SQLite file cannot be the store (store.schema.StoreCorrupt's line), or None.
+def _load_and_check() -> tuple[Config | None, str | None]:
+    """The config, and why the web cannot start with it (a bad key, an unusable SQLite file) or None."""
+    from shared.store.schema import StoreCorrupt, open_store
 
-    Asked in a forked child: the master must not import the store, whose psycopg_pool binds threading's
-    locks at import, before a gevent worker patches them. Any other failure is left to the workers.
+    try:
+        cfg = load()  # $VESPER_CONFIG, else ./config.toml
+    except ConfigError as exc:
+        return None, str(exc)
+    if not cfg.database.url:
+        try:
+            open_store(cfg.database.path).close()
+        except StoreCorrupt as exc:
+            return cfg, str(exc)
+        except Exception:  # any other failure is left to the workers, which say it in full
+            pass
+    return cfg, None
+
+
+def _read_in_child() -> tuple[Config | None, str | None]:
+    """_load_and_check() in a forked child, its answer pickled back: the master imports neither of two things.
+
+    The store: psycopg_pool binds threading's locks at import. Apprise: with a channel configured, loading the
+    config checks its URL in Apprise, whose urllib3 holds ssl's classes. A gevent worker inherits the master's
+    modules and patches threading and ssl only as it boots; whatever holds them by then stays unpatched
+    (gevent's MonkeyPatchWarning, "Monkey-patching ssl after ssl has already been imported").
     """
     read_end, write_end = os.pipe()
     pid = os.fork()
     if pid == 0:
         try:
-            from shared.store.schema import StoreCorrupt, open_store
-
+            os.close(read_end)
             try:
-                open_store(path).close()
-            except StoreCorrupt as exc:
-                os.write(write_end, str(exc).encode())
+                answer = _load_and_check()
+            except Exception as exc:  # said by the master, which exits with it
+                answer = (None, f"cannot read the configuration: {exc!r}")
+            with os.fdopen(write_end, "wb") as pipe:
+                pickle.dump(answer, pipe)
         finally:
             os._exit(0)
     os.close(write_end)
     with os.fdopen(read_end, "rb") as pipe:
-        refusal = pipe.read().decode()
+        answer = pipe.read()
     os.waitpid(pid, 0)
-    return refusal or None
+    return pickle.loads(answer) if answer else (None, "cannot read the configuration (its reader died)")
 
 
-try:
-    _cfg = load()  # $VESPER_CONFIG, else ./config.toml
-    _refusal = None if _cfg.database.url else _database_refusal(_cfg.database.path)
-except ConfigError as _exc:
-    _refusal = str(_exc)
-if _refusal:
+_cfg, _refusal = _read_in_child()
+if _cfg is None or _refusal:
     print(f"vesper_web: {_refusal}", file=sys.stderr)
     raise SystemExit(2)
 
