@@ -9,19 +9,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-EVENT_SEVERITY = {
-    "alert_cleared": "info",
-    "playback_started": "info",
-    "playback_stopped": "info",
-    "info": "info",
-    "device_offline": "warning",
-    "device_online": "info",
-    "monitoring_interrupted": "warning",
-    "monitoring_resumed": "info",
-    "device_flooding": "warning",
-    "device_flooding_ended": "info",
-}
-
+from shared.vocabulary import severity_of
 
 _SECOND_TEXT: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS": a device list shares few seconds
 MAX_ISO_CACHE = 4096
@@ -57,7 +45,7 @@ class NewEvent:
 
     def __post_init__(self) -> None:
         if not self.severity:
-            object.__setattr__(self, "severity", EVENT_SEVERITY.get(self.type, "info"))
+            object.__setattr__(self, "severity", severity_of(self.type))
 
 
 def event_dict(event_id: int, ts: float, type_: str, severity: str, source_id: str, payload: Any) -> dict[str, Any]:

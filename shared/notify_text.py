@@ -9,6 +9,8 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from shared.vocabulary import EVENT_TYPES, plain, render
+
 MAX_FIELD = 200
 MAX_ITEMS = 20
 # Most urgent first: the order of the title's counts and of the body's lines.
@@ -24,13 +26,6 @@ CATEGORIES = {
 }
 RESOLVED = ("cleared", "online", "resumed")
 PIPELINE = ("blind", "resumed")  # about the console's own pipeline, not a device: no device link
-WORDS = {  # the categories of the types that are neither alerts nor one-off events
-    "device_offline": "offline",
-    "device_online": "online",
-    "alert_cleared": "cleared",
-    "monitoring_interrupted": "blind",
-    "monitoring_resumed": "resumed",
-}
 Item = tuple[str, str, str]  # (category, device_id, line)
 
 
@@ -49,37 +44,23 @@ def _hidden(ch: str) -> bool:
 
 
 def category(event: dict[str, Any]) -> str:
-    """The heading an event's line goes under."""
-    kind = event["type"]
-    if kind == "alert":
-        return "critical" if event["severity"] == "critical" else "warning"
-    return WORDS.get(kind, "event")
+    """The heading an event's line goes under: its type's, or for an alert its severity's."""
+    known = EVENT_TYPES.get(event["type"])
+    if known is None:
+        return "event"
+    return known.category or ("critical" if event["severity"] == "critical" else "warning")
 
 
 def line(event: dict[str, Any]) -> str:
-    """One event as one line of a message."""
-    device, kind, p = event["source_id"], event["type"], event.get("payload") or {}
-    if kind == "alert":
-        message = clean(p.get("message"))
-        return f"{device}: {clean(p.get('subsystem'))} {clean(p.get('state'))}" + (f": {message}" if message else "")
-    if kind == "alert_cleared":
-        return f"{device}: {clean(p.get('subsystem'))} cleared (was {clean(p.get('previous_state'))})"
-    if kind == "device_offline":
-        return f"{device}: offline, last seen {clean(p.get('last_seen')) or 'never'}"
-    if kind == "device_online":
-        return f"{device}: back online"
-    if kind in ("monitoring_interrupted", "monitoring_resumed"):
-        return _monitoring(device, kind, p)
-    detail = clean(p.get("type") or p.get("melody_uid") or "")
-    return f"{device}: {clean(kind)}" + (f" {detail}" if detail else "")
+    """One event as one line of a message: the device, then its type's words (shared/vocabulary.py)."""
+    kind, payload = event["type"], event.get("payload")
+    known = EVENT_TYPES.get(kind)
+    words = render(known.words, payload if isinstance(payload, dict) else {}, _shown) if known else clean(kind)
+    return f"{event['source_id']}: {words}"
 
 
-def _monitoring(ingest: str, kind: str, p: dict[str, Any]) -> str:
-    """The ingest's own news: it lost the broker (device liveness unknown meanwhile), or sees again."""
-    if kind == "monitoring_interrupted":
-        reason = clean(p.get("reason"))
-        return f"{ingest}: not receiving device data since {clean(p.get('since'))}" + (f" ({reason})" if reason else "")
-    return f"{ingest}: receiving device data again (blind {clean(p.get('down_s'))} s since {clean(p.get('since'))})"
+def _shown(value: Any, form: str) -> str:
+    return clean(plain(value, form))
 
 
 def _counts(items: list[Item]) -> str:

@@ -5,11 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from shared.vocabulary import TOPIC_KINDS
+
 DEVICE_ID_RE = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")
-KINDS = ("heartbeat", "alerts", "info")
-# The broker delivers at the lower of subscription and publish QoS: QoS 0 publishers are unchanged, and a
-# QoS 1 message (info too: playback) waits in the ingest's persistent session while it restarts (§16).
-SUBSCRIPTIONS_QOS = {"heartbeat": 1, "alerts": 1, "info": 1}
 
 
 def is_valid_device_id(device_id: str) -> bool:
@@ -24,8 +22,8 @@ class Topics:
     prefix: str = "vesper"
 
     def subscriptions(self) -> list[tuple[str, int]]:
-        """The ingest's subscriptions with their QoS."""
-        return [(f"{self.prefix}/+/status/{kind}", qos) for kind, qos in SUBSCRIPTIONS_QOS.items()]
+        """The ingest's subscriptions, at QoS 1 (shared/vocabulary.py says why)."""
+        return [(f"{self.prefix}/+/status/{kind}", 1) for kind in TOPIC_KINDS]
 
     def status(self, device_id: str, kind: str) -> str:
         """A device's status topic (used by the simulator and tests)."""
@@ -45,6 +43,6 @@ class Topics:
     def parse_status(self, topic: str) -> tuple[str, str] | None:
         """Split `prefix/{id}/status/{kind}` into (id, kind); None if it is not one."""
         parts = topic.split("/")
-        if len(parts) != 4 or parts[0] != self.prefix or parts[2] != "status" or parts[3] not in KINDS:
+        if len(parts) != 4 or parts[0] != self.prefix or parts[2] != "status" or parts[3] not in TOPIC_KINDS:
             return None
         return parts[1], parts[3]

@@ -11,8 +11,9 @@ import pytest
 
 from shared import config as config_mod
 from shared import store
-from shared.events import EVENT_SEVERITY, NewEvent
+from shared.events import NewEvent
 from shared.notify_config import NOTIFY_TYPES
+from shared.vocabulary import severity_of
 from tests.conftest import write_config
 from tests.support import FakeClock
 from vesper_ingest.flooding import Floods, ended, limited
@@ -117,7 +118,7 @@ def test_idle_windows_are_dropped() -> None:
 
 
 def test_the_new_types_are_known() -> None:
-    assert EVENT_SEVERITY["device_flooding"] == "warning" and EVENT_SEVERITY["device_flooding_ended"] == "info"
+    assert severity_of("device_flooding") == "warning" and severity_of("device_flooding_ended") == "info"
     assert {"device_flooding", "device_flooding_ended"} <= set(NOTIFY_TYPES)
 
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from shared import store
 from shared.events import NewEvent, dumps, wire_json
 from shared.topics import Topics
+from shared.vocabulary import TOPIC_KINDS
 from vesper_ingest import apply, classify, flooding, redelivery
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.sinks import Wire
@@ -55,11 +56,12 @@ def store_events(conn: store.Connection, events: list[NewEvent], now: float, cou
 
 
 def _redelivered(conn: store.Connection, item: Inbound, kind: str, now: float, seen: dict[int, bytes]) -> bool:
-    """True for the broker's redelivery of an alert or info message already applied (docs/architecture.md#redelivery).
+    """True for the broker's redelivery of a message already applied (docs/architecture.md#redelivery).
 
-    `seen` holds this batch's (mid -> digest): the original may sit in the same batch as its repeat.
+    Checked for the topic kinds applied once (shared/vocabulary.py); `seen` holds this batch's
+    (mid -> digest): the original may sit in the same batch as its repeat.
     """
-    if kind not in ("alerts", "info") or item.qos != 1:
+    if not TOPIC_KINDS[kind].once or item.qos != 1:
         return False
     digest = redelivery.digest(item.topic, item.payload)
     if item.dup and (
@@ -91,14 +93,16 @@ class Batch:
         events: list[NewEvent] = []
         delivered: dict[int, bytes] = {}
         for item in items:
-            kind = classify.topic_kind(self.topics, item.topic)
-            out.counts[f"messages.{kind}"] += 1
-            if _redelivered(conn, item, kind, now, delivered):
+            msg = classify.classify(self.topics, item.topic, item.payload, item.retained)  # pure: parsed once
+            out.counts[f"messages.{msg.kind}"] += 1
+            if isinstance(msg, classify.Rejected):
+                out.rejected.append(msg)
+            elif _redelivered(conn, item, msg.kind, now, delivered):
                 out.counts["messages.redelivered"] += 1
             elif careful:
-                self._apply_isolated(item, now, out)
+                self._apply_isolated(item.topic, msg, now, out)
             else:
-                self._apply_one(item, now, out, events)
+                self._apply_one(msg, now, out, events)
         if suppressed := self.fleet.floods.take_unreported():  # the sweep's too, at the next batch
             out.counts[FLOOD_SUPPRESSED] += suppressed
         self.fleet.flush(conn)
@@ -106,25 +110,21 @@ class Batch:
         out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn
         return out
 
-    def _apply_one(self, item: Inbound, now: float, out: Applied, events: list[NewEvent]) -> None:
-        result = classify.classify(self.topics, item.topic, item.payload, item.retained)
-        if isinstance(result, classify.Rejected):
-            out.rejected.append(result)
-            return
-        caused = apply.apply(self.fleet, self.writer.conn, result, now)
+    def _apply_one(self, msg: classify.Message, now: float, out: Applied, events: list[NewEvent]) -> None:
+        caused = apply.apply(self.fleet, self.writer.conn, msg, now)
         if isinstance(caused, classify.Rejected):
             out.rejected.append(caused)
             return
-        if isinstance(result, classify.Alert) and result.truncated:
+        if isinstance(msg, classify.Alert) and msg.truncated:
             out.counts[MSG_TRUNCATED] += 1  # applied with its msg cut to 1 KiB: counted, not refused
         events.extend(flooding.limited(self.fleet.floods, caused, now))  # the state changed whatever it says
 
-    def _apply_isolated(self, item: Inbound, now: float, out: Applied) -> None:
+    def _apply_isolated(self, topic: str, msg: classify.Message, now: float, out: Applied) -> None:
         """A bug met by one message loses only that message; a database error still fails the batch."""
         caused: list[NewEvent] = []
         try:
             with self.writer.isolated():  # the message's writes and events inside its savepoint, not at the batch's end
-                self._apply_one(item, now, out, caused)
+                self._apply_one(msg, now, out, caused)
                 self.fleet.flush(self.writer.conn)
                 out.events.extend(store_events(self.writer.conn, caused, now, out.counts))
         except store.StoreUnavailable:
@@ -132,4 +132,4 @@ class Batch:
         except Exception:
             self.fleet.discard()
             out.rejected.append(classify.Rejected("internal_error", "", None))
-            log.exception("applying a message on %r failed", item.topic[:200])
+            log.exception("applying a message on %r failed", topic[:200])

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from shared.events import storable_text
 from shared.topics import Topics, is_valid_device_id
+from shared.vocabulary import TOPIC_KINDS
 
 MAX_PAYLOAD = 64 * 1024
 MAX_HEARTBEAT_KEPT = 4 * 1024
@@ -42,6 +44,7 @@ class Heartbeat:
     device_id: str
     retained: bool
     body: str | None
+    kind: ClassVar[str] = "heartbeat"
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,7 @@ class Alert:
     state: str
     message: str | None
     truncated: bool = False
+    kind: ClassVar[str] = "alerts"
 
 
 @dataclass(frozen=True)
@@ -61,6 +65,16 @@ class Info:
 
     device_id: str
     type: str
+    payload: dict[str, Any]
+    kind: ClassVar[str] = "info"
+
+
+@dataclass(frozen=True)
+class Reading:
+    """A message of a plain topic kind (shared/vocabulary.py): its declared fields checked, the object kept whole."""
+
+    device_id: str
+    kind: str
     payload: dict[str, Any]
 
 
@@ -71,9 +85,10 @@ class Rejected:
     reason: str
     detail: str = ""
     device_id: str | None = None
+    kind: str = "other"  # the topic's kind when it names one
 
 
-Message = Heartbeat | Alert | Info
+Message = Heartbeat | Alert | Info | Reading
 
 
 class _OutOfRange(ValueError):
@@ -143,7 +158,7 @@ def _name_ok(value: Any) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_NAME and value.isprintable()
 
 
-def _heartbeat(device_id: str, payload: bytes, retained: bool) -> Heartbeat:
+def _heartbeat(device_id: str, kind: str, payload: bytes, retained: bool) -> Heartbeat:
     body = None
     if len(payload) <= MAX_HEARTBEAT_KEPT:
         obj = _decode_object(payload)
@@ -152,7 +167,7 @@ def _heartbeat(device_id: str, payload: bytes, retained: bool) -> Heartbeat:
     return Heartbeat(device_id, retained, body)
 
 
-def _alert(device_id: str, payload: bytes) -> Alert | Rejected:
+def _alert(device_id: str, kind: str, payload: bytes, retained: bool) -> Alert | Rejected:
     obj = _decode_object(payload)
     if isinstance(obj, Rejected):
         return obj
@@ -171,43 +186,52 @@ def _alert(device_id: str, payload: bytes) -> Alert | Rejected:
     return Alert(device_id, subsystem, state, storable_text(_cut(msg)), len(msg) > MAX_MESSAGE)
 
 
-def _info(device_id: str, payload: bytes) -> Info | Rejected:
+def _info(device_id: str, kind: str, payload: bytes, retained: bool) -> Info | Rejected:
     obj = _decode_object(payload)
     if isinstance(obj, Rejected):
         return obj
     bad = _missing(obj, {"type"})
     if bad:
         return bad
-    kind, data = obj["type"], obj.get("payload", {})
-    if not isinstance(kind, str) or not isinstance(data, dict):
+    type_, data = obj["type"], obj.get("payload", {})
+    if not isinstance(type_, str) or not isinstance(data, dict):
         return Rejected("bad_type")
-    if not _name_ok(kind):
+    if not _name_ok(type_):
         return Rejected("bad_value", "type")
     melody = data.get("melody_uid")
-    if kind.startswith("playback_") and melody is not None and not _name_ok(melody):
+    if type_.startswith("playback_") and melody is not None and not _name_ok(melody):
         return Rejected("bad_value", "melody_uid")
-    return Info(device_id, kind, data)
+    return Info(device_id, type_, data)
 
 
-def topic_kind(topics: Topics, topic: str) -> str:
-    """The kind of a status topic (heartbeat, alerts, info), or "other" for anything else."""
-    parsed = topics.parse_status(topic)
-    return parsed[1] if parsed else "other"
+def _reading(device_id: str, kind: str, payload: bytes, retained: bool) -> Reading | Rejected:
+    """A plain kind's object: each declared field a short printable string; other fields kept as they are."""
+    obj = _decode_object(payload)
+    if isinstance(obj, Rejected):
+        return obj
+    fields = TOPIC_KINDS[kind].fields
+    bad = _missing(obj, set(fields))
+    if bad:
+        return bad
+    wrong = [name for name in fields if not _name_ok(obj[name])]
+    return Rejected("bad_value", wrong[0]) if wrong else Reading(device_id, kind, obj)
+
+
+Parse = Callable[[str, str, bytes, bool], "Message | Rejected"]
+PARSERS: dict[str, Parse] = {"heartbeat": _heartbeat, "alerts": _alert, "info": _info}  # the rest: _reading
 
 
 def classify(topics: Topics, topic: str, payload: bytes, retained: bool) -> Message | Rejected:
-    """Turn one received MQTT message into a Message, or a Rejected naming the reason."""
+    """Turn one received MQTT message into a Message, or a Rejected naming the reason (and the topic's kind)."""
     parsed = topics.parse_status(topic)
     if parsed is None:
         return Rejected("bad_topic")
     device_id, kind = parsed
     if not is_valid_device_id(device_id):
-        return Rejected("bad_device_id", device_id[:80])
+        return Rejected("bad_device_id", device_id[:80], kind=kind)
     if len(payload) > MAX_PAYLOAD:
-        return Rejected("oversized", str(len(payload)), device_id)
-    if kind == "heartbeat":
-        return _heartbeat(device_id, payload, retained)
-    result = _alert(device_id, payload) if kind == "alerts" else _info(device_id, payload)
+        return Rejected("oversized", str(len(payload)), device_id, kind)
+    result = PARSERS.get(kind, _reading)(device_id, kind, payload, retained)
     if isinstance(result, Rejected):
-        return Rejected(result.reason, result.detail, device_id)
+        return Rejected(result.reason, result.detail, device_id, kind)
     return result

@@ -18,10 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from shared.events import NewEvent
+from shared.vocabulary import EVENT_TYPES
 
 META = "flooding"  # meta key: {device_id: [latest would-be event, suppressed]} of the devices flooding now
 WINDOW_S = 60  # seconds
-EXEMPT = frozenset({"device_online", "device_offline"})  # liveness is never held back
+EXEMPT = frozenset(name for name, t in EVENT_TYPES.items() if t.liveness)  # liveness is never held back
 
 
 @dataclass

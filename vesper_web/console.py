@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, render_template, request
 
-from shared import severity, store
+from shared import severity, store, vocabulary
 from shared.topics import is_valid_device_id
 from vesper_web.db import get_db
 
@@ -18,8 +18,8 @@ bp = Blueprint("console", __name__, template_folder="templates", static_folder="
 
 @bp.get("/static/rules.js")
 def rules() -> Response:
-    """The alert severity order for the pages, generated from its one home (shared/severity.py)."""
-    response = Response(severity.js_module(), mimetype="text/javascript")
+    """The severity order and the event types for the pages, generated from shared/severity.py and vocabulary.py."""
+    response = Response(severity.js_module() + vocabulary.js_module(), mimetype="text/javascript")
     response.cache_control.max_age = 300
     return response
 

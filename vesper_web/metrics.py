@@ -16,7 +16,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from shared import store
-from shared.topics import KINDS
+from shared.vocabulary import TOPIC_KINDS
 from vesper_web import status
 from vesper_web.db import get_db
 from vesper_web.hub import Hub
@@ -57,7 +57,7 @@ def ingest_metrics(counters: dict[str, int]) -> list[CounterMetricFamily]:
     """
     labelled: dict[str, dict[str, int]] = {}
     families: dict[str, CounterMetricFamily] = {}
-    by_kind = {f"messages.{k}": 0 for k in KINDS}  # a kind never seen yet still reads 0
+    by_kind = {f"messages.{k}": 0 for k in TOPIC_KINDS}  # a kind never seen yet still reads 0
     for name, value in {**by_kind, **counters}.items():
         if name.startswith(NOTIFY_PREFIX):
             continue  # notify_metrics renders these

@@ -14,13 +14,10 @@ from typing import Any
 from shared import notify_text
 from shared.notify_config import SEVERITIES, Rule
 from shared.severity import ALERT_SEVERITY
+from shared.vocabulary import EVENT_TYPES
 
-PROBLEMS = ("alert", "device_offline", "monitoring_interrupted")  # types that open a problem; the rest: one-off events
-RECOVERY = {  # recovery type -> the problem it ends
-    "alert_cleared": "alert",
-    "device_online": "device_offline",
-    "monitoring_resumed": "monitoring_interrupted",
-}
+PROBLEMS = frozenset(name for name, t in EVENT_TYPES.items() if t.problem)  # the rest: one-off events
+RECOVERY = {name: t.ends for name, t in EVENT_TYPES.items() if t.ends}  # recovery type -> the problem it ends
 
 Key = tuple[str, str]  # (device_id, subject): subject is the subsystem, or "" for the device's liveness
 

@@ -14,6 +14,8 @@ export const HEALTH_LABEL = {
   unknown: "unknown",
 };
 
+import { EVENT_TYPES } from "./rules.js";
+
 export { STATE_RANK, STATE_SEVERITY } from "./rules.js";
 export { deviceApi, deviceUrl, getJSON, nextCursor, sendJSON, shared, toSignIn } from "./http.js";
 export { coalescing, follow, throttled } from "./live.js";
@@ -119,59 +121,45 @@ export function playbackEl(playback) {
 
 // --- events ----------------------------------------------------------------------------------
 
-export const TYPE_LABEL = {
-  alert: "Alert",
-  alert_cleared: "Cleared",
-  playback_started: "Playback started",
-  playback_stopped: "Playback stopped",
-  info: "Info",
-  device_offline: "Offline",
-  device_online: "Online",
-  alert_acknowledged: "Acknowledged",
-  alert_flapping: "Flapping",
-  alert_flapping_ended: "Flapping ended",
-  device_flooding: "Flooding",
-  device_flooding_ended: "Flooding ended",
-};
+// Each type's label and words come from the server (shared/vocabulary.py), as notifications' do.
+export const TYPE_LABEL = Object.freeze(Object.fromEntries(Object.entries(EVENT_TYPES).map(([type, t]) => [type, t.label])));
 
 function text(value) {
   return value === null || value === undefined ? "" : String(value);
 }
 
+// A payload value as its words show it: {name}, {name:time} or {name:json}.
+function shown(value, form) {
+  if (form === "time") return clockTime(value);
+  return form === "json" ? JSON.stringify(value) : text(value);
+}
+
+// One part of the words with its fields filled in, or null when one is missing (null or empty).
+function fill(part, payload) {
+  let missing = false;
+  const filled = part.replace(/\{(\w+)(?::(\w+))?\}/g, (_, name, form) => {
+    const value = Object.hasOwn(payload, name) ? payload[name] : null;
+    if (value === null || value === undefined || value === "") missing = true;
+    return missing ? "" : shown(value, form || "");
+  });
+  return missing ? null : filled;
+}
+
+// The words rendered as shared/vocabulary.py's render(): the first "|" choice whose fields are all
+// there, a "[...]" part left out when one of its fields is not.
+export function renderWords(words, payload) {
+  for (const choice of words.split("|")) {
+    const filled = choice.split(/\[([^\]]*)\]/).map((part) => fill(part, payload));
+    if (filled.every((part, i) => i % 2 === 1 || part !== null)) return filled.map((part) => part ?? "").join("");
+  }
+  return "";
+}
+
 // One plain-text line describing an event (device strings stay strings).
 export function describeEvent(event) {
   const p = event.payload && typeof event.payload === "object" ? event.payload : {};
-  const was = p.previous_state ? ` (was ${text(p.previous_state)})` : "";
-  switch (event.type) {
-    case "alert":
-      return `${text(p.subsystem)} ${text(p.state)}${p.message ? ": " + text(p.message) : ""}${was}`;
-    case "alert_cleared":
-      return `${text(p.subsystem)} recovered${was}`;
-    case "playback_started":
-      return p.melody_uid ? `Melody ${text(p.melody_uid)}` : "Melody started";
-    case "playback_stopped":
-      return p.melody_uid ? `Melody ${text(p.melody_uid)} stopped` : "Stopped";
-    case "info": {
-      const detail = p.payload === undefined || p.payload === null ? "" : " " + JSON.stringify(p.payload);
-      return `${text(p.type)}${detail}`;
-    }
-    case "device_offline":
-      return p.last_seen ? `Silent since ${clockTime(p.last_seen)}` : "Silent, never heard live";
-    case "device_online":
-      return "Heard from again";
-    case "alert_acknowledged":
-      return `${text(p.subsystem)} acknowledged by ${text(p.by)}${p.note ? ": " + text(p.note) : ""}`;
-    case "alert_flapping":
-      return `${text(p.subsystem)} changed state ${text(p.transitions)} times: quiet until stable`;
-    case "alert_flapping_ended":
-      return `${text(p.subsystem)} stable again, ${text(p.state)}`;
-    case "device_flooding":
-      return `Over ${text(p.limit)} events in ${text(p.window_s)} s: its events held back, its state still kept`;
-    case "device_flooding_ended":
-      return `Under the limit again: ${text(p.suppressed)} events held back`;
-    default:
-      return JSON.stringify(p);
-  }
+  const known = Object.hasOwn(EVENT_TYPES, event.type) ? EVENT_TYPES[event.type] : null;
+  return known ? renderWords(known.words, p) : JSON.stringify(p);
 }
 
 // A timeline row: time, severity, device (optional), event type, details.
