@@ -40,7 +40,12 @@ class EventType:
 # QoS 1 for all: the broker delivers at the lower of subscription and publish QoS, so QoS 0 publishers are
 # unchanged, and a QoS 1 message waits in the ingest's persistent session while it restarts (§16).
 TOPIC_KINDS = {
-    kind.name: kind for kind in (TopicKind("heartbeat", once=False), TopicKind("alerts"), TopicKind("info"))
+    kind.name: kind
+    for kind in (
+        TopicKind("heartbeat", once=False),
+        TopicKind("alerts"),
+        TopicKind("info"),
+    )
 }
 
 _ = EventType  # the table reads as rows: name, label, words, then what differs from an info event
