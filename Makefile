@@ -1,23 +1,35 @@
-# Vesper Console: `make run` brings up the whole thing locally, `make test` runs the suite.
-# Both install what they need on a fresh Debian machine (as root: apt-get for Mosquitto, Chromium, PostgreSQL).
+# Vesper Console: `make run` brings up the whole thing locally, `make test` runs the suite, `make install` only
+# makes .venv/ for the Procfile (README, Running it in production).
+# run and test install what they need on a fresh Debian machine (as root: apt-get for Mosquitto, Chromium, PostgreSQL).
 
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
+# STAMP: what running it takes (the dependencies, and honcho for the Procfile); TEST_STAMP: the test tools too
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.test-installed-stamp
 
-.PHONY: run test lint bench bench-quick system-deps browser-deps postgres-deps clean
+.PHONY: install run test lint bench bench-quick system-deps test-system-deps browser-deps postgres-deps clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[procfile]'
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e '.[procfile,test]'
+	touch $(TEST_STAMP)
+
+install: $(STAMP)
 
 system-deps:
 	@command -v mosquitto >/dev/null 2>&1 || test -x /usr/sbin/mosquitto || { \
 		echo "installing mosquitto from Debian's packages"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mosquitto mosquitto-clients; }
+
+# What only the tests use: openssl makes their certificates (tests/tls.py), faketime steps a clock.
+test-system-deps: system-deps
 	@command -v openssl >/dev/null 2>&1 || { \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq openssl; }
 	@ls /usr/lib/*/faketime/libfaketime.so.1 >/dev/null 2>&1 || { \
@@ -53,18 +65,18 @@ POSTGRES_TESTS := tests/test_store.py tests/test_device_query.py tests/test_devi
 	tests/test_forget_unregistered.py tests/test_big_outage.py tests/test_flooding.py tests/test_flooding_e2e.py \
 	tests/test_big_import_e2e.py tests/test_notify_slow_receiver_e2e.py tests/test_info_qos_e2e.py
 
-test: system-deps browser-deps postgres-deps $(STAMP)
+test: test-system-deps browser-deps postgres-deps $(TEST_STAMP)
 	$(PY) -m ruff check .
 	$(PY) -m pytest
 	VESPER_TEST_DATABASE=postgresql $(PY) -m pytest -q -m "not sqlite_only" $(POSTGRES_TESTS)
 
-lint: $(STAMP)
+lint: $(TEST_STAMP)
 	$(PY) -m ruff check .
 
-bench: system-deps $(STAMP)
+bench: system-deps $(TEST_STAMP)
 	$(PY) -m bench
 
-bench-quick: system-deps $(STAMP)
+bench-quick: system-deps $(TEST_STAMP)
 	$(PY) -m bench --quick
 
 clean:
