@@ -45,7 +45,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
-CHROMIUM = "/usr/bin/chromium"
 FIRST_PAGE = "/api/devices?limit=100&sort=severity"  # devices.js: PAGE = 100, the default sort, no cursor
 ROWS = "#device-rows tr"
 VIEWPORT = {"width": 1400, "height": 900}  # as bench/fleet_scale.py
@@ -212,7 +211,7 @@ def measure(web_port: int, loads: int = 5) -> dict[str, float]:
     """Medians of `loads` console and static-page loads, alternating, after a warm-up of each."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import CHROMIUM_ARGS
+    from harness.chromium import CHROMIUM, CHROMIUM_ARGS
 
     files, static_rows = static_site(web_port)
     server = serve(files)

@@ -24,7 +24,6 @@ from bench.common import Stack, percentile
 from shared.config import MqttConfig
 from shared.mqtt import make_client
 
-CHROMIUM = "/usr/bin/chromium"
 SITES = 400
 SCREENSHOT = Path("/tmp/vesper-fleet-scale.png")
 
@@ -90,7 +89,7 @@ def console(stack: Stack, ids: list[str], events: int, rng: random.Random) -> di
     """Chromium on the device list: first rows, then main-thread time, heap and requests under 100 events/s."""
     from playwright.sync_api import sync_playwright
 
-    from tests.browser import CHROMIUM_ARGS
+    from harness.chromium import CHROMIUM, CHROMIUM_ARGS
 
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)

@@ -4,7 +4,7 @@
 2. Takeover: a leader and a standby ingest on one PostgreSQL, a steady QoS 1 stream; the leader SIGKILLed 5 times (a
    new standby after each): kill -> standby's `connected to`, -> its first commit; then no loss of what was published.
 3. API latency: bench.api_latency's GETs through real gunicorn at 10,000 devices, each engine.
-PostgreSQL is tests/pg.py's throwaway server, run here with fsync and synchronous_commit on.
+PostgreSQL is harness/pg.py's throwaway server (the tests' too), run here with fsync and synchronous_commit on.
 Run: .venv/bin/python -m bench.postgres [--quick]
 """
 
@@ -29,13 +29,12 @@ from subprocess import Popen
 from typing import NamedTuple
 
 import paho.mqtt.client as mqtt
-import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 
 from bench import api_latency, ingest_throughput
 from bench.common import Stack
+from harness.pg import Postgres, PostgresError, find_bindir
 from shared import store
-from tests.pg import Postgres, find_bindir
 from vesper_sim.sequences import Transition, implied_events, implied_state, transitions
 
 DURABLE = {"fsync": "on", "synchronous_commit": "on", "full_page_writes": "on"}
@@ -65,13 +64,13 @@ QUICK = Sizes(3_000, 1, 5, 2000.0, 1.0, 2_000, 10, 100, 1)
 
 @contextmanager
 def pg_server(base: Path) -> Iterator[Postgres]:
-    """tests/pg.py's server, durable, on a free port; its pytest.fail becomes a RuntimeError."""
+    """harness/pg.py's server, durable, on a free port; its PostgresError becomes a RuntimeError naming PostgreSQL."""
     server = Postgres(find_bindir(), base, settings=DURABLE)
     try:
         server.init()
         server.start()
         yield server
-    except pytest.fail.Exception as exc:
+    except PostgresError as exc:
         raise RuntimeError(f"PostgreSQL: {exc}") from None
     finally:
         server.stop()

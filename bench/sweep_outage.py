@@ -20,10 +20,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from harness.clock import FakeClock
 from shared import config as config_mod
 from shared import store
 from shared.events import NewEvent
-from tests.support import FakeClock
 from vesper_ingest.batch import Inbound, store_events
 from vesper_ingest.service import Ingest
 
@@ -99,7 +99,7 @@ def events_alone(target: str, n: int) -> float:
 
 @contextmanager
 def engines(tmp: Path, postgresql: bool) -> Iterator[list[tuple[str, Any]]]:
-    """SQLite, and PostgreSQL (tests/pg.py's server, fsync on) if asked: (name, a fresh database per call)."""
+    """SQLite, and PostgreSQL (harness/pg.py's server, fsync on) if asked: (name, a fresh database per call)."""
     files = iter(range(1_000_000))
     found: list[tuple[str, Any]] = [("SQLite", lambda: str(tmp / f"db-{next(files)}.sqlite"))]
     if not postgresql:
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     """Each engine: the outage's sweep beside the events alone, then the message; one line each."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devices", type=int, default=50_000)
-    parser.add_argument("--postgresql", action="store_true", help="also on PostgreSQL (tests/pg.py's server)")
+    parser.add_argument("--postgresql", action="store_true", help="also on PostgreSQL (harness/pg.py's server)")
     args = parser.parse_args(argv)
     n = args.devices
     failed = False

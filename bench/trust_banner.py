@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from bench.common import Stack
-from bench.console_load import CHROMIUM
 from bench.table import Table
+from harness.chromium import CHROMIUM
 
 STALE_AFTER_S = 3.0  # the part's setting: small, so that a quick run stays short; the ratio carries it
 SPEC_SLACK_S = 5.0  # SPEC §11: shown within stale_after_s + 5 s, gone within 5 s

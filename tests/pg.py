@@ -1,119 +1,51 @@
-"""A real PostgreSQL (15+) for the tests: one server per session on a free port, a fresh database per test."""
+"""A real PostgreSQL (15+) for the tests: one server per session on a free port, a fresh database per test.
+
+The server itself is harness/pg.py's (the benches start it too); here a server that cannot be had is a test
+failure saying why, never a skip, and the fixtures `pg_server` and `pg_url`.
+"""
 
 from __future__ import annotations
 
-import glob
-import itertools
-import os
-import pwd
-import re
-import shlex
-import shutil
-import stat
-import subprocess
-import tempfile
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-import psycopg
 import pytest
 
-from vesper_sim.broker import free_port
+from harness import pg
+from harness.pg import MIN_VERSION as MIN_VERSION  # re-exported, as FakeClock in tests/support.py
+from harness.pg import SETTINGS as SETTINGS
+from harness.pg import SUPERUSER as SUPERUSER
+from harness.pg import PostgresError
 
-MIN_VERSION = 15
-SUPERUSER = "vesper"
-# Durability off: a test server's data is thrown away, and fsync is most of CREATE DATABASE's cost.
-SETTINGS = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-MISSING = "PostgreSQL {need}+ not found ({why}); `make test` installs it (Debian's postgresql package)"
+
+@contextmanager
+def _fails() -> Iterator[None]:
+    """A server that cannot be had fails the test with the reason alone (`make test` installs PostgreSQL)."""
+    try:
+        yield
+    except PostgresError as exc:
+        pytest.fail(str(exc), pytrace=False)
 
 
 def find_bindir() -> Path:
-    """The directory of initdb/pg_ctl/postgres: on PATH, or Debian's /usr/lib/postgresql/N/bin (newest)."""
-    on_path = shutil.which("initdb")
-    debian = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3]))
-    initdb = on_path or (debian[-1] if debian else None)
-    if initdb is None:
-        pytest.fail(MISSING.format(need=MIN_VERSION, why="no initdb on PATH or in /usr/lib/postgresql"), pytrace=False)
-    bindir = Path(initdb).resolve().parent  # /usr/local/bin/initdb may be a symlink into Debian's bindir
-    out = subprocess.run([bindir / "initdb", "--version"], capture_output=True, text=True, check=True).stdout
-    version = re.search(r"(\d+)(?:\.\d+)?", out)
-    if not version or int(version.group(1)) < MIN_VERSION:
-        pytest.fail(MISSING.format(need=MIN_VERSION, why=f"{bindir}/initdb is {out.strip()!r}"), pytrace=False)
-    return bindir
+    """The directory of initdb/pg_ctl/postgres (harness/pg.py); none of version 15+ fails the test."""
+    with _fails():
+        return pg.find_bindir()
 
 
-def _traversable_by_others(path: Path) -> bool:
-    """True if every directory from / down to path has o+x (the postgres user is not root's group)."""
-    return all(os.stat(p).st_mode & stat.S_IXOTH for p in (path, *path.parents))
-
-
-class Postgres:
-    """A PostgreSQL server of our own (never the system cluster on 5432), run as `postgres` when we are root."""
-
-    def __init__(self, bindir: Path, base: Path, settings: dict[str, str] | None = None) -> None:
-        self.bindir = bindir
-        self.settings = SETTINGS if settings is None else settings  # server options (-c): the bench turns fsync on
-        self.as_root = os.geteuid() == 0
-        # pytest's basetemp under /tmp/pytest-of-root is 0700: the postgres user could not reach a directory there.
-        self.owned_tmp = self.as_root and not _traversable_by_others(base)
-        self.root = Path(tempfile.mkdtemp(prefix="vesper-pg-", dir="/tmp")) if self.owned_tmp else base
-        self.data = self.root / "data"
-        self.log = self.root / "server.log"
-        self.port = 0
-        self._names = itertools.count(1)
-
-    def _run(self, *args: str | Path) -> subprocess.CompletedProcess[str]:
-        """Run a server binary, as the postgres user if we are root (PostgreSQL refuses to run as root)."""
-        prefix = ["runuser", "-u", "postgres", "--"] if self.as_root else []
-        return subprocess.run([*prefix, *map(str, args)], cwd=self.root, capture_output=True, text=True)
+class Postgres(pg.Postgres):
+    """harness/pg.py's server, whose initdb or start failing fails the test."""
 
     def init(self) -> None:
-        """initdb: a cluster whose superuser is `vesper`, trusted on loopback (a test server, nothing to guard)."""
-        if self.as_root:
-            try:
-                pw = pwd.getpwnam("postgres")
-            except KeyError:
-                pytest.fail("no `postgres` user to run the server as; `make test` installs PostgreSQL", pytrace=False)
-            os.chown(self.root, pw.pw_uid, pw.pw_gid)
-        flags = ["-A", "trust", "-U", SUPERUSER, "--encoding=UTF8", "--locale=C", "--no-sync"]
-        done = self._run(self.bindir / "initdb", "-D", self.data, *flags)
-        if done.returncode:
-            pytest.fail(f"initdb failed:\n{done.stdout}{done.stderr}", pytrace=False)
+        """initdb, as harness/pg.py's."""
+        with _fails():
+            super().init()
 
     def start(self, attempts: int = 3) -> None:
-        """Start on a free port (retried: another process may take the port between the probe and the bind)."""
-        for _ in range(attempts):
-            self.port = free_port()
-            options = ["-p", str(self.port), "-k", str(self.root), "-c", "listen_addresses=127.0.0.1"]
-            options += [arg for key, value in self.settings.items() for arg in ("-c", f"{key}={value}")]
-            # -l: without a log file the server inherits pg_ctl's stdout and capture_output would wait forever.
-            pg_ctl = [self.bindir / "pg_ctl", "-D", self.data, "-l", self.log, "-w", "-t", "30"]
-            done = self._run(*pg_ctl, "-o", shlex.join(options), "start")
-            if done.returncode == 0:
-                return
-        log = self.log.read_text() if self.log.exists() else ""
-        pytest.fail(f"PostgreSQL did not start:\n{done.stdout}{done.stderr}\n{log}", pytrace=False)
-
-    def stop(self) -> None:
-        """Stop at once (the data is thrown away) and remove the data directory."""
-        self._run(self.bindir / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
-        shutil.rmtree(self.root if self.owned_tmp else self.data, ignore_errors=True)
-
-    def url(self, dbname: str) -> str:
-        """A libpq URL for one database of this server."""
-        return f"postgresql://{SUPERUSER}@127.0.0.1:{self.port}/{dbname}"
-
-    def create_database(self) -> str:
-        """A new empty database; returns its name."""
-        name = f"test_{next(self._names)}"
-        with psycopg.connect(self.url("postgres"), autocommit=True) as admin:  # CREATE DATABASE: no transaction
-            admin.execute(f"CREATE DATABASE {name}")
-        return name
-
-    def drop_database(self, name: str) -> None:
-        """Drop a database, ending any connection a test left open on it."""
-        with psycopg.connect(self.url("postgres"), autocommit=True) as admin:
-            admin.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        """Start on a free port, as harness/pg.py's."""
+        with _fails():
+            super().start(attempts)
 
 
 @pytest.fixture(scope="session")

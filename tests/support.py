@@ -17,6 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from harness.clock import FakeClock as FakeClock  # re-exported: the tests import it from here
 from shared import store
 from shared.events import parse_published
 
@@ -154,21 +155,6 @@ def run_ingest_to_exit(config: Path, timeout: float = 30.0) -> subprocess.Comple
         text=True,
         timeout=timeout,
     )
-
-
-class FakeClock:
-    """Time that moves only when the test moves it (passed to Ingest as its clock)."""
-
-    def __init__(self, now: float = 1_700_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> float:
-        """Move on by `seconds`; returns the new time."""
-        self.now += seconds
-        return self.now
 
 
 def alert_events(conn: store.Connection) -> list[tuple[str, str, str, str | None]]:
