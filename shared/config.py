@@ -7,17 +7,15 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field, fields
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 from shared.notify_config import NotifyConfig, parse_notify
+from shared.settings import ConfigError, fail, table
 
 DEFAULT_PATH = "config.toml"
 ENV_VAR = "VESPER_CONFIG"
-
-
-class ConfigError(ValueError):
-    """A setting is wrong; the message names its key."""
 
 
 @dataclass(frozen=True)
@@ -142,38 +140,27 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
-TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
 NAMED_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:(scrypt|pbkdf2)(:[0-9a-z:]+)?\$[^$]+\$[0-9a-f]+")
 NAMED_TOKEN_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:sha256:[0-9a-f]{64}")
 
 
-def _coerce(key: str, kind: type, value: Any) -> Any:
+def _coerce(kind: type, key: str, value: Any) -> Any:
     """Check one value against its declared type; ints are accepted for floats, lists become tuples."""
     if kind is tuple:
         if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-            raise ConfigError(f"config key {key}: expected a list of strings")
+            fail(key, "expected a list of strings")
         return tuple(value)
     if kind is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
     if kind is int and isinstance(value, bool):
-        raise ConfigError(f"config key {key}: expected int, got bool")
+        fail(key, "expected int, got bool")
     if not isinstance(value, kind):
-        raise ConfigError(f"config key {key}: expected {kind.__name__}, got {type(value).__name__}")
+        fail(key, f"expected {kind.__name__}, got {type(value).__name__}")
     return value
 
 
-def _section(name: str, cls: type, raw: Any) -> Any:
-    """Build one frozen section from its TOML table, rejecting unknown keys."""
-    if not isinstance(raw, dict):
-        raise ConfigError(f"config key {name}: expected a table")
-    known = {f.name: f for f in fields(cls)}
-    values = {}
-    for key, value in raw.items():
-        if key not in known:
-            raise ConfigError(f"config key {name}.{key}: unknown key")
-        kind = TYPES[str(known[key].type)]
-        values[key] = _coerce(f"{name}.{key}", kind, value)
-    return cls(**values)
+TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
+CONVERT = {name: partial(_coerce, kind) for name, kind in TYPES.items()}  # the top-level sections' converters
 
 
 def _validate(cfg: Config) -> None:
@@ -228,13 +215,13 @@ def from_dict(raw: dict[str, Any]) -> Config:
     """Build a Config from a parsed TOML document; missing keys take defaults."""
     sections = {f.name: f.default_factory for f in fields(Config)}  # type: ignore[misc]
     values = {}
-    for name, table in raw.items():
+    for name, raw_table in raw.items():
         if name not in sections:
             raise ConfigError(f"config key {name}: unknown section")
         if name == "notify":  # arrays of tables ([[notify.channels]]): a parser of its own
-            values[name] = parse_notify(table)
+            values[name] = parse_notify(raw_table)
         else:
-            values[name] = _section(name, type(sections[name]()), table)
+            values[name] = table(name, raw_table, type(sections[name]()), CONVERT)
     cfg = Config(**values)
     _validate(cfg)
     return cfg

@@ -6,11 +6,13 @@ import logging
 import math
 import re
 import warnings
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import MISSING, dataclass, fields
-from typing import Any, NoReturn
+from dataclasses import dataclass
+from typing import Any
 from urllib.parse import urlsplit
+
+from shared.settings import Convert, array, fail, table
 
 # Event types a rule may open a notification for (§4, §9); alert_flapping and alert_acknowledged come with §9.
 NOTIFY_TYPES = (
@@ -75,73 +77,43 @@ class NotifyConfig:
         raise KeyError(name)
 
 
-def _fail(key: str, problem: str) -> NoReturn:
-    """Stop with a ConfigError naming the key (imported here: shared.config imports this module)."""
-    from shared.config import ConfigError
-
-    raise ConfigError(f"config key {key}: {problem}")
-
-
 def _str(key: str, value: Any) -> str:
     """A string."""
     if not isinstance(value, str):
-        _fail(key, f"expected str, got {type(value).__name__}")
+        fail(key, f"expected str, got {type(value).__name__}")
     return value
 
 
 def _float(key: str, value: Any) -> float:
     """A finite number; ints are accepted, bools are not."""
     if isinstance(value, bool) or not isinstance(value, int | float):
-        _fail(key, f"expected a number, got {type(value).__name__}")
+        fail(key, f"expected a number, got {type(value).__name__}")
     if not math.isfinite(value):
-        _fail(key, "expected a finite number")
+        fail(key, "expected a finite number")
     return float(value)
 
 
 def _bool(key: str, value: Any) -> bool:
     """true or false."""
     if not isinstance(value, bool):
-        _fail(key, f"expected true or false, got {type(value).__name__}")
+        fail(key, f"expected true or false, got {type(value).__name__}")
     return value
 
 
 def _strings(key: str, value: Any) -> tuple[str, ...]:
     """A list of strings, as a tuple."""
     if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
-        _fail(key, "expected a list of strings")
+        fail(key, "expected a list of strings")
     return tuple(value)
 
 
-def _table(key: str, raw: Any, cls: type) -> Any:
-    """Build one frozen dataclass from its TOML table: known keys only, typed, required ones present."""
-    if not isinstance(raw, dict):
-        _fail(key, "expected a table")
-    kinds = {f.name: str(f.type) for f in fields(cls)}
-    values = {}
-    for name, value in raw.items():
-        if name not in kinds:
-            _fail(f"{key}.{name}", "unknown key")
-        values[name] = CONVERT[kinds[name]](f"{key}.{name}", value)
-    for f in fields(cls):
-        if f.name not in values and f.default is MISSING and f.default_factory is MISSING:
-            _fail(f"{key}.{f.name}", "missing (this key is required)")
-    return cls(**values)
-
-
-def _array(key: str, value: Any, cls: type) -> tuple[Any, ...]:
-    """An array of tables ([[key]]), each built into cls."""
-    if not isinstance(value, list):
-        _fail(key, f"expected an array of tables ([[{key}]])")
-    return tuple(_table(f"{key}[{i}]", item, cls) for i, item in enumerate(value))
-
-
-CONVERT: dict[str, Callable[[str, Any], Any]] = {
+CONVERT: dict[str, Convert] = {  # [notify]'s converters: stricter than the top-level sections' (finite numbers)
     "str": _str,
     "float": _float,
     "bool": _bool,
     "tuple[str, ...]": _strings,
-    "tuple[Channel, ...]": lambda key, value: _array(key, value, Channel),
-    "tuple[Rule, ...]": lambda key, value: _array(key, value, Rule),
+    "tuple[Channel, ...]": lambda key, value: array(key, value, Channel, CONVERT),
+    "tuple[Rule, ...]": lambda key, value: array(key, value, Rule, CONVERT),
 }
 
 
@@ -157,15 +129,15 @@ def _http_url(url: str) -> bool:
 def _check_top(cfg: NotifyConfig) -> None:
     """public_url, give_up_after_s, send_timeout_s and the watchdog."""
     if cfg.public_url and not _http_url(cfg.public_url):
-        _fail("notify.public_url", "expected empty or an http:// or https:// address with a host")
+        fail("notify.public_url", "expected empty or an http:// or https:// address with a host")
     if cfg.give_up_after_s <= 0:
-        _fail("notify.give_up_after_s", "must be greater than 0")
+        fail("notify.give_up_after_s", "must be greater than 0")
     if not 1 <= cfg.send_timeout_s <= 600:
-        _fail("notify.send_timeout_s", "expected 1 to 600 seconds")
+        fail("notify.send_timeout_s", "expected 1 to 600 seconds")
     if cfg.watchdog_url and not _http_url(cfg.watchdog_url):
-        _fail("notify.watchdog_url", "expected empty or an http:// or https:// address with a host")
+        fail("notify.watchdog_url", "expected empty or an http:// or https:// address with a host")
     if cfg.watchdog_interval_s < 1:
-        _fail("notify.watchdog_interval_s", "must be 1 or more")
+        fail("notify.watchdog_interval_s", "must be 1 or more")
 
 
 def _check_channels(channels: tuple[Channel, ...]) -> None:
@@ -173,36 +145,36 @@ def _check_channels(channels: tuple[Channel, ...]) -> None:
     seen: set[str] = set()
     for i, channel in enumerate(channels):
         if not CHANNEL_NAME.fullmatch(channel.name):
-            _fail(f"notify.channels[{i}].name", "expected [a-z0-9_-]{1,32}")
+            fail(f"notify.channels[{i}].name", "expected [a-z0-9_-]{1,32}")
         if channel.name in seen:
-            _fail(f"notify.channels[{i}].name", f'another channel is already named "{channel.name}"')
+            fail(f"notify.channels[{i}].name", f'another channel is already named "{channel.name}"')
         seen.add(channel.name)
         if not channel.url.strip():
-            _fail(f"notify.channels[{i}].url", "expected an Apprise URL, got an empty string")
+            fail(f"notify.channels[{i}].url", "expected an Apprise URL, got an empty string")
 
 
 def _check_rule(key: str, rule: Rule, names: set[str]) -> None:
     """One rule: its channel exists, its severity is known, its times are not negative."""
     if rule.channel not in names:
-        _fail(f"{key}.channel", f'no channel named "{rule.channel[:32]}"')
+        fail(f"{key}.channel", f'no channel named "{rule.channel[:32]}"')
     if rule.min_severity not in SEVERITIES:
-        _fail(f"{key}.min_severity", f"expected one of {' | '.join(SEVERITIES)}")
+        fail(f"{key}.min_severity", f"expected one of {' | '.join(SEVERITIES)}")
     for name in ("group_wait_s", "repeat_after_s"):
         if getattr(rule, name) < 0:
-            _fail(f"{key}.{name}", "must be 0 or more")
+            fail(f"{key}.{name}", "must be 0 or more")
     _check_rule_lists(key, rule)
 
 
 def _check_rule_lists(key: str, rule: Rule) -> None:
     """One rule's types (at least one, each known) and tags (each a valid device tag)."""
     if not rule.types:
-        _fail(f"{key}.types", "expected at least one event type")
+        fail(f"{key}.types", "expected at least one event type")
     for j, kind in enumerate(rule.types):
         if kind not in NOTIFY_TYPES:
-            _fail(f"{key}.types[{j}]", f'unknown event type "{kind[:32]}" (one of {", ".join(NOTIFY_TYPES)})')
+            fail(f"{key}.types[{j}]", f'unknown event type "{kind[:32]}" (one of {", ".join(NOTIFY_TYPES)})')
     for j, tag in enumerate(rule.tags):
         if not TAG.fullmatch(tag):
-            _fail(f"{key}.tags[{j}]", "expected a device tag: [a-z0-9][a-z0-9_.:-]{0,31}")
+            fail(f"{key}.tags[{j}]", "expected a device tag: [a-z0-9][a-z0-9_.:-]{0,31}")
 
 
 @contextmanager
@@ -230,20 +202,20 @@ def _check_urls(channels: tuple[Channel, ...]) -> None:
             key = f"notify.channels[{i}].url"
             match = SCHEME.match(channel.url.strip())
             if not match:
-                _fail(key, "not an Apprise URL (expected scheme://...)")
+                fail(key, "not an Apprise URL (expected scheme://...)")
             scheme = match.group(1).lower()
             if scheme not in apprise.NotificationManager():
-                _fail(key, f'unknown Apprise scheme "{scheme}://"')
+                fail(key, f'unknown Apprise scheme "{scheme}://"')
             target = apprise.Apprise()
             if not target.add(channel.url):
-                _fail(key, f'Apprise cannot use this "{scheme}://" URL: a part is missing or malformed')
+                fail(key, f'Apprise cannot use this "{scheme}://" URL: a part is missing or malformed')
             if len(target) != 1:
-                _fail(key, "expected one Apprise URL (use one channel per service)")
+                fail(key, "expected one Apprise URL (use one channel per service)")
 
 
 def parse_notify(raw: Any) -> NotifyConfig:
     """Build the [notify] section from its TOML table; a wrong value raises ConfigError naming the key."""
-    cfg: NotifyConfig = _table("notify", raw, NotifyConfig)
+    cfg: NotifyConfig = table("notify", raw, NotifyConfig, CONVERT)
     _check_top(cfg)
     _check_channels(cfg.channels)
     names = {channel.name for channel in cfg.channels}
