@@ -161,8 +161,8 @@ def test_no_import_circle_through_the_simulator_or_the_harness() -> None:
     assert found == [], "import circles:\n" + "\n".join(" -> ".join(c) for c in found)
 
 
-def _third_party(path: Path) -> set[str]:
-    """The top-level names a module imports that are not its own package's (relative imports excluded)."""
+def _top_level_imports(path: Path) -> set[str]:
+    """The first part of every absolute import in a module, anywhere in it (`tests`, `pytest`, `shared`, ...)."""
     tree = ast.parse(path.read_text(), str(path))
     names = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     names |= {n.module for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
@@ -179,7 +179,7 @@ def test_bench_needs_neither_the_tests_nor_pytest(package: str) -> None:
         for start in found
         if start.partition(".")[0] == package
         for name in _reach(graph, start)
-        if (bad := _third_party(found[name]) & {"tests", "pytest"})
+        if (bad := _top_level_imports(found[name]) & {"tests", "pytest"})
     )
     assert offenders == [], "\n".join(offenders)
 
