@@ -13,23 +13,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from shared.settings import Convert, array, fail, table
+from shared.vocabulary import EVENT_TYPES
 
-# Event types a rule may open a notification for (§4, §9); alert_flapping and alert_acknowledged come with §9.
-NOTIFY_TYPES = (
-    "alert",
-    "alert_cleared",
-    "device_offline",
-    "device_online",
-    "playback_started",
-    "playback_stopped",
-    "info",
-    "alert_flapping",
-    "alert_acknowledged",
-    "monitoring_interrupted",
-    "monitoring_resumed",
-    "device_flooding",
-    "device_flooding_ended",
-)
+NOTIFY_TYPES = tuple(EVENT_TYPES)  # a rule may name any event type (shared/vocabulary.py)
 SEVERITIES = ("info", "warning", "critical")  # least severe first: a rule's min_severity and everything after it
 CHANNEL_NAME = re.compile(r"[a-z0-9_-]{1,32}")
 TAG = re.compile(r"[a-z0-9][a-z0-9_.:-]{0,31}")  # a device tag (§7)
