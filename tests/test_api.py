@@ -12,6 +12,7 @@ from flask.testing import FlaskClient
 
 from shared import store
 from shared.events import dumps
+from tests import seed
 from vesper_web.headers import CONTENT_SECURITY_POLICY
 
 T0 = 1_700_000_000.0
@@ -30,7 +31,7 @@ def _seed(path: Path) -> None:
         store.set_playback(conn, "bell-2", True, "ABC123")
         store.set_heartbeat(conn, "bell-2", json.dumps({"uptime": 5}))
         store.mark_alive(conn, "bell-3", T0)
-        store.mark_offline(conn, "bell-3", T0 + 100)
+        seed.mark_offline(conn, "bell-3", T0 + 100)
         for i in range(5):
             device = "bell-1" if i % 2 == 0 else "bell-2"
             payload = {"subsystem": "Audio", "state": "WARNING", "message": f"n{i}", "previous_state": None}

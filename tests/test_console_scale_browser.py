@@ -22,6 +22,7 @@ from shared import store
 from shared.config import load
 from shared.severity import HEALTH_ORDER
 from tests.browser import Watch
+from tests.seed import mark_offline
 from tests.support import Peer
 
 N = 20_000
@@ -51,7 +52,7 @@ def seed(path: Path, n: int) -> None:
                 store.ensure_device(conn, device, now - 3600)
             store.record_seen(conn, [(now - (i % 120), None, device) for i, device in enumerate(reported)])
             for i in range(0, n, 97):
-                store.mark_offline(conn, device_id(i), now)
+                mark_offline(conn, device_id(i), now)
             for i in range(5, n, 53):
                 state = ("WARNING", "CRITICAL", "FAILED")[i % 3]
                 store.upsert_alert(conn, device_id(i), "Audio", state, "amp hot", now)

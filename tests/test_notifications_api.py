@@ -203,7 +203,7 @@ def test_a_body_over_16_kib_is_413(client: FlaskClient) -> None:
 
 @pytest.mark.sqlite_only("SQLite's write lock and busy timeout")
 def test_a_busy_database_is_503(client: FlaskClient, writer: store.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr("shared.store.dialect.BUSY_TIMEOUT_MS", 50)
+    monkeypatch.setattr("shared.store.sqlite.BUSY_TIMEOUT_MS", 50)
     writer.execute("BEGIN IMMEDIATE")  # the ingest holds the write lock
     try:
         response = post_test(client, {"channel": "ops"})

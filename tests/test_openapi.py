@@ -19,6 +19,7 @@ from playwright.sync_api import Page, expect
 
 from shared import store
 from shared.events import dumps
+from tests import seed
 from tests.browser import Watch
 from tests.support import ROOT, Process, wait_for, web_args
 from tests.test_security import BEARER, PASSWORD, TOKEN, TOKEN_LINE, USER_LINE
@@ -149,7 +150,7 @@ def _seed(db: Path) -> None:
         store.set_playback(conn, "bell-2", True, "ABC123")
         store.set_heartbeat(conn, "bell-2", json.dumps({"uptime": 5}))
         store.mark_alive(conn, "bell-3", T0)
-        store.mark_offline(conn, "bell-3", T0 + 100)
+        seed.mark_offline(conn, "bell-3", T0 + 100)
         fields = {"name": "North tower", "site": "St Mary's", "tags": ["north", "roof"], "notes": None}
         store.put_entry(conn, "bell-1", {**fields, "heartbeat_timeout_s": 30.0}, T0)
         store.put_entry(conn, "bell-9", {**fields, "name": None, "heartbeat_timeout_s": None}, T0)

@@ -7,6 +7,7 @@ import sqlite3
 import pytest
 
 from shared import store
+from tests import seed
 
 
 def test_schema_is_created_and_versioned(tmp_path):
@@ -17,16 +18,16 @@ def test_schema_is_created_and_versioned(tmp_path):
     assert store.integrity_ok(conn)
 
 
-def test_mark_offline_is_compare_and_set(tmp_path):
+def test_mark_overdue_offline_is_compare_and_set(tmp_path):
     conn = store.open_store(tmp_path / "v.db")
     with store.write(conn):
         store.mark_alive(conn, "d", 100.0)
     with store.write(conn):
-        assert store.mark_offline(conn, "d", 200.0) is True
-        assert store.mark_offline(conn, "d", 200.0) is False
+        assert store.mark_overdue_offline(conn, 200.0, 100.0, 0.0, 100.0) == [("d", 100.0)]
+        assert store.mark_overdue_offline(conn, 200.0, 100.0, 0.0, 100.0) == []
     with store.write(conn):
         store.mark_alive(conn, "d", 300.0)
-        assert store.mark_offline(conn, "d", 200.0) is False  # spoke after the cutoff
+        assert store.mark_overdue_offline(conn, 350.0, 100.0, 0.0, 250.0) == []  # spoke within its timeout
 
 
 def test_event_ids_never_reused_after_pruning(tmp_path):
@@ -90,7 +91,7 @@ def test_devices_json_is_devices_as_json(tmp_path):
         store.upsert_alert(conn, "c-alerts", "Audio", "WARNING", "m", 5.0)
         store.upsert_alert(conn, "c-alerts", "Disk", "FAILED", None, 5.0)
         store.mark_alive(conn, "d-off", 3.0)
-        store.mark_offline(conn, "d-off", 4.0)
+        seed.mark_offline(conn, "d-off", 4.0)
     assert json.loads(store.devices_json(conn)) == store.devices(conn)
     assert [d["health"] for d in store.devices(conn)] == ["unknown", "ok", "critical", "offline"]
     assert json.loads(store.devices_json(store.open_store(tmp_path / "empty.db"))) == []

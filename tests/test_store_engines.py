@@ -1,48 +1,104 @@
-"""The store on both engines (§10): PostgreSQL's schema is SQLite's, its dialect speaks the store's SQL."""
+"""The store on both engines (§10): one description gives both schemas, each dialect speaks the store's SQL."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import psycopg
 
 from shared import store
 from shared.config import Config
-from shared.store import dialect, postgres
+from shared.store import dialect, postgres, tables
+from shared.store.sqlite import SQLITE
 from tests.conftest import database
 from vesper_web import create_app
 
 
-def columns(conn: store.Connection, engine: str) -> dict[str, set[str]]:
-    """Every table's column names."""
-    if engine == "postgresql":
-        rows = conn.execute(
-            "SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = 'public'"
-        ).fetchall()
-    else:
-        tables = [t for (t,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        tables = [t for t in tables if not t.startswith("sqlite_")]
-        rows = [(t, c[1]) for t in tables for c in conn.execute(f"PRAGMA table_info({t})")]
-    found: dict[str, set[str]] = {}
-    for table, column in rows:
-        found.setdefault(table, set()).add(column)
-    return found
-
-
 def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: str) -> None:
-    """Same tables, same columns (PostgreSQL's version lives in a table where SQLite has a pragma)."""
+    """Same tables, same columns in the same order, same nullability and indexes (PostgreSQL's version in a table)."""
     sqlite = store.open_store(tmp_path / "v.db")
     pg = store.open_store(pg_url)
     try:
-        want = columns(sqlite, "sqlite")
-        got = columns(pg, "postgresql")
-        assert got.pop("schema_version") == {"version"}
+        want = sqlite.dialect.columns(sqlite)
+        got = pg.dialect.columns(pg)
+        assert got.pop("schema_version") == ["version"]
         assert got == want
+        assert _nullable_pg(pg) == _nullable_sqlite(sqlite)
+        assert _indexes_pg(pg) == {name for name, _ in _indexes_sqlite(sqlite)}
         assert dialect.schema_version(pg) == len(store.MIGRATIONS)
         assert store.migrate(pg) == len(store.MIGRATIONS)  # idempotent
     finally:
         sqlite.close()
         pg.close()
+
+
+def test_sqlite_migrations_build_the_described_schema(tmp_path: Path) -> None:
+    """What SQLite's migrations build is what tables.py describes: columns, types, defaults, keys, checks, indexes."""
+    migrated = store.open_store(tmp_path / "migrated.db")
+    described = store.connect(tmp_path / "described.db")
+    try:
+        for statement in tables.create_all(SQLITE):
+            described.execute(statement)
+        assert len(store.MIGRATIONS) == tables.AT
+        assert _sqlite_shape(described) == _sqlite_shape(migrated)
+    finally:
+        migrated.close()
+        described.close()
+
+
+def test_the_description_names_every_column_once() -> None:
+    """Each table's columns, key and index columns are its own (a typo would otherwise surface in production)."""
+    for table in tables.TABLES:
+        names = [c.name for c in table.columns]
+        assert len(set(names)) == len(names), table.name
+        assert set(table.key) <= set(names), table.name
+        for index in table.indexes:
+            assert set(index.terms) - set(index.expressions) <= set(names), index.name
+
+
+def _sqlite_shape(conn: store.Connection) -> dict[str, object]:
+    """Each table's PRAGMA table_info and CHECK constraints, and every index's definition."""
+    master = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
+    shape: dict[str, object] = {"indexes": _indexes_sqlite(conn)}
+    for table in conn.dialect.columns(conn):
+        shape[table] = (
+            conn.execute(f"PRAGMA table_info({table})").fetchall(),
+            sorted(_squeezed(c) for c in re.findall(r"CHECK \([^()]*\([^()]*\)\)", master[table])),
+        )
+    return shape
+
+
+def _squeezed(sql: str) -> str:
+    return re.sub(r"\s+", " ", sql).strip()
+
+
+def _indexes_sqlite(conn: store.Connection) -> set[tuple[str, str]]:
+    rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL").fetchall()
+    return {(name, _squeezed(sql)) for name, sql in rows}
+
+
+def _indexes_pg(conn: store.Connection) -> set[str]:
+    sql = "SELECT indexname FROM pg_indexes WHERE schemaname = current_schema() AND indexname NOT LIKE '%\\_pkey'"
+    return {name for (name,) in conn.execute(sql).fetchall()}
+
+
+def _nullable_sqlite(conn: store.Connection) -> set[tuple[str, str]]:
+    """Columns that may be NULL (a key's columns left out: SQLite lets an old text key be NULL, PostgreSQL not)."""
+    return {
+        (table, row[1])
+        for table in conn.dialect.columns(conn)
+        for row in conn.execute(f"PRAGMA table_info({table})").fetchall()
+        if not row[3] and not row[5]
+    }
+
+
+def _nullable_pg(conn: store.Connection) -> set[tuple[str, str]]:
+    sql = (
+        "SELECT table_name, column_name FROM information_schema.columns"
+        " WHERE table_schema = current_schema() AND is_nullable = 'YES'"
+    )
+    return set(conn.execute(sql).fetchall())
 
 
 def test_event_ids_on_postgres_survive_pruning(pg_url: str) -> None:

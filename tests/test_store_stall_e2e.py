@@ -15,7 +15,6 @@ from typing import Any
 
 from shared import config as config_mod
 from shared import store
-from shared.store.dialect import is_postgres
 from tests.faults.test_web_faults import metrics
 from tests.support import Peer, wait_for
 from tests.test_trust_e2e import HOLD_LEAD, Heartbeats, event_types, http, ingest_state, status
@@ -31,7 +30,7 @@ class Held:
 
     def __init__(self, db: Path | str) -> None:
         self.conn = store.connect(db)
-        if is_postgres(self.conn):
+        if self.conn.dialect.name == "postgresql":
             self.conn.execute("BEGIN")
             self.conn.execute("LOCK TABLE devices IN ACCESS EXCLUSIVE MODE")
         else:

@@ -1,7 +1,8 @@
 """The store: the only package that holds SQL (docs/architecture.md#the-store).
 
-schema (migrations), dialect (SQLite-only constructs), writer + writes (the ingest's), reads (the web's),
-registry (the web's registry writes and its requests to the ingest), device_rows + listing (the device list).
+schema (migrations) + tables (the schema in force), dialect + engine (what differs between engines: one
+module each, sqlite and postgres), writer + writes (the ingest's), reads (the web's), registry (the web's
+registry writes and its requests to the ingest), device_rows + listing (the device list).
 """
 
 from shared.store.device_rows import device_dict
@@ -89,7 +90,6 @@ from shared.store.writes import (
     liveness_all,
     mark_alive,
     mark_all_alive,
-    mark_offline,
     mark_overdue_offline,
     prune_events,
     record_delivered,
@@ -109,7 +109,7 @@ __all__ = [
     "MIGRATIONS", "Connection", "StoreUnavailable", "Writer", "add_counters", "alerts", "all_alerts", "connect",
     "counters", "device", "devices", "devices_json", "ensure_device", "event_ids", "event_rows_after",
     "events_after", "get_meta", "insert_event", "integrity_ok", "is_known", "last_event_id", "liveness_all",
-    "mark_alive", "mark_all_alive", "mark_offline", "migrate", "open_store", "mark_overdue_offline", "prune_events",
+    "mark_alive", "mark_all_alive", "migrate", "open_store", "mark_overdue_offline", "prune_events",
     "read", "read_events", "recent_events", "record_delivered", "record_seen", "set_heartbeat",
     "set_heartbeat_if_empty",
     "set_meta", "set_playback", "upsert_alert", "was_delivered",

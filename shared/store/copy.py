@@ -10,7 +10,9 @@ from typing import Any
 import psycopg
 
 from shared.events import storable_text
-from shared.store.dialect import Connection, is_postgres, last_event_id, read, write
+from shared.store.dialect import Connection, last_event_id, read, write
+from shared.store.postgres import POSTGRES
+from shared.store.sqlite import SQLITE, quoted
 from shared.store.writes import set_meta
 
 CHUNK = 5_000  # rows per read from SQLite and per executemany into PostgreSQL
@@ -46,38 +48,21 @@ class Copied:
         return sum(self.rows.values())
 
 
-def _quoted(name: str) -> str:
-    """An identifier quoted for either engine (the schema's names are plain words; this keeps them so)."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def tables(src: Connection) -> list[str]:
-    """The SQLite database's own tables, by name (SQLite's internal sqlite_* ones left out)."""
-    sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-    return [name for (name,) in src.execute(sql).fetchall() if name not in SET_ONLY_BY_MIGRATE]
-
-
-def columns(src: Connection, table: str) -> list[str]:
-    """A SQLite table's column names, in their order."""
-    return [row[1] for row in src.execute(f"PRAGMA table_info({_quoted(table)})").fetchall()]
-
-
-def target_columns(dst: Connection, table: str) -> list[str]:
-    """A PostgreSQL table's column names (none if it has no such table)."""
-    sql = "SELECT column_name FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = ?"
-    return [name for (name,) in dst.execute(sql, (table,)).fetchall()]
+def tables(src: Connection) -> dict[str, list[str]]:
+    """The SQLite database's own tables and their columns (PostgreSQL's version table is migrate's)."""
+    return {t: names for t, names in src.dialect.columns(src).items() if t not in SET_ONLY_BY_MIGRATE}
 
 
 def holding_rows(dst: Connection, names: list[str]) -> list[str]:
     """Those of the named PostgreSQL tables that hold at least one row (the web's session key does not count)."""
     where = {"meta": " WHERE key <> 'session_key'"}
     sql = "SELECT EXISTS (SELECT 1 FROM {}{})"
-    return [t for t in names if dst.execute(sql.format(_quoted(t), where.get(t, ""))).fetchone()[0]]
+    return [t for t in names if dst.execute(sql.format(quoted(t), where.get(t, ""))).fetchone()[0]]
 
 
 def chunks(src: Connection, table: str, names: list[str], size: int = CHUNK) -> Iterator[list[tuple[Any, ...]]]:
     """The table's rows, `size` at a time, in rowid order (ids ascending where the id is the rowid)."""
-    cur = src.execute(f"SELECT {', '.join(map(_quoted, names))} FROM {_quoted(table)} ORDER BY rowid")
+    cur = src.execute(f"SELECT {', '.join(map(quoted, names))} FROM {quoted(table)} ORDER BY rowid")
     while batch := cur.fetchmany(size):
         yield batch
 
@@ -86,7 +71,7 @@ def insert_rows(dst: Connection, table: str, names: list[str], rows: list[tuple[
     """Insert rows as they are, ids included (identity columns are BY DEFAULT, so a given id is taken)."""
     marks = ", ".join("?" * len(names))
     rows = [tuple(storable_text(v) if isinstance(v, str) else v for v in row) for row in rows]  # a NUL of old
-    dst.executemany(f"INSERT INTO {_quoted(table)} ({', '.join(map(_quoted, names))}) VALUES ({marks})", rows)
+    dst.executemany(f"INSERT INTO {quoted(table)} ({', '.join(map(quoted, names))}) VALUES ({marks})", rows)
 
 
 def identity_columns(dst: Connection) -> dict[str, str]:
@@ -102,14 +87,14 @@ def highest_id(src: Connection, table: str, column: str) -> int:
     """The highest id SQLite ever gave in the table: sqlite_sequence keeps it after pruning, MAX(id) if it is lower."""
     has_sequence = src.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_sequence'").fetchone()
     seq = src.execute("SELECT seq FROM sqlite_sequence WHERE name = ?", (table,)).fetchone() if has_sequence else None
-    top = src.execute(f"SELECT MAX({_quoted(column)}) FROM {_quoted(table)}").fetchone()[0]
+    top = src.execute(f"SELECT MAX({quoted(column)}) FROM {quoted(table)}").fetchone()[0]
     return max(int(seq[0]) if seq else 0, int(top or 0))
 
 
 def set_next_id(dst: Connection, table: str, column: str, highest: int) -> int:
     """Set the identity's sequence so the next row gets highest + 1 (1 if none was given); returns that id."""
     sql = "SELECT setval(pg_get_serial_sequence(?, ?), ?, ?)"
-    dst.execute(sql, (_quoted(table), column, max(highest, 1), highest > 0))
+    dst.execute(sql, (quoted(table), column, max(highest, 1), highest > 0))
     return highest + 1
 
 
@@ -125,9 +110,10 @@ def keep_last_event_id(src: Connection, dst: Connection) -> None:
         raise Mismatch(f"PostgreSQL's last event id is {last_event_id(dst)}, below SQLite's {given}")
 
 
-def copy_table(src: Connection, dst: Connection, table: str, size: int = CHUNK) -> int:
-    """Copy one table's rows (the columns both sides have: all of them once both are migrated); returns how many."""
-    names, there = columns(src, table), target_columns(dst, table)
+def copy_table(
+    src: Connection, dst: Connection, table: str, names: list[str], there: list[str], size: int = CHUNK
+) -> int:
+    """Copy one table's rows, its columns `names` into the target's `there`; returns how many."""
     if not there:
         raise Mismatch(f"PostgreSQL's schema has no table {table}")
     missing = sorted(set(names) - set(there))
@@ -148,16 +134,16 @@ def copy_all(
     Refuses with NotEmpty, before writing anything, if any of those tables already holds a row there;
     any failure rolls the whole copy back, so the target stays empty. `done(table, rows)` after each table.
     """
-    assert is_postgres(dst) and not is_postgres(src), "the copy goes from SQLite to PostgreSQL"
+    assert src.dialect is SQLITE and dst.dialect is POSTGRES, "the copy goes from SQLite to PostgreSQL"
     copied = Copied()
     with read(src), write(dst):
-        names = tables(src)
-        full = holding_rows(dst, [t for t in names if target_columns(dst, t)])
+        names, there = tables(src), dst.dialect.columns(dst)
+        full = holding_rows(dst, [t for t in names if t in there])
         if full:
             raise NotEmpty(full)
-        for table in names:
+        for table in sorted(names):
             try:
-                copied.rows[table] = copy_table(src, dst, table, size)
+                copied.rows[table] = copy_table(src, dst, table, names[table], there.get(table, []), size)
             except ERRORS as exc:
                 exc.add_note(f"while copying {table}")
                 raise

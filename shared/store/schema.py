@@ -1,4 +1,4 @@
-"""The schema as numbered migrations; either process applies what is pending at start."""
+"""The schema as numbered migrations (SQLite replays them; tables.py describes where they lead); applied at start."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import sqlite3
 from pathlib import Path
 
 from shared.severity import health_sql, rank_sql
-from shared.store import dialect, postgres
+from shared.store import dialect
 
 MIGRATIONS: list[str] = [
     # 1: the current-state tables, the event outbox and small key/value tables.
@@ -175,27 +175,8 @@ MIGRATIONS: list[str] = [
 
 
 def migrate(conn: dialect.Connection) -> int:
-    """Apply pending migrations in one transaction; returns the schema version now in force."""
-    if dialect.is_postgres(conn):
-        return _migrate_postgres(conn)
-    with dialect.write(conn):
-        version = dialect.schema_version(conn)
-        for number, script in enumerate(MIGRATIONS[version:], start=version + 1):
-            for statement in filter(str.strip, script.split(";")):
-                conn.execute(statement)
-            dialect.set_schema_version(conn, number)
-    return len(MIGRATIONS)
-
-
-def _migrate_postgres(conn: dialect.Connection) -> int:
-    """PostgreSQL creates the current schema at once (postgres.SCHEMA); later migrations will need its form too."""
-    assert len(MIGRATIONS) == postgres.SCHEMA_AT, "a migration was added without its PostgreSQL form"
-    with dialect.write(conn):
-        conn.execute("SELECT pg_advisory_xact_lock(7423)")  # two processes starting at once migrate once
-        if dialect.schema_version(conn) == 0:
-            for statement in filter(str.strip, postgres.SCHEMA.split(";")):
-                conn.execute(statement)
-            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (postgres.SCHEMA_AT,))
+    """Apply pending migrations in one transaction (the dialect's way); returns the schema version now in force."""
+    conn.dialect.migrate(conn, MIGRATIONS)
     return len(MIGRATIONS)
 
 

@@ -1,11 +1,11 @@
 """Statements over many rows at once, one statement per set: the rows go where the SQL says `{rows}`.
 
 `{rows}` stands where a query may: `INSERT INTO t (…) {rows}`, `FROM ({rows}) AS v`, `IN ({rows})`,
-its columns named column1, column2, … on both engines. SQLite gets multi-row VALUES, in pieces of
-power-of-two sizes under its limit of variables (a few statement texts serve every batch size);
-PostgreSQL one array per column through unnest, so the statement has a parameter per column, not
-per value (psycopg parses and adapts each placeholder in Python: a VALUES of 6,000 of them cost
-more than the work). The rows of one statement must not repeat a key an upsert conflicts on
+its columns named column1, column2, … on both engines; each dialect's run_set binds them. SQLite gets
+multi-row VALUES, in pieces of power-of-two sizes under its limit of variables (a few statement texts
+serve every batch size); PostgreSQL one array per column through unnest, so the statement has a
+parameter per column, not per value (psycopg parses and adapts each placeholder in Python: a VALUES
+of 6,000 of them cost more than the work). The rows of one statement must not repeat a key an upsert conflicts on
 (PostgreSQL refuses to update a row twice in one statement): callers pass one row per key.
 """
 
@@ -14,27 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from shared.store.dialect import Connection, is_postgres
-
-MAX_VARIABLES = 30_000  # SQLite allows 32,766
+from shared.store.engine import Connection
 
 
 def run(conn: Connection, sql: str, types: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     """Run `sql` over the rows, whose columns have these PostgreSQL types (bigint, float8, text, bytea …)."""
-    if not rows:
-        return
-    if is_postgres(conn):
-        arrays = ", ".join(f"%b::{t}[]" for t in types)  # binary: psycopg's text arrays escape each value in Python
-        names = ", ".join(f"column{n}" for n in range(1, len(types) + 1))
-        columns = [list(column) for column in zip(*rows, strict=True)]
-        conn.raw.execute(sql.replace("%", "%%").format(rows=f"SELECT * FROM unnest({arrays}) AS u({names})"), columns)
-        return
-    marks = "(" + ", ".join("?" * len(types)) + ")"
-    start = 0
-    for size in pieces(len(rows), MAX_VARIABLES // len(types)):
-        chunk = rows[start : start + size]
-        conn.execute(sql.format(rows="VALUES " + ", ".join([marks] * size)), [v for row in chunk for v in row])
-        start += size
+    if rows:
+        conn.dialect.run_set(conn, sql, types, rows)
 
 
 def pieces(n: int, most: int) -> list[int]:

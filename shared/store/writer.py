@@ -9,7 +9,6 @@ from pathlib import Path
 from shared.store import dialect, schema
 from shared.store.dialect import Connection, StoreUnavailable
 from shared.store.leader import Lease
-from shared.store.postgres import PgConnection
 
 
 class Writer:
@@ -21,7 +20,7 @@ class Writer:
         self.fenced = conn is not None
         self.conn: Connection = conn if conn is not None else dialect.connect(path)
         # A leader's lease (leader.Lease): its session, lost to a failover, is taken again instead of ending the lead.
-        self.lease: Lease | None = conn.lease if isinstance(conn, PgConnection) else None  # type: ignore[assignment]
+        self.lease: Lease | None = self.conn.lease  # type: ignore[assignment]
         schema.migrate(self.conn)
         if self.lease is not None:
             with self.transaction():

@@ -209,16 +209,6 @@ def shortest_timeout(conn: Connection) -> float | None:
     return conn.execute("SELECT MIN(heartbeat_timeout_s) FROM registry").fetchone()[0]
 
 
-def mark_offline(conn: Connection, device_id: str, cutoff: float) -> bool:
-    """Compare-and-set a device offline if still unheard since cutoff; True only for the statement that changed it."""
-    cur = conn.execute(
-        "UPDATE devices SET liveness = 'offline' WHERE id = ? AND liveness != 'offline' AND first_seen IS NOT NULL"
-        " AND COALESCE(last_seen, 0) <= ?",
-        (device_id, cutoff),
-    )
-    return cur.rowcount == 1
-
-
 def was_delivered(conn: Connection, mid: int, digest: bytes, since: float) -> bool:
     """True if this packet id carried this exact message, applied at or after `since`."""
     row = conn.execute("SELECT 1 FROM delivered WHERE mid = ? AND digest = ? AND at >= ?", (mid, digest, since))
