@@ -19,7 +19,7 @@ name wrapped onto the next line still counts as beside the path before it):
   1. beside a backticked `.py` path, with only spaces between (`shared/exposure.py` `exposure_error`), with
      the names that follow that one separated only by ", " or "/" (`vesper_web/hub.py` `doorbell`, `_sync`), or
      in a parenthesis right after the path that holds nothing but backticked names separated by commas or "and"
-     (`vesper_ingest/liveness.py` (`sweep_cutoff`, `is_overdue`)): bound in that file (for a bare `name.py`,
+     (`vesper_ingest/liveness.py` (`sweep_cutoff`, `announces_online`)): bound in that file (for a bare `name.py`,
      in one of that name); `Class.member` there is a class of that file with that member; a call
      `make_client(manual_ack=True)` is checked as `make_client`;
   2. as `Class.member` anywhere, the first part CamelCase (`Ingest.process`): a class of that name in the

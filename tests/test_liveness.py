@@ -1,18 +1,39 @@
-"""Table tests of the pure liveness rules (docs/events.md#liveness); time is passed in."""
+"""Table tests of the liveness rules (docs/events.md#liveness); time is passed in."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
+from shared import store
+from shared.config import Config, LivenessConfig
 from tests.support import FakeClock
+from vesper_ingest import sweep
 from vesper_ingest.clock import Every, Frame
-from vesper_ingest.liveness import announces_online, is_overdue, sweep_cutoff
+from vesper_ingest.fleet import Fleet
+from vesper_ingest.liveness import announces_online, sweep_cutoff
 
 T = 90.0
 
 
+def overdue(db: Path, last_seen: float | None, now: float, connected_since: float | None) -> bool:
+    """Whether the sweep (sweep.overdue: the cutoff, then one UPDATE on the store) declares a device offline."""
+    conn = store.open_store(db)
+    try:
+        with store.write(conn):
+            store.ensure_device(conn, "d", 0.0)  # known from a retained heartbeat
+            if last_seen is not None:
+                store.mark_alive(conn, "d", last_seen)
+            cfg = Config(liveness=LivenessConfig(heartbeat_timeout_s=T))
+            gone = sweep.overdue(conn, Fleet(conn), cfg, connected_since, now)
+    finally:
+        conn.close()
+    return [e.source_id for e in gone] == ["d"]
+
+
 @pytest.mark.parametrize(
-    ("last_seen", "now", "connected_since", "overdue"),
+    ("last_seen", "now", "connected_since", "expected"),
     [
         (1000.0, 1089.0, 0.0, False),  # inside the timeout
         (1000.0, 1090.0, 0.0, True),  # exactly at the deadline
@@ -26,8 +47,9 @@ T = 90.0
         (4990.0, 5080.0, 4950.0, True),
     ],
 )
-def test_is_overdue(last_seen, now, connected_since, overdue):
-    assert is_overdue(last_seen, now, T, connected_since) is overdue
+def test_overdue(db_path: Path, last_seen, now, connected_since, expected):
+    """The one rule, where it lives: the sweep's cutoff and its statement on a real store (both engines)."""
+    assert overdue(db_path, last_seen, now, connected_since) is expected
 
 
 def test_cutoff_is_none_in_grace_and_timeout_after():
@@ -51,10 +73,10 @@ def test_only_offline_to_online_is_announced(before, announced):
     ("last_seen", "now", "connected_since"),
     [(1000.0, 1089.0, 0.0), (1000.0, 1090.0, 0.0), (4990.0, 5040.0, 4950.0), (4990.0, 5080.0, 4950.0)],
 )
-def test_a_rebase_decides_alike(last_seen, now, connected_since, step):
+def test_a_rebase_decides_alike(tmp_path: Path, last_seen, now, connected_since, step):
     """Shifting last_seen, now and connected_since by one step (the sweep's rebase) changes no decision."""
-    moved = is_overdue(last_seen + step, now + step, T, connected_since + step)
-    assert moved is is_overdue(last_seen, now, T, connected_since)
+    moved = overdue(tmp_path / "moved.db", last_seen + step, now + step, connected_since + step)
+    assert moved is overdue(tmp_path / "still.db", last_seen, now, connected_since)
 
 
 def test_the_frame_holds_through_a_step_until_rebased():

@@ -7,17 +7,12 @@ def sweep_cutoff(now: float, timeout: float, connected_since: float | None) -> f
     """The last_seen before which a device is overdue now; None while disconnected or in grace.
 
     A device is overdue when now >= max(last_seen, connected_since) + timeout: every
-    (re)connect gives each device a full timeout of grace, so an outage never cries wolf.
+    (re)connect gives each device a full timeout of grace, so an outage never cries wolf. The
+    sweep applies that to every row in one statement (shared/store/writes.py MARK_OVERDUE).
     """
     if connected_since is None or now < connected_since + timeout:
         return None
     return now - timeout
-
-
-def is_overdue(last_seen: float | None, now: float, timeout: float, connected_since: float | None) -> bool:
-    """True when a device with this last live sign must be declared offline now."""
-    cutoff = sweep_cutoff(now, timeout, connected_since)
-    return cutoff is not None and (last_seen or 0.0) <= cutoff
 
 
 def announces_online(before: str | None) -> bool:

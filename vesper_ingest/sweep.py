@@ -13,7 +13,7 @@ from vesper_ingest.fleet import Fleet
 def overdue(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | None, now: float) -> list[NewEvent]:
     """Each device overdue now (by its own timeout, else the default) goes offline once, in one statement.
 
-    The statement applies liveness.is_overdue's rule to every row at once (a 50,000-device outage is one
+    The statement applies liveness.sweep_cutoff's rule, per device, to every row at once (a 50,000-device outage is one
     UPDATE, not 50,000: SPEC §16), and only the rows it changed are announced.
     """
     default = cfg.liveness.heartbeat_timeout_s
