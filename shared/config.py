@@ -72,6 +72,7 @@ class DevicesConfig:
     """The fleet's ids."""
 
     forget_unregistered_after_days: float = 30.0  # never registered and unheard this long: forgotten (§16)
+    firmware_key: str = "fw"  # the heartbeat's top-level key that holds the firmware version (§12)
 
 
 @dataclass(frozen=True)
@@ -96,6 +97,8 @@ class WebConfig:
     proxy_hops: int = 0
     tls_cert_file: str = ""
     tls_key_file: str = ""
+    bulk_max: int = 10_000  # most devices one bulk action may touch (§12)
+    bulk_health_checks_per_s: float = 50.0  # a bulk health check's pace, so the broker and devices are not flooded
 
 
 @dataclass(frozen=True)
@@ -178,6 +181,7 @@ def _validate(cfg: Config) -> None:
         ("alerts.flap_window_s", cfg.alerts.flap_window_s > 0),
         ("alerts.max_events_per_device_per_minute", cfg.alerts.max_events_per_device_per_minute >= 1),
         ("devices.forget_unregistered_after_days", cfg.devices.forget_unregistered_after_days > 0),
+        ("devices.firmware_key", 0 < len(cfg.devices.firmware_key) <= 64),
         ("web.bind", ":" in cfg.web.bind),
         ("web.workers", cfg.web.workers >= 1),
         ("web.stream_queue_size", cfg.web.stream_queue_size >= 1),
@@ -186,6 +190,8 @@ def _validate(cfg: Config) -> None:
         ("web.command_wait_s", 0 <= cfg.web.command_wait_s <= 60),
         ("web.stale_after_s", cfg.web.stale_after_s > 0),
         ("web.proxy_hops", 0 <= cfg.web.proxy_hops <= 5),
+        ("web.bulk_max", 1 <= cfg.web.bulk_max <= 100_000),
+        ("web.bulk_health_checks_per_s", cfg.web.bulk_health_checks_per_s > 0),
         ("web.tls_key_file", bool(cfg.web.tls_key_file) == bool(cfg.web.tls_cert_file)),
         ("auth.secret_key", cfg.auth.secret_key == "" or len(cfg.auth.secret_key) >= 32),
         ("auth.session_hours", cfg.auth.session_hours > 0),

@@ -33,6 +33,25 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
         pg.close()
 
 
+def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
+    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migration 8 on, to the schema in force."""
+    pg = store.open_store(pg_url)
+    try:
+        fresh = pg.dialect.columns(pg), _indexes_pg(pg)
+        with dialect.write(pg):
+            for index in ("devices_firmware", "events_type", "events_severity"):
+                pg.execute(f"DROP INDEX {index}")
+            pg.execute("ALTER TABLE devices DROP COLUMN firmware")
+            for column in ("site", "device_ids", "told"):
+                pg.execute(f"ALTER TABLE silences DROP COLUMN {column}")
+            pg.dialect.set_schema_version(pg, 7)
+        assert store.migrate(pg) == len(store.MIGRATIONS)
+        assert (pg.dialect.columns(pg), _indexes_pg(pg)) == fresh
+        assert dialect.schema_version(pg) == len(store.MIGRATIONS)
+    finally:
+        pg.close()
+
+
 def test_sqlite_migrations_build_the_described_schema(tmp_path: Path) -> None:
     """What SQLite's migrations build is what tables.py describes: columns, types, defaults, keys, checks, indexes."""
     migrated = store.open_store(tmp_path / "migrated.db")

@@ -62,15 +62,24 @@ class PostgresDialect(Dialect):
         return connect(str(target), readonly, pooled)
 
     def migrate(self, conn: Any, migrations: Sequence[str]) -> None:
-        """The schema in force, created at once from tables.py; later migrations will need a PostgreSQL form."""
+        """A new database: the schema in force at once (tables.py); an older one: the migrations since, in one step.
+
+        PostgreSQL databases began at migration 7, and every migration after it is portable SQL.
+        """
         assert len(migrations) == tables.AT, "a migration was added without changing tables.py"
         with write(conn):
             conn.execute(f"SELECT pg_advisory_xact_lock({MIGRATE_LOCK})")
-            if self.schema_version(conn) == 0:
+            version = self.schema_version(conn)
+            if version == 0:
                 for statement in tables.create_all(self):
                     conn.execute(statement)
                 conn.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
                 self.set_schema_version(conn, tables.AT)
+                return
+            for script in migrations[version:]:
+                for statement in filter(str.strip, script.split(";")):
+                    conn.execute(statement)
+            self.set_schema_version(conn, len(migrations))
 
     def schema_version(self, conn: Any) -> int:
         """The one row of the schema_version table (0 before it exists)."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from shared.severity import health_sql
 from shared.store.engine import Dialect
 
-AT = 7  # the migration of schema.py that this description equals
+AT = 8  # the migration of schema.py that this description equals
 
 
 @dataclass(frozen=True)
@@ -67,7 +67,10 @@ TABLES = (
     Table("events", (
         C("id", "serial"), C("ts", "real", NN), C("type", "text", NN), C("severity", "text", NN),
         C("source_id", "text", NN), C("payload", "text", NN),
-    ), indexes=(Index("events_source", ("source_id", "id")), Index("events_ts", ("ts",)))),
+    ), indexes=(
+        Index("events_source", ("source_id", "id")), Index("events_ts", ("ts",)),
+        Index("events_type", ("type", "id")), Index("events_severity", ("severity", "id")),
+    )),
     Table("notify_groups", (C("rule", "text", "PRIMARY KEY"), C("opened_at", "real", NN), C("due_at", "real", NN))),
     Table("notify_items", (
         C("rule", "text", NN), C("device_id", "text", NN), C("subject", "text", NN), C("kind", "text", ITEM_KIND),
@@ -96,10 +99,12 @@ TABLES = (
         C("id", "text", "PRIMARY KEY"), C("first_seen", "real"), C("last_seen", "real"),
         C("liveness", "text", LIVENESS), C("playback_active", "int", "NOT NULL DEFAULT 0"), C("melody_uid", "text"),
         C("last_heartbeat", "text"), C("worst_rank", "int"), C("alert_count", "int", "NOT NULL DEFAULT 0"),
+        C("firmware", "text"),
     ), indexes=(
         Index("devices_liveness", ("liveness", "last_seen")),
         Index("devices_health", (HEALTH, "id"), (HEALTH,)),
         Index("devices_last_seen", (LAST_SEEN, "id"), (LAST_SEEN,)),
+        Index("devices_firmware", ("firmware", "id")),
     )),
     Table("device_tags", (C("tag", "text", NN), C("device_id", "text", NN)), key=("tag", "device_id"),
           indexes=(Index("device_tags_device", ("device_id",)),)),
@@ -111,7 +116,8 @@ TABLES = (
     Table("silences", (
         C("id", "serial"), C("device_id", "text"), C("tag", "text"), C("subsystem", "text"),
         C("starts_at", "real", NN), C("ends_at", "real", NN), C("comment", "text"), C("created_by", "text", NN),
-        C("created_at", "real", NN),
+        C("created_at", "real", NN), C("site", "text"), C("device_ids", "text"),
+        C("told", "int", "NOT NULL DEFAULT 0"),
     ), indexes=(Index("silences_ends", ("ends_at",)),)),
 )  # fmt: skip
 
