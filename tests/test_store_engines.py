@@ -42,7 +42,7 @@ def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
             for index in ("devices_firmware", "events_type", "events_severity"):
                 pg.execute(f"DROP INDEX {index}")
             pg.execute("ALTER TABLE devices DROP COLUMN firmware")
-            for column in ("site", "device_ids", "told"):
+            for column in ("site", "device_ids", "told", "ended_by"):
                 pg.execute(f"ALTER TABLE silences DROP COLUMN {column}")
             pg.dialect.set_schema_version(pg, 7)
         assert store.migrate(pg) == len(store.MIGRATIONS)

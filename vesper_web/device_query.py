@@ -6,10 +6,12 @@ import base64
 import binascii
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
 
 from flask import abort, request
+from werkzeug.datastructures import MultiDict
 
 from shared import store
 from shared.notify_config import TAG
@@ -23,8 +25,11 @@ SORT_LIST = ", ".join(store.SORTS)
 INT64 = 2**63
 
 
-def _text(name: str, limit: int) -> str | None:
-    value = request.args.get(name)
+Args = MultiDict[str, str]
+
+
+def _text(args: Args, name: str, limit: int) -> str | None:
+    value = args.get(name)
     if value is None or value == "":
         return None
     if len(value) > limit or CONTROL.search(value):
@@ -32,8 +37,8 @@ def _text(name: str, limit: int) -> str | None:
     return value
 
 
-def _health() -> tuple[str, ...]:
-    raw = request.args.get("health")
+def _health(args: Args) -> tuple[str, ...]:
+    raw = args.get("health")
     if not raw:
         return ()
     wanted = tuple(dict.fromkeys(raw.split(",")))
@@ -42,15 +47,15 @@ def _health() -> tuple[str, ...]:
     return wanted
 
 
-def _tags() -> tuple[str, ...]:
-    tags = tuple(dict.fromkeys(request.args.getlist("tag")))
+def _tags(args: Args) -> tuple[str, ...]:
+    tags = tuple(dict.fromkeys(args.getlist("tag")))
     if len(tags) > MAX_FILTER_TAGS or not all(TAG.fullmatch(t) for t in tags):
         abort(400, f"tag: at most {MAX_FILTER_TAGS}, each [a-z0-9][a-z0-9_.:-]{{0,31}}")
     return tags
 
 
-def _limit() -> int | None:
-    raw = request.args.get("limit")
+def _limit(args: Args) -> int | None:
+    raw = args.get("limit")
     if raw is None:
         return None
     if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
@@ -58,25 +63,26 @@ def _limit() -> int | None:
     return int(raw)
 
 
-def _sort() -> str:
-    sort = request.args.get("sort") or "id"
+def _sort(args: Args) -> str:
+    sort = args.get("sort") or "id"
     if sort not in store.SORTS:
         abort(400, f"sort: one of {SORT_LIST}")
     return sort
 
 
-def parse() -> store.DeviceQuery:
-    """The request's query, or a 400 naming the parameter and its rule."""
-    sort = _sort()
-    limit = _limit()
-    after = decode_cursor(request.args["cursor"], sort) if request.args.get("cursor") else None
+def parse(given: Args | Mapping[str, Any] | None = None) -> store.DeviceQuery:
+    """The request's query (or a filter given as a mapping, as a bulk action's), or a 400 naming the parameter."""
+    args = request.args if given is None else given if isinstance(given, MultiDict) else MultiDict(given)
+    sort = _sort(args)
+    limit = _limit(args)
+    after = decode_cursor(args["cursor"], sort) if args.get("cursor") else None
     if after is not None and limit is None:
         abort(400, "cursor: only with limit")
     return store.DeviceQuery(
-        q=_text("q", MAX_Q),
-        health=_health(),
-        tags=_tags(),
-        site=_text("site", MAX_TEXT["site"]),
+        q=_text(args, "q", MAX_Q),
+        health=_health(args),
+        tags=_tags(args),
+        site=_text(args, "site", MAX_TEXT["site"]),
         sort=sort,
         limit=limit,
         after=after,

@@ -172,14 +172,16 @@ MIGRATIONS: list[str] = [
     CREATE INDEX silences_ends ON silences (ends_at);
     """,
     # 8: the daily tool (§12): each device's firmware (devices.firmware_key of its heartbeat); silences by site
-    # or by a list of devices (bulk), and how far the ingest has told of each (silence_created, silence_ended);
-    # the timeline's filters by type and severity. From here on a migration is also PostgreSQL's: portable SQL.
+    # or by a list of devices (bulk), how far the ingest has told of each (silence_created, silence_ended) and who
+    # ended it early; the timeline's filters by type and severity. From here on every migration is also
+    # PostgreSQL's: portable SQL.
     """
     ALTER TABLE devices ADD COLUMN firmware TEXT;
     CREATE INDEX devices_firmware ON devices (firmware, id);
     ALTER TABLE silences ADD COLUMN site TEXT;
     ALTER TABLE silences ADD COLUMN device_ids TEXT;
     ALTER TABLE silences ADD COLUMN told INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE silences ADD COLUMN ended_by TEXT;
     CREATE INDEX events_type ON events (type, id);
     CREATE INDEX events_severity ON events (severity, id);
     """,

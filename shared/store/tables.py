@@ -117,7 +117,7 @@ TABLES = (
         C("id", "serial"), C("device_id", "text"), C("tag", "text"), C("subsystem", "text"),
         C("starts_at", "real", NN), C("ends_at", "real", NN), C("comment", "text"), C("created_by", "text", NN),
         C("created_at", "real", NN), C("site", "text"), C("device_ids", "text"),
-        C("told", "int", "NOT NULL DEFAULT 0"),
+        C("told", "int", "NOT NULL DEFAULT 0"), C("ended_by", "text"),
     ), indexes=(Index("silences_ends", ("ends_at",)),)),
 )  # fmt: skip
 
