@@ -268,7 +268,7 @@ def test_a_device_silence_is_201_listed_and_shown_on_its_alerts(client: FlaskCli
     before = time.time()
     created = post_silence(client, {"device": "bell-1", "duration_s": 3600, "comment": "bell rope replaced"})
     assert set(created) == {"id", "device", "tag", "subsystem", "starts_at", "ends_at", "comment", "created_by",
-                            "created_at"}  # fmt: skip
+                            "created_at", "site", "device_count"}  # fmt: skip
     assert isinstance(created["id"], int) and created["device"] == "bell-1"
     assert (created["tag"], created["subsystem"], created["comment"]) == (None, None, "bell rope replaced")
     assert created["created_by"] == "local" and created["created_at"] == created["starts_at"]

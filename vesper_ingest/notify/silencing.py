@@ -40,11 +40,17 @@ class Silencing:
         self.watched = active
         return [problem for silence in ended for problem in store.problems_in_scope(conn, silence)]
 
-    def covers(self, device_id: str, subject: str, now: float, tags_of: Callable[[str], set[str]]) -> bool:
-        """True while an active silence covers the device's subject ("" for its liveness)."""
+    def covers(
+        self, device_id: str, subject: str, now: float, entry_of: Callable[[str], tuple[set[str], str | None]]
+    ) -> bool:
+        """True while an active silence covers the device's subject ("" for its liveness).
+
+        The device's registry entry (its tags and site) is read only when an active silence names a tag or a
+        site; a bulk silence's device list is a frozenset, so its size costs nothing here.
+        """
         active = [s for s in self.current if s.active(now)]
-        tags = tags_of(device_id) if any(s.tag is not None for s in active) else set()
-        return silenced_until(active, device_id, subject, tags, now) is not None
+        tags, site = entry_of(device_id) if any(s.reads_registry for s in active) else (set(), None)
+        return silenced_until(active, device_id, subject, tags, now, site) is not None
 
     def save(self, conn: store.Connection) -> None:
         """Keep the watched ids, in the caller's transaction."""

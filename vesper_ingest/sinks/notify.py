@@ -71,9 +71,14 @@ class NotifySink:
         entry = store.registry_entry(self.writer.conn, device_id)
         return set(json.loads(entry[2])) if entry else set()
 
+    def _entry(self, device_id: str) -> tuple[set[str], str | None]:
+        """The registry's tags and site of a device (asked only while a silence names a tag or a site)."""
+        entry = store.registry_entry(self.writer.conn, device_id)
+        return (set(json.loads(entry[2])), entry[1]) if entry else (set(), None)
+
     def _silenced(self, device_id: str, subject: str, now: float) -> bool:
-        """True while a silence covers it (its tags are read only when a silence names a tag)."""
-        return self.silences.covers(device_id, subject, now, self._tags)
+        """True while a silence covers it (its registry entry is read only when a silence names a tag or site)."""
+        return self.silences.covers(device_id, subject, now, self._entry)
 
     def position(self) -> int:
         """Every event up to here has been offered to the grouper."""
