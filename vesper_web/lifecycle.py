@@ -11,17 +11,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from flask import Blueprint, abort, current_app, jsonify, request
+from flask import Blueprint, abort, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.silences import Silence
 from vesper_web import api, auth, lifecycle_rules
 from vesper_web.db import get_db
-from vesper_web.registry import writing
+from vesper_web.registry import carried_out, writing
 
 bp = Blueprint("lifecycle", __name__, url_prefix="/api")
-POLL_S = 0.05
 
 
 def _who() -> str:
@@ -54,11 +53,8 @@ def acknowledge(device_id: str, subsystem: str) -> ResponseReturnValue:
     with writing() as conn:
         command = store.queue_command(conn, "ack", device_id, args, time.time())
     auth.audit.info("acknowledge %s %s by %s from %s", device_id, subsystem[:64], args["by"], request.remote_addr)
-    deadline = time.monotonic() + current_app.config["VESPER"].web.command_wait_s
-    while store.command_pending(get_db(), command):
-        if time.monotonic() >= deadline:
-            return jsonify({"status": "queued"}), 202
-        time.sleep(POLL_S)  # gevent's: the worker serves others meanwhile
+    if not carried_out(command):
+        return jsonify({"status": "queued"}), 202
     found = _alert(device_id, subsystem)
     if found is None or found["acknowledged"] is None:
         abort(404, f"the alert of {subsystem[:64]} on {device_id} ended before it was acknowledged")

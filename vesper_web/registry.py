@@ -14,15 +14,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any, TypeVar
 
-from flask import Blueprint, abort, current_app, request
+from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from shared import store
 from vesper_web import api, auth, registry_csv, registry_rules
+from vesper_web.db import get_db
 from vesper_web.registry_rules import FieldError
 
 bp = Blueprint("registry", __name__, url_prefix="/api")
 BUSY = "the database is busy; try again"
+POLL_S = 0.05
 T = TypeVar("T")
 
 
@@ -62,6 +64,16 @@ def off_the_loop(work: Callable[..., T], *args: Any) -> T:
     return gevent.get_hub().threadpool.apply(work, args)  # type: ignore[no-any-return]
 
 
+def carried_out(command_id: int) -> bool:
+    """Wait (web.command_wait_s at most) for the ingest to carry a queued command out; False if it is still queued."""
+    deadline = time.monotonic() + current_app.config["VESPER"].web.command_wait_s
+    while store.command_pending(get_db(), command_id):
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(POLL_S)  # gevent's: the worker serves others meanwhile
+    return True
+
+
 def _audit(action: str, detail: str) -> None:
     auth.audit.info("registry %s %s by %s from %s", action, detail, auth.principal() or auth.LOCAL, request.remote_addr)
 
@@ -99,17 +111,22 @@ def patch_device(device_id: str) -> ResponseReturnValue:
 
 @bp.delete("/devices/<device_id>")
 def delete_device(device_id: str) -> ResponseReturnValue:
-    """Forget a device: its registry entry now, its state and alerts in the ingest's next sweep; past events stay.
+    """Forget a device: its registry entry at once, its state and alerts by the ingest; past events stay.
+
+    A device the ingest knows is forgotten in its next sweep, and the answer waits for that
+    (web.command_wait_s), so a GET that follows a 204 says 404; a 202 says it is only queued.
     ---
     delete:
-      responses: {204: {description: forgotten}, 400: BadRequest, 404: NotFound, 503: Unavailable}
+      responses: {204: {description: forgotten}, 202: AckQueued, 400: BadRequest, 404: NotFound, 503: Unavailable}
     """
     api.valid_device_id(device_id)
     with writing() as conn:
-        found = store.forget(conn, device_id, time.time())
+        found, command = store.forget_queued(conn, device_id, time.time())
     if not found:
         abort(404, f"device {device_id} was never seen nor registered")
     _audit("delete", device_id)
+    if command is not None and not carried_out(command):
+        return jsonify({"status": "queued"}), 202
     return "", 204
 
 

@@ -30,7 +30,8 @@ from shared.store.lifecycle import (
     silences,
     silences_by_id,
 )
-from shared.store.listing import SORTS, DeviceQuery, list_devices, sort_key, summary
+from shared.store.listing import SORTS, DeviceQuery, count_headers, list_devices, sort_key, summary
+from shared.store.markers import page_markers
 from shared.store.notify import (
     close_group,
     drop_items,
@@ -68,6 +69,7 @@ from shared.store.registry import (
     forget,
     forget_device_state,
     forget_devices_state,
+    forget_queued,
     kept_secret,
     pending_commands,
     put_entries,
@@ -78,6 +80,7 @@ from shared.store.registry import (
     unregistered_unheard,
 )
 from shared.store.schema import MIGRATIONS, migrate, open_store
+from shared.store.timeline import Timeline, timeline
 from shared.store.writer import Writer
 from shared.store.writes import (
     add_counters,
@@ -118,8 +121,9 @@ __all__ = [
     "drop_message", "enqueue", "forget_rules_except", "load_state", "next_message", "notifications", "open_group",
     "prune_notifications", "put_items", "queue_stats", "record_attempt", "tell", "untell", "command_done",
     "entry_dict", "forget", "forget_device_state", "pending_commands", "put_entries", "put_entry", "registered_ids",
-    "registry_entry", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
+    "registry_entry", "forget_queued", "SORTS", "DeviceQuery", "list_devices", "sort_key", "summary",
     "device_dict", "rows_json", "all_flaps", "write_flaps", "acknowledge", "add_silence",
     "alert_objects", "device_tags", "expire_silence", "prune_silences", "silence_dict", "silences", "command_pending",
     "queue_command", "problems_in_scope", "silences_by_id", "forget_devices_state", "unregistered_unheard",
+    "Timeline", "timeline",
 ]  # fmt: skip

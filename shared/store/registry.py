@@ -120,13 +120,17 @@ def _retag(conn: Connection, tags: dict[str, list[str]]) -> None:
 
 def forget(conn: Connection, device_id: str, now: float) -> bool:
     """The web's DELETE: drop the entry and, for a device the ingest knows, queue a forget; False if neither."""
+    return forget_queued(conn, device_id, now)[0]
+
+
+def forget_queued(conn: Connection, device_id: str, now: float) -> tuple[bool, int | None]:
+    """forget, and the id of the forget command queued for the ingest (None when it never knew the device)."""
     registered = conn.execute("DELETE FROM registry WHERE device_id = ?", (device_id,)).rowcount > 0
     _retag(conn, {device_id: []})
     conn.execute("DELETE FROM devices WHERE id = ? AND first_seen IS NULL", (device_id,))
     known = conn.execute("SELECT 1 FROM devices WHERE id = ?", (device_id,)).fetchone() is not None
-    if known:
-        queue_command(conn, "forget", device_id, {}, now)
-    return registered or known
+    command = queue_command(conn, "forget", device_id, {}, now) if known else None
+    return registered or known, command
 
 
 def queue_command(conn: Connection, kind: str, device_id: str, args: dict[str, Any], now: float) -> int:
