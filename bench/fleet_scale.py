@@ -42,7 +42,7 @@ def import_seconds(port: int, body: bytes) -> tuple[float, dict[str, Any]]:
     """POST the CSV import once: (seconds to the answer, the answer)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=600)
     t0 = time.perf_counter()
-    conn.request("POST", "/api/devices/import", body=body, headers={"Content-Type": "text/csv"})
+    conn.request("POST", "/api/devices", body=body, headers={"Content-Type": "text/csv"})
     response = conn.getresponse()
     answer = json.loads(response.read())
     elapsed = time.perf_counter() - t0

@@ -41,7 +41,7 @@ def big_csv(size: int = 10 * MIB - 4096) -> tuple[bytes, int, list[int]]:
 def post_import(bind: str, body: bytes, answer: dict[str, Any]) -> None:
     """POST the CSV as the console does; the status, JSON answer and duration go into `answer`."""
     headers = {"Content-Type": "text/csv", "X-Requested-With": "vesper-console"}
-    request = urllib.request.Request(f"http://{bind}/api/devices/import", data=body, method="POST", headers=headers)
+    request = urllib.request.Request(f"http://{bind}/api/devices", data=body, method="POST", headers=headers)
     started = time.monotonic()
     with urllib.request.urlopen(request, timeout=IMPORT_WAIT_S) as response:
         answer.update(status=response.status, body=json.load(response), seconds=time.monotonic() - started)

@@ -48,11 +48,6 @@ bearer = "TOKEN"
 # a device answering after DELETE, or again after a PATCH, is the documented behaviour, not a use after free.
 enabled = false
 [[operations]]
-# OPTIONS /api/devices/import also allows GET, PATCH, DELETE: "import" is a valid device id, so the path is
-# /api/devices/{device_id} too. Only this one check is off, and only here.
-include-operation-id = "registry.import_devices"
-checks.allow_header_conformance.enabled = false
-[[operations]]
 # A silence must end after now and after its start, and take ends_at or duration_s: rules of time that a
 # schema cannot state, so a schema-valid body may be refused (400 naming the field). Only this check is off.
 include-operation-id = "lifecycle.create_silence"

@@ -88,7 +88,7 @@ def delete(client: FlaskClient, ingest: Ingest, device_id: str, status: int = 20
 
 def import_csv(client: FlaskClient, text: str | bytes, status: int = 200, content_type: str = CSV) -> Any:
     """POST a CSV import; the JSON answer, its status checked."""
-    response = client.post("/api/devices/import", data=text, content_type=content_type)
+    response = client.post("/api/devices", data=text, content_type=content_type)
     assert response.status_code == status, response.get_data(as_text=True)[:500]
     return response.get_json()
 

@@ -130,9 +130,12 @@ def delete_device(device_id: str) -> ResponseReturnValue:
     return "", 204
 
 
-@bp.post("/devices/import")
+@bp.post("/devices")
 def import_devices() -> ResponseReturnValue:
     """Create or update a device per valid CSV line, all in one transaction; each refused line named (body ≤ 10 MiB).
+
+    It was POST /api/devices/import until §12: that path is also the device "import"'s (any id of
+    1-64 characters of A-Za-z0-9_.:- is a device's), so the collection's actions take no path below it.
     ---
     post:
       requestBody:
