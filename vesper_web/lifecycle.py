@@ -98,7 +98,7 @@ def expire_silence(silence_id: int) -> ResponseReturnValue:
       responses: {204: {description: ended}, 404: NotFound, 503: Unavailable}
     """
     with writing() as conn:
-        ended = store.expire_silence(conn, silence_id, time.time())
+        ended = store.expire_silence(conn, silence_id, time.time(), _who())
     if not ended:
         abort(404, f"no silence {silence_id} still to end")
     auth.audit.info("silence %d ended by %s from %s", silence_id, _who(), request.remote_addr)

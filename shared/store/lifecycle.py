@@ -34,9 +34,11 @@ def add_silence(conn: Connection, silence: Silence) -> int:
     return int(cur.fetchone()[0])
 
 
-def expire_silence(conn: Connection, silence_id: int, now: float) -> bool:
-    """The web's DELETE: a silence not yet over ends now (the notifier sees it end); False if none such."""
-    cur = conn.execute("UPDATE silences SET ends_at = ? WHERE id = ? AND ends_at > ?", (now, silence_id, now))
+def expire_silence(conn: Connection, silence_id: int, now: float, by: str | None = None) -> bool:
+    """The web's DELETE: a silence not yet over ends now, `by` whom (its silence_ended says); False if none such."""
+    cur = conn.execute(
+        "UPDATE silences SET ends_at = ?, ended_by = ? WHERE id = ? AND ends_at > ?", (now, by, silence_id, now)
+    )
     return cur.rowcount == 1
 
 
