@@ -14,7 +14,7 @@ from shared import store
 from shared.config import Config
 from shared.mqtt import describe, make_client
 from shared.topics import Topics
-from vesper_ingest import commands, sweep
+from vesper_ingest import commands, silence_events, sweep
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
 from vesper_ingest.callbacks import Callbacks
 from vesper_ingest.clock import Every, Frame, moved
@@ -146,6 +146,7 @@ class Ingest(Callbacks):
                     sweep.rebase(conn, self.fleet, step)
                 # first: a forgotten device never goes offline
                 done = commands.carry_out(conn, self.fleet, counts, now, self.cfg.devices)
+                done.events += silence_events.tell(conn, now)  # operators' silences, told once each (§12)
                 decided = sweep.decide(conn, self.fleet, self.cfg, moved(self.connected_since, step), now)
                 decided += self.report.record(conn, now, self.mono())
                 fresh = store_events(conn, done.events + decided, now, counts)

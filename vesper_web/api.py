@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.topics import Topics, is_valid_device_id
-from vesper_web import auth, device_query, registry_csv, status
+from vesper_web import auth, device_query, event_query, registry_csv, status
 from vesper_web.db import get_db
 from vesper_web.ratelimit import Interval
 
@@ -126,21 +126,17 @@ def alerts(device_id: str) -> ResponseReturnValue:
 
 @bp.get("/events")
 def events() -> ResponseReturnValue:
-    """Recent events oldest first; with ?after=ID the ones after it (for paging and scripts).
+    """Stored events, oldest first: the newest (before=ID: older than ID), or with after=ID the next ones, filtered.
     ---
     get:
-      parameters: [after, device, events_limit]
+      parameters: [after, before, event_type, not_type, event_severity, device, event_site, event_tag, events_limit]
       responses: {200: Events, 400: BadRequest}
     """
     limit = min(int_arg("limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
-    device_id = request.args.get("device")
-    if device_id is not None:
-        valid_device_id(device_id)
-    if "after" in request.args:
-        found = store.events_after(get_db(), int_arg("after", 0), limit=limit, device=device_id)
-    else:
-        found = store.recent_events(get_db(), limit=limit, device=device_id)
-    return jsonify({"events": found})
+    after = int_arg("after", 0) if "after" in request.args else None
+    before = int_arg("before", 0, minimum=1) if "before" in request.args else None
+    page = store.Timeline(limit, after, before, **event_query.filters(request.args))
+    return jsonify({"events": store.timeline(get_db(), page)})
 
 
 @bp.get("/me")

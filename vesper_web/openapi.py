@@ -26,16 +26,18 @@ from flask.typing import ResponseReturnValue
 from werkzeug.routing import Rule
 
 from vesper_web import csrf
+from vesper_web.openapi_events import EVENT_PARAMETERS
 from vesper_web.openapi_schemas import (
     ASSETS,
     HEADERS,
-    PARAMETERS,
     RESPONSES,
     SCHEMAS,
     security_schemes,
 )
+from vesper_web.openapi_schemas import PARAMETERS as SHARED_PARAMETERS
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
+PARAMETERS = {**SHARED_PARAMETERS, **EVENT_PARAMETERS}
 
 # Swagger UI's files from the flask-swagger-ui package (its blueprint is not used: its page has an inline script).
 SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"

@@ -80,6 +80,7 @@ from shared.store.registry import (
     unregistered_unheard,
 )
 from shared.store.schema import MIGRATIONS, migrate, open_store
+from shared.store.silence_told import mark_told, untold_silences
 from shared.store.timeline import Timeline, timeline
 from shared.store.writer import Writer
 from shared.store.writes import (
@@ -125,5 +126,5 @@ __all__ = [
     "device_dict", "rows_json", "all_flaps", "write_flaps", "acknowledge", "add_silence",
     "alert_objects", "device_tags", "expire_silence", "prune_silences", "silence_dict", "silences", "command_pending",
     "queue_command", "problems_in_scope", "silences_by_id", "forget_devices_state", "unregistered_unheard",
-    "Timeline", "timeline",
+    "Timeline", "timeline", "mark_told", "untold_silences",
 ]  # fmt: skip
