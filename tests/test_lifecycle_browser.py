@@ -69,10 +69,13 @@ def test_acknowledge_with_a_note(console, peer, page):
     expect(page.locator("#live-indicator")).to_have_text("live")
     expect(audio.locator(".ack-note")).to_have_text("replacing the amp on Tuesday")
 
-    # A "/" cannot travel in the API's path: the control says so instead of failing.
-    alert(peer, "bell-1", "Power/Main", "WARNING", "on battery")
-    expect(item(page, "Power/Main").locator(".ack-button")).to_be_disabled()
-    expect(item(page, "Power/Main").locator(".ack-result")).to_contain_text("cannot be sent to the API")
+    # A "/" travels in the API's path as %2F (§12), and a name of ".." too; only "." and ".." whole cannot.
+    alert(peer, "bell-1", "Power/../Main", "WARNING", "on battery")
+    acknowledge(item(page, "Power/../Main"), "")
+    expect(item(page, "Power/../Main")).to_have_attribute("data-acknowledged", "true")
+    alert(peer, "bell-1", "..", "WARNING", "a dot segment")
+    expect(item(page, "..").locator(".ack-button")).to_be_disabled()
+    expect(item(page, "..").locator(".ack-result")).to_contain_text("cannot be sent to the API")
 
     alert(peer, "bell-1", "Audio", "CRITICAL", "amp gone")  # a new state: unacknowledged again
     expect(audio).to_have_attribute("data-state", "CRITICAL")

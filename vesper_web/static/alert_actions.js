@@ -3,20 +3,13 @@
 // silences page shares. A refused request's "field: rule" is shown next to its control.
 //
 // Subsystems and notes are untrusted text: textContent, attributes and input values only.
-import { deviceApi, el, sendJSON } from "./console.js";
+import { deviceApi, el, sendJSON, shortTime } from "./console.js";
 
 const HOUR_S = 3600;
 const MAX_TEXT = 500; // a note's and a comment's limit (vesper_web/lifecycle_rules.py)
 
-const hhmmFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", hourCycle: "h23" });
-const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
-
-// "14:05" today, "Mar 3 14:05" on another day; "–" for nothing or nonsense.
-export function shortTime(iso) {
-  const d = iso ? new Date(iso) : null;
-  if (!d || Number.isNaN(d.getTime())) return "–";
-  return new Date().toDateString() === d.toDateString() ? hhmmFmt.format(d) : `${dayFmt.format(d)} ${hhmmFmt.format(d)}`;
-}
+// shortTime lives in console.js (one time format); kept importable from here for alert_list.js.
+export { shortTime };
 
 // A datetime-local value ("2026-03-03T14:05", the browser's zone) as an ISO time with its zone, or null.
 export function localToIso(value) {
@@ -43,8 +36,11 @@ function result(node, kind, message) {
   node.hidden = !message;
 }
 
+// The API takes the subsystem in its path (<path:subsystem>): encodeURIComponent sends a "/" as %2F,
+// which the server decodes and the route takes whole. Only a name that is all one dot segment
+// ("." or "..", even encoded) is resolved away by the browser's URL parser before it is sent.
 function pathSafe(subsystem) {
-  return !subsystem.includes("/") && subsystem !== "." && subsystem !== "..";
+  return subsystem !== "." && subsystem !== "..";
 }
 
 function ackForm({ deviceId, subsystem, onAcked, onChanged }) {
@@ -57,7 +53,7 @@ function ackForm({ deviceId, subsystem, onAcked, onChanged }) {
   const form = el("form", { className: "ack-form", attrs: { novalidate: true } }, note, button, outcome);
   outcome.hidden = true;
   if (!pathSafe(subsystem)) {
-    // The API takes the subsystem in its path, where a "/" or a dot segment cannot travel.
+    // A dot segment cannot travel in a URL's path (see pathSafe).
     note.disabled = button.disabled = true;
     result(outcome, "", "This subsystem's name cannot be sent to the API: acknowledge it with another tool");
     return form;

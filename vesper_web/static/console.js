@@ -54,16 +54,30 @@ export function relativeTime(iso, now = Date.now()) {
   return `${Math.floor(h / 24)} d ago`;
 }
 
-const clockFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23" });
+// One time format on every page (§12): the browser's locale, its own 12 or 24 hour clock; the day
+// is added when it is not today. Every page formats through formatTime, never a Date method of its own.
+const clockFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+const hhmmFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
 const dateFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
 const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "medium", timeStyle: "medium" });
 
-export function clockTime(iso) {
-  if (!iso) return "–";
-  const d = new Date(iso);
+// An instant (ISO text, a Date or ms) as "14:05:03" today, "Mar 3 14:05:03" on another day (without
+// seconds when asked); "–" for nothing or nonsense.
+export function formatTime(when, { seconds = true } = {}) {
+  if (when === null || when === undefined || when === "") return "–";
+  const d = new Date(when);
   if (Number.isNaN(d.getTime())) return "–";
-  const today = new Date().toDateString() === d.toDateString();
-  return today ? clockFmt.format(d) : `${dateFmt.format(d)} ${clockFmt.format(d)}`;
+  const clock = (seconds ? clockFmt : hhmmFmt).format(d);
+  return new Date().toDateString() === d.toDateString() ? clock : `${dateFmt.format(d)} ${clock}`;
+}
+
+export function clockTime(iso) {
+  return formatTime(iso);
+}
+
+// "14:05" today, "Mar 3 14:05" on another day.
+export function shortTime(iso) {
+  return formatTime(iso, { seconds: false });
 }
 
 export function fullTime(iso) {
@@ -88,13 +102,46 @@ export function timeEl(iso, relative = true) {
 
 function tickClocks() {
   const now = Date.now();
-  for (const node of document.querySelectorAll("time.rel")) {
+  for (const node of document.querySelectorAll("time.rel:not(.full)")) {
     const text = relativeTime(node.getAttribute("datetime"), now);
     if (node.textContent !== text) node.textContent = text;
   }
 }
 
+// A tap (or click) on a time shows its full date and time, and a second tap its short form again:
+// a phone has no hover for the title. A time inside a link is left to the link.
+document.addEventListener("click", (event) => {
+  const node = event.target instanceof Element ? event.target.closest("time[datetime]") : null;
+  if (!node || node.closest("a")) return;
+  const full = node.classList.toggle("full");
+  const iso = node.getAttribute("datetime");
+  if (full) node.textContent = fullTime(iso);
+  else node.textContent = node.classList.contains("rel") ? relativeTime(iso) : clockTime(iso);
+});
+
 setInterval(tickClocks, 1000);
+
+// --- ids -------------------------------------------------------------------------------------
+
+// Ids shorten with an ellipsis (console.css); the whole id is the title (hover) of any that is cut,
+// and a tap on one that is not a link shows it whole (a link's tap opens the device, which shows it).
+export const ID_SELECTOR = ".c-id a.mono, .c-source a.mono, .device-title > .mono, .matcher .mono, h1 .subtle .mono, .only-subsystem .mono, .id";
+
+function idAt(event) {
+  return event.target instanceof Element ? event.target.closest(ID_SELECTOR) : null;
+}
+
+function titleIfCut(event) {
+  const node = idAt(event);
+  if (node && !node.title && node.scrollWidth > node.clientWidth) node.title = node.textContent;
+}
+
+document.addEventListener("pointerover", titleIfCut);
+document.addEventListener("focusin", titleIfCut);
+document.addEventListener("click", (event) => {
+  const node = idAt(event);
+  if (node && !node.closest("a") && (node.classList.contains("whole") || node.scrollWidth > node.clientWidth)) node.classList.toggle("whole");
+});
 
 // --- badges ----------------------------------------------------------------------------------
 

@@ -1,7 +1,7 @@
 // Notifications: the delivery log, polled while the tab is visible, and a "Send test" button per channel.
 //
 // Titles, bodies, errors and channel names reach the page through textContent and attributes only.
-import { el, fullTime, getJSON, shared, timeEl, toSignIn } from "./console.js";
+import { clockTime, el, fullTime, getJSON, shared, timeEl, toSignIn } from "./console.js";
 
 const LIMIT = 200;
 const POLL_MS = 5000;
@@ -23,10 +23,23 @@ function statusChip(n) {
   return el("span", { className: "badge", dataset: { status: s, health: STATUS_HEALTH[s] || "unknown" }, attrs: { title }, text: n.status });
 }
 
+// Event N links to the timeline from N down (/events?before=N+1: the events older than N+1).
+function eventLink(id) {
+  const n = Number(id);
+  if (!Number.isSafeInteger(n) || n < 0) return el("span", { className: "mono", text: text(id) });
+  return el("a", { className: "mono event-link", attrs: { href: `/events?before=${n + 1}`, title: `Event ${n} in the timeline` }, text: String(n) });
+}
+
 function eventIds(ids) {
   if (!Array.isArray(ids) || ids.length === 0) return el("span", { className: "muted", text: "–" });
-  const shown = ids.slice(0, MAX_IDS).map(text).join(", ");
-  return el("span", { className: "mono", text: ids.length > MAX_IDS ? `${shown} and ${ids.length - MAX_IDS} more` : shown });
+  const links = ids.slice(0, MAX_IDS).flatMap((id, i) => (i ? [", ", eventLink(id)] : [eventLink(id)]));
+  const more = ids.length > MAX_IDS ? ` and ${ids.length - MAX_IDS} more` : "";
+  return el("span", { className: "event-ids" }, ...links, more);
+}
+
+// The title, and under it the whole body as sent (line breaks kept), readable without a hover.
+function message(n) {
+  return el("td", { className: "c-title" }, el("strong", { className: "n-title", text: n.title }), el("div", { className: "n-body", text: n.body }));
 }
 
 function row(n) {
@@ -37,7 +50,7 @@ function row(n) {
     el("td", { className: "c-channel mono", text: n.channel }),
     el("td", { className: "c-status" }, statusChip(n)),
     el("td", { className: "c-attempts", text: n.attempts }),
-    el("td", { className: "c-title", attrs: { title: text(n.body) }, text: n.title }),
+    message(n),
     el("td", { className: n.last_error ? "c-error" : "c-error muted", text: n.last_error || "–" }),
     el("td", { className: "c-events" }, eventIds(n.event_ids)),
   );
@@ -55,7 +68,7 @@ async function read() {
     tbody.replaceChildren(...body.notifications.map(row));
     empty.hidden = body.notifications.length > 0;
     empty.textContent = "No notifications yet";
-    showStatus("ok", `Updated ${new Date().toLocaleTimeString()}`);
+    showStatus("ok", `Updated ${clockTime(new Date())}`);
   } catch (error) {
     if (error.message === "signed out") return;
     showStatus("error", "Could not read the notifications; retrying");

@@ -1,12 +1,11 @@
 // Whether the console can see (SPEC §11): GET /api/status every few seconds, a banner on every page while it
 // cannot, liveness shown "as of" then, and the header's badge "live" only while the stream is connected too.
+import { clockTime } from "./console.js";
 import { getJSON } from "./http.js";
 
 const POLL_MS = 3000;
 let stream = null; // the page's stream state from live.js; null on a page without one
 let pipelineOk = true; // until the first answer: the stream's own state decides alone
-
-const clock = (iso) => new Date(iso).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit", hour12: false });
 
 function ago(iso) {
   const s = Math.max(0, Math.round((Date.now() - new Date(iso).getTime()) / 1000));
@@ -19,7 +18,7 @@ function localTimes(sentence) {
     const at = new Date();
     at.setUTCHours(Number(h), Number(m), Number(s), 0);
     if (at.getTime() > Date.now() + 60000) at.setUTCDate(at.getUTCDate() - 1); // a time of day already past
-    return clock(at.toISOString());
+    return clockTime(at.toISOString());
   });
 }
 
@@ -44,10 +43,10 @@ function paintBanner(status) {
   banner.hidden = status.ok;
   const asOf = status.liveness_as_of || status.data_as_of;
   document.body.dataset.blind = status.liveness_as_of ? "true" : "false";
-  document.body.style.setProperty("--liveness-as-of", status.liveness_as_of ? JSON.stringify(` (as of ${clock(status.liveness_as_of)})`) : '""');
+  document.body.style.setProperty("--liveness-as-of", status.liveness_as_of ? JSON.stringify(` (as of ${clockTime(status.liveness_as_of)})`) : '""');
   if (status.ok) return;
   const head = status.liveness_as_of
-    ? `Not receiving device data since ${clock(status.liveness_as_of)} (${ago(status.liveness_as_of)}). What you see is as of then.`
+    ? `Not receiving device data since ${clockTime(status.liveness_as_of)} (${ago(status.liveness_as_of)}). What you see is as of then.`
     : "The console cannot show everything live.";
   banner.querySelector(".banner-head").textContent = head;
   banner.querySelector(".banner-problems").textContent = status.problems.map(localTimes).join(" ");

@@ -3,7 +3,7 @@
 // to the tab; it does not follow the stream (a silence makes no event).
 //
 // Comments, matchers and who created a silence are untrusted text: textContent and attributes only.
-import { deviceUrl, el, fullTime, getJSON, sendJSON, shared, timeEl } from "./console.js";
+import { clockTime, deviceUrl, el, fullTime, getJSON, sendJSON, shared, timeEl } from "./console.js";
 import { errorField, failure, localToIso } from "./alert_actions.js";
 
 const POLL_MS = 30000;
@@ -54,7 +54,7 @@ async function read() {
     tbody.replaceChildren(...body.silences.map((s) => row(s, now)));
     empty.hidden = body.silences.length > 0;
     empty.textContent = "No silences: every alert and outage notifies as configured";
-    result($("silences-status"), "ok", `Updated ${new Date().toLocaleTimeString()}`);
+    result($("silences-status"), "ok", `Updated ${clockTime(new Date())}`);
   } catch (error) {
     if (error.message !== "signed out") result($("silences-status"), "error", "Could not read the silences; retrying");
   }
