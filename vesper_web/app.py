@@ -14,6 +14,7 @@ from shared.exposure import exposure_error
 from vesper_web import (
     api,
     auth,
+    bulk,
     console,
     db,
     headers,
@@ -56,6 +57,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(notifications.bp)
     app.register_blueprint(registry.bp)
     app.register_blueprint(lifecycle.bp)
+    app.register_blueprint(bulk.bp)
     app.register_blueprint(status.bp)
     app.register_blueprint(openapi.bp)  # last: it describes the /api routes registered before it
     return app
@@ -72,7 +74,13 @@ def json_error(exc: HTTPException) -> ResponseReturnValue:
 
 
 def healthz() -> ResponseReturnValue:
-    """Process health and whether this worker's bridge is connected to the broker."""
+    """Process health and whether this worker's bridge is connected to the broker.
+    ---
+    get:
+      description: "This web process's own health, for a load balancer (the pipeline's: /healthz/pipeline)."
+      responses:
+        200: {description: up, content: {application/json: {schema: {type: object}}}}
+    """
     hub: Hub = current_app.extensions["vesper_hub"]
     bridge = current_app.extensions.get("vesper_bridge")
     return jsonify(

@@ -200,5 +200,10 @@ def _registry(state: BlueprintSetupState) -> None:
 
 @bp.get("/metrics")
 def metrics() -> Response:
-    """Prometheus text exposition, rendered by prometheus_client from this app's registry."""
+    """Prometheus text exposition, rendered by prometheus_client from this app's registry.
+    ---
+    get:
+      responses:
+        200: {description: the metrics, content: {text/plain: {schema: {type: string}}}}
+    """
     return Response(generate_latest(current_app.extensions["vesper_metrics"]), content_type=CONTENT_TYPE_LATEST)

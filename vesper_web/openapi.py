@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, send_
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import Rule
 
-from vesper_web import csrf
+from vesper_web import csrf, openapi_bulk
 from vesper_web.openapi_events import EVENT_PARAMETERS
 from vesper_web.openapi_schemas import (
     ASSETS,
@@ -43,19 +43,30 @@ PARAMETERS = {**SHARED_PARAMETERS, **EVENT_PARAMETERS}
 SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"
 RULE_ARG = re.compile(r"<(?:[^<>]*:)?([^<>:]+)>")
 METHODS = ("get", "put", "post", "patch", "delete")
-TAGS = {"api": "fleet", "registry": "registry", "notifications": "notifications", "openapi": "description"}
+TAGS = {
+    "api": "fleet", "registry": "registry", "notifications": "notifications", "openapi": "description",
+    "stream": "stream", "healthz": "health", "status": "health", "metrics": "health",
+}  # fmt: skip
 DESCRIPTION = (
     'The Vesper Console\'s JSON API. Every error is `{"error": "..."}` with its status. When `[auth]` '
     "configures users or tokens, each request needs the console's session cookie (sign in at /login) or "
     "`Authorization: Bearer <token>`; without them the console answers only on a loopback host name and needs "
     f"neither. A browser's state-changing request must be same-origin and send `{csrf.HEADER}: {csrf.HEADER_VALUE}` "
-    "(or the session's CSRF token); a bearer token never needs either."
+    "(or the session's CSRF token); a bearer token never needs either. The console itself is at [/](/)."
 )
 
 
+# What is not an API: the console's HTML pages and its sign-in forms, and its static files. Everything else
+# (the /api routes, /events/stream, /healthz, /healthz/pipeline, /metrics) is described.
+CONSOLE = {
+    "console.devices", "console.device", "console.events", "console.silences", "notifications.page",
+    "login.login", "login.logout", "console.static", "console.rules",
+}  # fmt: skip
+
+
 def api_rules(app: Flask) -> list[Rule]:
-    """The /api rules described: all but aliases that defaults fill in (health_check's empty id)."""
-    return [rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/api") and not rule.defaults]
+    """The rules described: all but the console's pages and files and aliases that defaults fill in."""
+    return [rule for rule in app.url_map.iter_rules() if rule.endpoint not in CONSOLE and not rule.defaults]
 
 
 def openapi_path(rule: str) -> str:
@@ -97,13 +108,15 @@ def describe(app: Flask) -> dict[str, Any]:
     schemes = security_schemes(app.config["SESSION_COOKIE_NAME"])
     security = [{name: []} for name in schemes]
     spec = APISpec("Vesper Console API", version, "3.1.0", info={"description": DESCRIPTION}, security=security)
-    for name, schema in SCHEMAS.items():
+    schemas, responses = dict(SCHEMAS), dict(RESPONSES)
+    openapi_bulk.extend(schemas, responses)  # the bulk actions' components, kept apart
+    for name, schema in schemas.items():
         spec.components.schema(name, schema)
     for name, header in HEADERS.items():
         spec.components.header(name, header, lazy=True)
     for name, parameter in PARAMETERS.items():
         spec.components.parameter(name, parameter["in"], parameter, lazy=True)
-    for name, response in RESPONSES.items():
+    for name, response in responses.items():
         spec.components.response(name, response, lazy=True)
     for name, scheme in schemes.items():
         spec.components.security_scheme(name, scheme)

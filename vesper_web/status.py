@@ -56,7 +56,13 @@ def status() -> ResponseReturnValue:
 
 @bp.get("/healthz/pipeline")
 def healthz_pipeline() -> ResponseReturnValue:
-    """200 while the pipeline is ok, else 503, with the problems: for an external uptime checker."""
+    """200 while the pipeline is ok, else 503, with the problems: for an external uptime checker.
+    ---
+    get:
+      responses:
+        200: {description: the pipeline is ok, content: {application/json: {schema: {type: object}}}}
+        503: {description: "the problems, as sentences", content: {application/json: {schema: {type: object}}}}
+    """
     found = current()
     return jsonify({"ok": found["ok"], "problems": found["problems"], "data_as_of": found["data_as_of"]}), (
         200 if found["ok"] else 503

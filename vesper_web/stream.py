@@ -49,7 +49,20 @@ def _shutdown(environ: dict[str, Any], how: int) -> Callable[[], None] | None:
 
 @bp.get("/events/stream")
 def stream() -> ResponseReturnValue:
-    """Server-Sent Events (docs/events.md#stream, docs/architecture.md#stream-resume)."""
+    """Server-Sent Events (docs/events.md#stream, docs/architecture.md#stream-resume).
+    ---
+    get:
+      description: "One `event:` per stored event, `id:` its id, `data:` its JSON; a reconnecting EventSource sends
+        Last-Event-ID and gets what it missed first. The answer never ends: read it as a stream."
+      parameters:
+        - device
+        - {name: last_event_id, in: query, description: "as the Last-Event-ID header", schema: {type: integer}}
+        - {name: Last-Event-ID, in: header, description: "the events after this id first", schema: {type: integer}}
+      responses:
+        200: {description: the stream, content: {text/event-stream: {schema: {type: string}}}}
+        400: BadRequest
+        503: Unavailable
+    """
     device = request.args.get("device")
     if device is not None:
         valid_device_id(device)
