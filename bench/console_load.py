@@ -22,6 +22,7 @@ first finds a row), which leaves out Playwright's round trips; there the static 
 they are parsed, before the stylesheet has loaded, so that ratio is the upper one. No ingest is started: the page
 needs only the web process (its stream is served by the web process), and a liveness sweep would
 move devices between loads.
+Each is measured on a desktop screen (1400×900) and on a phone's (390×844, mobile, touch, 3× pixels; §12).
 Run: .venv/bin/python -m bench.console_load [--devices 10000] [--loads 5]
 """
 
@@ -48,6 +49,10 @@ from urllib.parse import quote
 FIRST_PAGE = "/api/devices?limit=100&sort=severity"  # devices.js: PAGE = 100, the default sort, no cursor
 ROWS = "#device-rows tr"
 VIEWPORT = {"width": 1400, "height": 900}  # as bench/fleet_scale.py
+DESKTOP: dict[str, Any] = {"viewport": VIEWPORT}
+# A phone (§12): 390×844 CSS pixels, a mobile viewport with touch, 3 device pixels per CSS pixel.
+PHONE: dict[str, Any] = {"viewport": {"width": 390, "height": 844}, "is_mobile": True, "has_touch": True,
+                         "device_scale_factor": 3}  # fmt: skip
 # In both pages, before their own scripts: when a row first exists, in ms since navigation start. Playwright's
 # own round trips (about 0.1 s here even for a selector already present) are in the timed figures, not in this.
 OBSERVER = """new MutationObserver((_, seen) => {
@@ -191,9 +196,9 @@ def serve(files: Files) -> ThreadingHTTPServer:
     return server
 
 
-def first_rows(browser: Any, url: str) -> tuple[float, int, float]:
+def first_rows(browser: Any, url: str, device: dict[str, Any]) -> tuple[float, int, float]:
     """One load in a fresh context: (seconds from navigation to the first row, rows shown then, in-page seconds)."""
-    context = browser.new_context(viewport=VIEWPORT)
+    context = browser.new_context(**device)
     try:
         context.add_init_script(OBSERVER)
         page = context.new_page()
@@ -207,8 +212,9 @@ def first_rows(browser: Any, url: str) -> tuple[float, int, float]:
         context.close()
 
 
-def measure(web_port: int, loads: int = 5) -> dict[str, float]:
-    """Medians of `loads` console and static-page loads, alternating, after a warm-up of each."""
+def measure(web_port: int, loads: int = 5, device: dict[str, Any] | None = None) -> dict[str, float]:
+    """Medians of `loads` console and static-page loads, alternating, after a warm-up of each (DESKTOP or PHONE)."""
+    device = device or DESKTOP
     from playwright.sync_api import sync_playwright
 
     from harness.chromium import CHROMIUM, CHROMIUM_ARGS
@@ -222,10 +228,10 @@ def measure(web_port: int, loads: int = 5) -> dict[str, float]:
             browser = pw.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
             try:
                 for url in urls.values():
-                    first_rows(browser, url)  # warm-up: renderer start, the worker's first requests
+                    first_rows(browser, url, device)  # warm-up: renderer start, the worker's first requests
                 for _ in range(loads):
                     for name, url in urls.items():
-                        results[name].append(first_rows(browser, url))
+                        results[name].append(first_rows(browser, url, device))
             finally:
                 browser.close()
     finally:
@@ -257,19 +263,28 @@ def main(argv: list[str] | None = None) -> int:
         try:
             seed(stack.db, args.devices, random.Random(7))
             stack.web()
-            r = measure(stack.web_port, args.loads)
+            found = {name: measure(stack.web_port, args.loads, device) for name, device in SCREENS.items()}
         finally:
             stack.close()
+    for name, r in found.items():
+        print(f"{name}: " + report(args.devices, args.loads, r))
+    return 0
+
+
+SCREENS = {"desktop 1400x900": DESKTOP, "phone 390x844": PHONE}
+
+
+def report(devices: int, loads: int, r: dict[str, float]) -> str:
+    """One line of figures of a screen's measure."""
     parts = [
-        f"{args.devices:,} devices: console first rows {r['console_first_rows_s']:.3f} s ({r['rows']:.0f} rows)",
+        f"{devices:,} devices: console first rows {r['console_first_rows_s']:.3f} s ({r['rows']:.0f} rows)",
         f"static page of the same {r['static_rows']:.0f} rows {r['static_first_rows_s']:.3f} s",
-        f"ratio {r['ratio']:.1f} (medians of {args.loads} alternating loads in fresh contexts, ranges "
+        f"ratio {r['ratio']:.1f} (medians of {loads} alternating loads in fresh contexts, ranges "
         f"{r['console_min_s']:.3f}-{r['console_max_s']:.3f} s and {r['static_min_s']:.3f}-{r['static_max_s']:.3f} s)",
         f"in the page from navigation start {r['console_in_page_s']:.3f} s and {r['static_in_page_s']:.3f} s, "
         f"ratio {r['in_page_ratio']:.1f}; one gevent worker, this machine",
     ]
-    print(", ".join(parts))
-    return 0
+    return ", ".join(parts)
 
 
 if __name__ == "__main__":
