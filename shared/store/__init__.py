@@ -5,6 +5,9 @@ module each, sqlite and postgres), writer + writes (the ingest's), reads (the we
 registry writes and its requests to the ingest), device_rows + listing (the device list).
 """
 
+from shared.store.bulk import add_tag as bulk_add_tag
+from shared.store.bulk import matching_ids
+from shared.store.bulk import remove_tag as bulk_remove_tag
 from shared.store.device_rows import device_dict
 from shared.store.device_rows import devices_json as rows_json
 from shared.store.dialect import (
@@ -127,4 +130,5 @@ __all__ = [
     "alert_objects", "device_tags", "expire_silence", "prune_silences", "silence_dict", "silences", "command_pending",
     "queue_command", "problems_in_scope", "silences_by_id", "forget_devices_state", "unregistered_unheard",
     "Timeline", "timeline", "mark_told", "untold_silences",
+    "bulk_add_tag", "bulk_remove_tag", "matching_ids",
 ]  # fmt: skip
