@@ -65,7 +65,7 @@ POSTGRES_TESTS := tests/test_store.py tests/test_device_query.py tests/test_devi
 	tests/test_forget_unregistered.py tests/test_big_outage.py tests/test_flooding.py tests/test_flooding_e2e.py \
 	tests/test_big_import_e2e.py tests/test_notify_slow_receiver_e2e.py tests/test_info_qos_e2e.py \
 	tests/test_timeline.py tests/test_silence_events.py tests/test_timeline_browser.py \
-	tests/test_bulk_api.py tests/test_bulk_e2e.py
+	tests/test_bulk_api.py tests/test_bulk_e2e.py tests/test_bulk_browser.py
 
 test: test-system-deps browser-deps postgres-deps $(TEST_STAMP)
 	$(PY) -m ruff check .
