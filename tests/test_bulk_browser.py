@@ -58,6 +58,17 @@ def test_bulk_actions_confirm_the_count_and_do_it(console, page: Page) -> None:
     act(page, "silence", "Silence 12 devices?", "silenced: 12 devices")
     silences = api(stack.base, "GET", "/api/silences")["silences"]
     assert [(s["tag"], s["comment"]) for s in silences] == [("north", "tower works")]
+    for query, count in (("site=South", 3), ("site=South&q=s-1", 1)):  # a site silence, a list of devices
+        page.goto(f"{stack.base}/?{query}")
+        page.click("#bulk summary")
+        act(page, "silence", f"Silence {count} device{'s' if count > 1 else ''}?", f"silenced: {count} device")
+    page.goto(f"{stack.base}/silences")
+    matchers = page.locator("#silence-rows .c-match")
+    expect(matchers).to_have_count(3)
+    expect(page.locator("#silence-rows")).to_contain_text("site South")
+    expect(page.locator("#silence-rows")).to_contain_text("1 device")
+    page.goto(f"{stack.base}/?tag=north")
+    page.click("#bulk summary")
     # Cancel does nothing.
     page.select_option("#bulk-action", "add_tag")
     page.fill("#bulk-tag", "never")

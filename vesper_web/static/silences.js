@@ -23,6 +23,8 @@ function matchers(s) {
   const parts = [];
   if (s.device) parts.push(el("span", { className: "matcher" }, "device ", el("a", { className: "mono", attrs: { href: deviceUrl(String(s.device)) }, text: s.device })));
   if (s.tag) parts.push(el("span", { className: "matcher" }, "tag ", el("span", { className: "tag", text: s.tag })));
+  if (s.site) parts.push(el("span", { className: "matcher" }, "site ", el("span", { text: s.site })));
+  if (s.device_count != null) parts.push(el("span", { className: "matcher", text: `${new Intl.NumberFormat().format(s.device_count)} device${s.device_count === 1 ? "" : "s"}` }));
   if (s.subsystem) parts.push(el("span", { className: "matcher" }, "subsystem ", el("span", { className: "mono", text: s.subsystem })));
   if (parts.length === 0) parts.push(el("span", { className: "matcher fleet", text: "whole fleet" }));
   return parts;
