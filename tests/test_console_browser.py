@@ -191,7 +191,7 @@ def test_device_strings_are_shown_as_text(console, peer, page):
     expect(section.locator("li.alert")).to_have_count(3)
     expect(section.locator('li.alert[data-subsystem="Audio"] .message')).to_have_text(XSS)
 
-    page.goto(base + "/events")
+    page.goto(base + "/events?playback=1")  # the playback event too: hidden unless asked (§12)
     expect(page.locator("#event-rows tr")).to_have_count(5)
     expect(page.locator("#event-rows")).to_contain_text(f"{XSS} CRITICAL: {XSS}")
     page.goto(base + "/")
