@@ -18,7 +18,6 @@ from typing import Any
 
 from harness.pg import Postgres, PostgresError, find_bindir
 from shared import store
-from shared.store import timeline as tl
 from shared.vocabulary import EVENT_TYPES
 
 DEVICES = 100_000
@@ -80,7 +79,7 @@ def _many(conn: store.Connection, sql: str, rows: list[tuple[Any, ...]]) -> None
     conn.executemany(sql, rows)
 
 
-def plan(conn: store.Connection, page: tl.Timeline) -> str:
+def plan(conn: store.Connection, page: store.Timeline) -> str:
     """The engine's plan of the page's statement, in a few lines."""
     captured: list[tuple[str, list[Any]]] = []
 
@@ -94,7 +93,7 @@ def plan(conn: store.Connection, page: tl.Timeline) -> str:
                 return self.inner.execute("SELECT 1 WHERE 1 = 0")
             return self.inner.execute(sql, args)
 
-    tl.timeline(Spy(conn), page)  # type: ignore[arg-type]
+    store.timeline(Spy(conn), page)  # type: ignore[arg-type]
     if not captured:
         return "(no statement: nothing can match)"
     sql, args = captured[0]
@@ -109,17 +108,17 @@ def measure(conn: store.Connection, name: str, events: int, show_plans: bool) ->
     for label, spec in filters().items():
         times = {}
         for where, before in (("head", None), ("middle", events // 2)):
-            page = tl.Timeline(limit=100, before=before, **spec)
+            page = store.Timeline(limit=100, before=before, **spec)
             runs = []
             for _ in range(7):
                 began = time.perf_counter()
-                got = tl.timeline(conn, page)
+                got = store.timeline(conn, page)
                 runs.append(time.perf_counter() - began)
             times[where] = (statistics.median(runs) * 1000, len(got))
         (h, hn), (m, mn) = times["head"], times["middle"]
         print(f"- {label}: head {h:.1f} ms ({hn} rows), middle {m:.1f} ms ({mn} rows)")
         if show_plans:
-            print(plan(conn, tl.Timeline(limit=100, before=events // 2, **spec)))
+            print(plan(conn, store.Timeline(limit=100, before=events // 2, **spec)))
 
 
 def main() -> None:
