@@ -29,6 +29,25 @@ def health_sql(liveness: str = "liveness", worst_rank: str = "worst_rank") -> st
     )
 
 
+def standing_sql(liveness: str = "liveness", worst_rank: str = "worst_rank") -> str:
+    """A SQL CASE giving a device its standing, as standing() does (the index devices_health is on it)."""
+    place = {name: n for n, name in enumerate(HEALTH_ORDER)}
+    alerts = " ".join(f"WHEN {worst_rank} = {rank} THEN {place[name]}" for rank, name in sorted(RANK_HEALTH.items()))
+    return (
+        f"CASE {alerts} WHEN {liveness} = 'offline' THEN {place['offline']}"
+        f" WHEN {liveness} = 'unknown' THEN {place['unknown']} ELSE {place['ok']} END"
+    )
+
+
+def standing(liveness: str, worst_rank: int | None) -> str:
+    """Where a device sorts (sort=severity) and which alert chip counts it: its worst alert's, else its health.
+
+    An offline device with a CRITICAL alert is offline (health) and stands with the critical ones (§12);
+    the "offline" chip counts every offline device besides.
+    """
+    return RANK_HEALTH[worst_rank] if worst_rank is not None else health(liveness, None)
+
+
 def health(liveness: str, worst_rank: int | None) -> str:
     """offline beats alerts; alerts beat unknown; otherwise ok (docs/events.md#health)."""
     if liveness == "offline":

@@ -14,7 +14,7 @@ from flask.testing import FlaskClient
 
 from shared import config as config_mod
 from shared import store
-from shared.severity import HEALTH_ORDER
+from shared.severity import ALERT_SEVERITY, HEALTH_ORDER
 from shared.store import dialect
 from tests import test_registry_api
 from tests.support import FakeClock
@@ -156,7 +156,8 @@ def test_a_registered_device_that_never_reported(
     assert sorted(offline) == ["bell-1", "bell-2", "bell-3", "bell-4"]
     for device_id in ("ghost-a", "ghost-b"):
         assert get(client, f"/api/devices/{device_id}")["liveness"] == "unknown"
-    assert get(client, "/api/summary")["health"] == {"critical": 0, "warning": 0, "offline": 4, "unknown": 2, "ok": 0}
+    # bell-2, offline, keeps its critical alert: it counts as critical as well (§12)
+    assert get(client, "/api/summary")["health"] == {"critical": 1, "warning": 0, "offline": 4, "unknown": 2, "ok": 0}
 
     heard_at = clock.advance(1)
     ingest.process([heartbeat(ingest, "ghost-a")])
@@ -172,20 +173,31 @@ def test_a_registered_device_that_never_reported(
 # --- the summary ------------------------------------------------------------------------------
 
 
-def derived(devices: list[dict[str, Any]]) -> dict[str, Any]:
-    """The summary the listing implies: what /api/summary must say."""
+def derived(client: FlaskClient, devices: list[dict[str, Any]]) -> dict[str, Any]:
+    """The summary the listing implies: what /api/summary must say (an offline device with alerts counts twice)."""
+    worst = {d["id"]: _worst(client, d) for d in devices}
     return {
         "devices": len(devices),
-        "health": {h: sum(d["health"] == h for d in devices) for h in HEALTH_ORDER},
+        "health": {h: sum(d["health"] == h or worst[d["id"]] == h for d in devices) for h in HEALTH_ORDER},
         "tags": dict(Counter(t for d in devices for t in d["tags"])),
         "sites": dict(Counter(d["site"] for d in devices if d["site"] is not None)),
     }
 
 
+def _worst(client: FlaskClient, device: dict[str, Any]) -> str | None:
+    """An offline device's worst alert's health (its chip besides "offline"), from its page; None for the others."""
+    if device["liveness"] != "offline" or not device["active_alerts"]:
+        return None
+    return ALERT_SEVERITY[get(client, f"/api/devices/{device['id']}")["alerts"][0]["state"]]
+
+
 def summary(client: FlaskClient) -> dict[str, Any]:
-    """GET /api/summary, checked against the listing."""
+    """GET /api/summary, checked against the listing (the totals of a small fleet: every value is listed)."""
     answer = get(client, "/api/summary")
-    assert answer == derived(get(client, "/api/devices"))
+    for name in ("tags", "sites", "firmware"):
+        assert answer.pop(f"{name}_total") == len(answer[name])
+    assert answer.pop("firmware") == dict(Counter(d["firmware"] for d in get(client, "/api/devices") if d["firmware"]))
+    assert answer == derived(client, get(client, "/api/devices"))
     return answer
 
 
@@ -267,10 +279,11 @@ def test_migration_5_backfills_a_version_4_database(tmp_path: Path) -> None:
         "a": ("critical", 2), "b": ("warning", 1), "c": ("offline", 1), "d": ("ok", 0), "e": ("unknown", 0),
         "f": ("unknown", 0), "g": ("unknown", 0)}  # fmt: skip
     assert devices["f"]["first_seen"] is None and devices["f"]["name"] == "F"
-    assert [d["id"] for d in get(web, "/api/devices?sort=severity")] == ["a", "b", "c", "e", "f", "g", "d"]
+    assert [d["id"] for d in get(web, "/api/devices?sort=severity")] == ["a", "c", "b", "e", "f", "g", "d"]  # c: §12
     assert [d["id"] for d in get(web, "/api/devices?tag=y")] == ["b", "f"]
     assert get(web, "/api/summary") == {
-        "devices": 7, "health": {"critical": 1, "warning": 1, "offline": 1, "unknown": 3, "ok": 1},
-        "tags": {"x": 2, "y": 2}, "sites": {"S": 2, "T": 1}}  # fmt: skip
+        "devices": 7, "health": {"critical": 2, "warning": 1, "offline": 1, "unknown": 3, "ok": 1},
+        "tags": {"x": 2, "y": 2}, "sites": {"S": 2, "T": 1}, "firmware": {},
+        "tags_total": 2, "sites_total": 2, "firmware_total": 0}  # fmt: skip
     patch(web, "b", {"tags": ["y", "z"]})  # the web's tag counts carry on from the backfill
     assert get(web, "/api/summary")["tags"] == {"x": 1, "y": 2, "z": 1}

@@ -20,7 +20,7 @@ import pytest
 from flask.testing import FlaskClient
 
 from shared import store
-from shared.severity import ALERT_STATES_BY_RANK, HEALTH_ORDER, health, health_sql
+from shared.severity import ALERT_STATES_BY_RANK, HEALTH_ORDER, health, health_sql, standing, standing_sql
 from tests import test_registry_api
 from tests.support import FakeClock
 from tests.test_ingest_inprocess import CLEARED, CRITICAL, heartbeat, message
@@ -31,6 +31,7 @@ client = test_registry_api.client  # fixtures: the app's test client, and an in-
 ingest = test_registry_api.ingest
 
 WARNING = b'{"subsystem":"Power","state":"WARNING","msg":"low"}'
+RANKS = {"critical": 1, "warning": 2}  # a health's alert rank (CRITICAL, WARNING)
 NEXT = re.compile(r'^<([^>]+)>; rel="next"$')
 
 REGISTRY: dict[str, dict[str, Any]] = {
@@ -45,7 +46,7 @@ REGISTRY: dict[str, dict[str, Any]] = {
 }
 # The orders §7 gives, for the fleet below.
 BY_ID = ["Bell-G", "bell-a", "bell-b", "bell-c", "bell-d", "bell-e", "bell-f", "ghost", "x-1", "x_1"]
-BY_SEVERITY = ["bell-b", "bell-c", "bell-d", "bell-e", "ghost", "Bell-G", "bell-a", "bell-f", "x-1", "x_1"]
+BY_SEVERITY = ["bell-b", "bell-d", "bell-c", "bell-e", "ghost", "Bell-G", "bell-a", "bell-f", "x-1", "x_1"]
 BY_NAME = ["bell-f", "bell-a", "Bell-G", "bell-b", "x-1", "bell-d", "ghost", "bell-c", "bell-e", "x_1"]
 BY_LAST_SEEN = ["bell-e", "ghost", "bell-d", "x_1", "bell-a", "Bell-G", "bell-f", "x-1", "bell-c", "bell-b"]
 ORDERS = {"id": BY_ID, "severity": BY_SEVERITY, "name": BY_NAME, "last_seen": BY_LAST_SEEN,
@@ -152,11 +153,11 @@ def test_q_is_a_caseless_substring_of_id_name_site_or_a_tag(
     ("wanted", "expected"),
     [
         ("ok", ["Bell-G", "bell-a", "bell-f", "x-1", "x_1"]),
-        ("critical", ["bell-b"]),
+        ("critical", ["bell-b", "bell-d"]),  # bell-d: offline, with a critical alert: in both (§12)
         ("warning", ["bell-c"]),
-        ("offline", ["bell-d"]),  # its critical alert does not make it critical
+        ("offline", ["bell-d"]),
         ("unknown", ["bell-e", "ghost"]),
-        ("critical,warning", ["bell-b", "bell-c"]),
+        ("critical,warning", ["bell-b", "bell-c", "bell-d"]),
         ("unknown,offline,unknown", ["bell-d", "bell-e", "ghost"]),
         ("", BY_ID),
     ],
@@ -203,7 +204,7 @@ def test_site_is_exact(client: FlaskClient, fleet: dict[str, Any], site: str, ex
 @pytest.mark.parametrize(
     ("query", "expected"),
     [
-        ("q=bell&health=ok,critical", ["Bell-G", "bell-a", "bell-b", "bell-f"]),
+        ("q=bell&health=ok,critical", ["Bell-G", "bell-a", "bell-b", "bell-d", "bell-f"]),
         ("q=nort&tag=tower&sort=name", ["bell-a", "bell-b"]),
         ("tag=tower&health=offline,critical&sort=severity", ["bell-b", "bell-d"]),
         ("site=North&q=beta", []),
@@ -227,7 +228,9 @@ def test_each_sort_orders_the_whole_fleet(client: FlaskClient, fleet: dict[str, 
 def test_the_sorts_read_what_the_api_shows(client: FlaskClient, fleet: dict[str, Any]) -> None:
     """The expected orders above agree with the devices' own fields (so a wrong fixture cannot hide a bug)."""
     devices = [fleet[i] for i in BY_ID]
-    by_health = sorted(devices, key=lambda d: (HEALTH_ORDER.index(d["health"]), d["id"]))
+    worst = {"bell-d": 1}  # the offline device's critical alert: it stands with the critical ones (§12)
+    places = {d["id"]: HEALTH_ORDER.index(standing(d["liveness"], worst.get(d["id"], RANKS.get(d["health"])))) for d in devices}
+    by_health = sorted(devices, key=lambda d: (places[d["id"]], d["id"]))
     by_name = sorted(devices, key=lambda d: (d["name"] is None, (d["name"] or "").lower(), d["id"]))
     by_seen = sorted(devices, key=lambda d: (d["last_seen"] or "", d["id"]))
     assert [d["id"] for d in by_health] == BY_SEVERITY
@@ -341,3 +344,17 @@ def test_health_sql_agrees_with_health(tmp_path: Path, liveness: str, worst: int
     finally:
         conn.close()
     assert HEALTH_ORDER[place] == health(liveness, worst)
+
+
+@pytest.mark.parametrize("liveness", ["online", "offline", "unknown"])
+@pytest.mark.parametrize("worst", [None, *range(len(ALERT_STATES_BY_RANK))])
+def test_standing_sql_agrees_with_standing(tmp_path: Path, liveness: str, worst: int | None) -> None:
+    """sort=severity's place (§12): the worst alert's, offline or not; else the health."""
+    conn = store.connect(tmp_path / "s.db")
+    try:
+        sql = f"SELECT {standing_sql('l', 'w')} FROM (SELECT ? AS l, ? AS w)"
+        (place,) = conn.execute(sql, (liveness, worst)).fetchone()
+    finally:
+        conn.close()
+    assert HEALTH_ORDER[place] == standing(liveness, worst)
+    assert standing(liveness, worst) == (health(liveness, worst) if worst is None else health("online", worst))

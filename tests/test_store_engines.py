@@ -34,12 +34,12 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
 
 
 def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
-    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migration 8 on, to the schema in force."""
+    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 and 9, to the schema in force."""
     pg = store.open_store(pg_url)
     try:
         fresh = pg.dialect.columns(pg), _indexes_pg(pg)
         with dialect.write(pg):
-            for index in ("devices_firmware", "events_type", "events_severity"):
+            for index in ("devices_firmware", "events_type", "events_severity", "registry_name"):
                 pg.execute(f"DROP INDEX {index}")
             pg.execute("ALTER TABLE devices DROP COLUMN firmware")
             for column in ("site", "device_ids", "told", "ended_by"):

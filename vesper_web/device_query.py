@@ -21,6 +21,7 @@ from vesper_web.registry_rules import CONTROL, MAX_TEXT
 MAX_LIMIT = 1000
 MAX_Q = 128
 MAX_FILTER_TAGS = 16
+MAX_FIRMWARE = 64  # what the ingest stores of a heartbeat's firmware version (vesper_ingest/firmware.py)
 SORT_LIST = ", ".join(store.SORTS)
 INT64 = 2**63
 
@@ -83,6 +84,7 @@ def parse(given: Args | Mapping[str, Any] | None = None) -> store.DeviceQuery:
         health=_health(args),
         tags=_tags(args),
         site=_text(args, "site", MAX_TEXT["site"]),
+        firmware=_text(args, "firmware", MAX_FIRMWARE),
         sort=sort,
         limit=limit,
         after=after,

@@ -74,6 +74,9 @@ LIFECYCLE = {  # §9: the device page's alert objects add these to the four
     "unconfirmed_since": _nullable(TIME),
     "silenced_until": _nullable(TIME),
 }
+SUMMARY_TOPS = {n: s for t in ("tags", "sites", "firmware") for n, s in ((t, COUNTS), (f"{t}_total", COUNT))}
+MARKED = ("acknowledged", "silenced", "flapping", "unconfirmed")  # §12: counts of its alerts (flapping: subsystems)
+MARKERS = _object({**dict.fromkeys(MARKED, COUNT), "silenced_until": _nullable(TIME)})
 DEVICE = _object(
     {
         "id": DEVICE_ID_SCHEMA,
@@ -88,8 +91,10 @@ DEVICE = _object(
         "active_alerts": COUNT,
         "last_heartbeat": {"type": ["object", "null"], "description": "the device's last heartbeat payload"},
         **REGISTRY,
+        "firmware": {**_nullable(_text(device_query.MAX_FIRMWARE)), "description": "devices.firmware_key's value"},
     }
 )
+DEVICE["properties"]["markers"] = _nullable(MARKERS)  # in a listing (null for one device): not required
 STATUS = _object(  # §11: can the console see
     {
         "ok": {"type": "boolean"},
@@ -157,14 +162,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "payload": {"type": "object"},
         }
     ),
-    "Summary": _object(
-        {
-            "devices": COUNT,
-            "health": _object({name: COUNT for name in HEALTH_ORDER}),
-            "tags": COUNTS,
-            "sites": COUNTS,
-        }
-    ),
+    "Summary": _object({"devices": COUNT, "health": _object(dict.fromkeys(HEALTH_ORDER, COUNT)), **SUMMARY_TOPS}),
     "Notification": _object(
         {
             "id": {"type": "integer"},
@@ -214,7 +212,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "subsystem": {"name": "subsystem", "in": "path", "required": True, "schema": {"type": "string", "minLength": 1}},
     "silence_id": {"name": "silence_id", "in": "path", "required": True, "schema": {"type": "integer", "minimum": 0}},
     "asset": {"name": "asset", "in": "path", "required": True, "schema": {"enum": list(ASSETS)}},
-    "q": _query("q", _text(device_query.MAX_Q), "a case-insensitive substring of the id, name or site"),
+    "q": _query("q", _text(device_query.MAX_Q), "a case-insensitive substring of the id, name, site or tags"),
     "health": _query(
         "health", {"type": "array", "items": {"enum": list(HEALTH_ORDER)}}, "a comma list: any of these", explode=False
     ),
@@ -224,8 +222,9 @@ PARAMETERS: dict[str, dict[str, Any]] = {
         "repeatable: devices holding every one of them",
     ),
     "site": _query("site", _text(registry_rules.MAX_TEXT["site"]), "devices at exactly this site"),
+    "firmware": _query("firmware", _text(device_query.MAX_FIRMWARE), "devices running exactly this firmware"),
     "sort": _query(
-        "sort", {"enum": list(store.SORTS), "default": "id"}, f"severity: {', '.join(HEALTH_ORDER)}, then by id"
+        "sort", {"enum": list(store.SORTS), "default": "id"}, f"severity: {', '.join(HEALTH_ORDER)} (§12), then by id"
     ),
     "limit": _limit(device_query.MAX_LIMIT, None, "a page of at most this many (without it: the whole fleet)"),
     "cursor": _query("cursor", {"type": "string"}, "the next page, as the Link header gives it (with limit and sort)"),
@@ -236,7 +235,8 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "notifications_limit": _limit(MAX_NOTIFICATIONS, 50, "at most this many messages"),
 }
 HEADERS = {
-    "X-Total-Count": {"description": "how many devices match", "required": True, "schema": COUNT},
+    "X-Total-Count": {"description": "how many devices match (with q: up to 1000)", "required": True, "schema": COUNT},
+    "X-Total-Count-Capped": {"description": "true: q's count stopped there (at least that many)", "schema": {}},
     "Link": {"description": 'the next page: `<URL>; rel="next"` (RFC 8288)', "schema": {"type": "string"}},
     "Retry-After": {"description": "seconds to wait", "required": True, "schema": {"type": "integer", "minimum": 1}},
 }
@@ -255,7 +255,7 @@ RESPONSES: dict[str, dict[str, Any]] = {
     "TooManyRequests": _json(ERRORS["TooManyRequests"], _ref("Error"), headers={"Retry-After": "Retry-After"}),
     "DeviceList": {
         "description": "the matching devices in the sort's order",
-        "headers": {"X-Total-Count": "X-Total-Count", "Link": "Link"},
+        "headers": {"X-Total-Count": "X-Total-Count", "X-Total-Count-Capped": "X-Total-Count-Capped", "Link": "Link"},
         "content": {
             "application/json": {"schema": {"type": "array", "items": _ref("Device")}},
             "text/csv": {"schema": {"type": "string"}},

@@ -33,7 +33,7 @@ from shared.store.lifecycle import (
     silences,
     silences_by_id,
 )
-from shared.store.listing import SORTS, DeviceQuery, count_headers, list_devices, sort_key, summary
+from shared.store.listing import SORTS, SUMMARY_TOP, DeviceQuery, count_headers, list_devices, sort_key, summary
 from shared.store.markers import page_markers
 from shared.store.notify import (
     close_group,
@@ -131,4 +131,5 @@ __all__ = [
     "queue_command", "problems_in_scope", "silences_by_id", "forget_devices_state", "unregistered_unheard",
     "Timeline", "timeline", "mark_told", "untold_silences",
     "bulk_add_tag", "bulk_remove_tag", "matching_ids",
+    "count_headers", "page_markers", "SUMMARY_TOP",
 ]  # fmt: skip

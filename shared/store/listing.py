@@ -1,8 +1,10 @@
 """The device list at fleet scale (§7): filters, sort orders with keyset cursors, the count, the summary.
 
-Each sort order is an index (schema migration 5), so a page reads about as many rows as it shows at
+Each sort order is an index (schema migrations 5 and 9), so a page reads about as many rows as it shows at
 any depth; the cursor is the last row's sort key, so devices added or removed while an operator pages
-neither repeat nor push others off the end.
+neither repeat nor push others off the end. sort=name walks the registry's name index for the named devices,
+then the devices' ids for the unnamed ones. `q` (a substring, no index can serve it) filters the walk of the
+sort's index, so its first page stops at the page's last match; its count stops at COUNT_CAP matches.
 """
 
 from __future__ import annotations
@@ -11,11 +13,13 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from shared.severity import HEALTH_ORDER, health_sql
+from shared.severity import HEALTH_ORDER, standing_sql
 from shared.store.device_rows import DEVICE_FROM, DEVICE_SELECT, WIDTH
 from shared.store.dialect import Connection, caseless_like, read
 
-HEALTH = health_sql("d.liveness", "d.worst_rank")
+HEALTH = standing_sql("d.liveness", "d.worst_rank")  # sort=severity and the health filter: the index devices_health
+COUNT_CAP = 1000  # with q, the count stops here: X-Total-Count then says "at least" (X-Total-Count-Capped)
+SUMMARY_TOP = 50  # the summary's sites, tags and firmware versions: the largest this many, and how many in all
 # Each sort: its key expressions (the last is always the id, so keys are unique) and whether descending.
 SORTS: dict[str, tuple[tuple[str, ...], bool]] = {
     "id": (("d.id",), False),
@@ -35,6 +39,7 @@ class DeviceQuery:
     health: tuple[str, ...] = ()
     tags: tuple[str, ...] = ()
     site: str | None = None
+    firmware: str | None = None
     sort: str = "id"
     limit: int | None = None
     after: tuple[Any, ...] | None = None
@@ -53,15 +58,28 @@ def _filters(query: DeviceQuery, like: str) -> tuple[list[str], list[Any]]:
         where.append("(" + " OR ".join(f"{f} {like} ? ESCAPE '\\'" for f in fields) + ")")
         args += [_like(query.q)] * len(fields)
     if query.health:
-        where.append(f"{HEALTH} IN ({', '.join('?' * len(query.health))})")
-        args += [HEALTH_ORDER.index(h) for h in query.health]
+        term, health_args = _health(query.health)
+        where.append(term)
+        args += health_args
     for tag in query.tags:
         where.append("d.id IN (SELECT device_id FROM device_tags WHERE tag = ?)")
         args.append(tag)
     if query.site is not None:
         where.append("r.site = ?")
         args.append(query.site)
+    if query.firmware is not None:
+        where.append("d.firmware = ?")
+        args.append(query.firmware)
     return where, args
+
+
+def _health(wanted: tuple[str, ...]) -> tuple[str, list[Any]]:
+    """The health filter: a device's standing (its worst alert's, §12), or for "offline" every offline device."""
+    places = [HEALTH_ORDER.index(h) for h in wanted if h != "offline"]
+    terms = [f"{HEALTH} IN ({', '.join('?' * len(places))})"] if places else []
+    if "offline" in wanted:
+        terms.append("d.liveness = 'offline'")
+    return "(" + " OR ".join(terms) + ")", places
 
 
 def _clause(where: list[str]) -> str:
@@ -69,6 +87,9 @@ def _clause(where: list[str]) -> str:
 
 
 Range = tuple[str, list[Any], tuple[str, ...]]  # a WHERE term, its arguments, the keys left to order by
+Walk = tuple[str, str, list[Any], tuple[str, ...]]  # a FROM, then a Range: one index read of a page
+NAMED = " FROM registry r JOIN devices d ON d.id = r.device_id"  # sort=name's named devices: registry_name first
+NAME_KEYS = ("lower(r.name)", "r.device_id")
 
 
 def _after(keys: tuple[str, ...], after: tuple[Any, ...], descending: bool) -> list[Range]:
@@ -83,20 +104,51 @@ def _after(keys: tuple[str, ...], after: tuple[Any, ...], descending: bool) -> l
     return ranges
 
 
+def _narrowed(source: str, term: str, ranges: list[Range]) -> list[Walk]:
+    return [(source, f"{term} AND {t}", a, order) for t, a, order in ranges]
+
+
+def _name_walks(after: tuple[Any, ...] | None) -> list[Walk]:
+    """sort=name (unnamed last, then by lower(name), then id): the named by registry_name, then the rest by id."""
+    named: Walk = (NAMED, "r.name IS NOT NULL", [], NAME_KEYS)
+    unnamed: Walk = (DEVICE_FROM, "r.name IS NULL", [], ("d.id",))
+    if after is None:
+        return [named, unnamed]
+    group = after[0]  # the key's first part: 0 named, 1 unnamed (any other value comes from a hand-made cursor)
+    if isinstance(group, str) or group > 1:
+        return []
+    if group == 1:
+        return _narrowed(DEVICE_FROM, unnamed[1], _after(("d.id",), after[2:], False))
+    if group == 0:
+        return _narrowed(NAMED, named[1], _after(NAME_KEYS, after[1:], False)) + [unnamed]
+    return [named, unnamed] if group < 0 else [unnamed]
+
+
+def _walks(query: DeviceQuery) -> list[Walk]:
+    """The index reads of a page, in order, read until it is full."""
+    if query.sort == "name":
+        return _name_walks(query.after)
+    keys, descending = SORTS[query.sort]
+    if query.after is None:
+        return [(DEVICE_FROM, "", [], keys)]
+    return [(DEVICE_FROM, term, args, order) for term, args, order in _after(keys, query.after, descending)]
+
+
 def list_devices(conn: Connection, query: DeviceQuery) -> tuple[list[tuple[Any, ...]], int]:
-    """Up to limit + 1 rows in the query's order, each with its sort key after the device columns; how many match."""
+    """Up to limit + 1 rows in the query's order, each with its sort key after the device columns; how many match.
+
+    With q the count stops past COUNT_CAP (count_headers says so).
+    """
     keys, descending = SORTS[query.sort]
     where, args = _filters(query, caseless_like(conn))
     direction = " DESC" if descending else ""
-    select = f"{DEVICE_SELECT}, {', '.join(keys)}{DEVICE_FROM}"
-    # A row-value comparison would not use the index; each range of _after does, read until the page is full.
-    ranges: list[Range] = [("", [], keys)] if query.after is None else _after(keys, query.after, descending)
+    # A row-value comparison would not use the index; each walk does, read until the page is full.
     wanted = None if query.limit is None else query.limit + 1
     rows: list[tuple[Any, ...]] = []
     with read(conn):
-        for term, term_args, order in ranges:
-            sql = select + _clause(where + [term] if term else where) + " ORDER BY "
-            sql += ", ".join(k + direction for k in order)
+        for source, term, term_args, order in _walks(query):
+            sql = f"{DEVICE_SELECT}, {', '.join(keys)}{source}" + _clause(where + [term] if term else where)
+            sql += " ORDER BY " + ", ".join(k + direction for k in order)
             if wanted is not None:
                 sql += f" LIMIT {wanted - len(rows)}"
             rows += conn.execute(sql, args + term_args).fetchall()
@@ -108,9 +160,23 @@ def list_devices(conn: Connection, query: DeviceQuery) -> tuple[list[tuple[Any, 
 
 
 def _count(conn: Connection, query: DeviceQuery, where: list[str], args: list[Any]) -> int:
-    """How many devices match (the registry joined only when a filter reads it: the join costs a scan)."""
+    """How many devices match (the registry joined only when a filter reads it: the join costs a scan).
+
+    With q every row must be read (no index serves a substring): the count stops at COUNT_CAP + 1.
+    """
     source = DEVICE_FROM if query.q or query.site is not None else " FROM devices d"
-    return int(conn.execute("SELECT COUNT(*)" + source + _clause(where), args).fetchone()[0])
+    if query.q:
+        sql = f"SELECT COUNT(*) FROM (SELECT 1{source}{_clause(where)} LIMIT {COUNT_CAP + 1}) AS matches"
+    else:
+        sql = "SELECT COUNT(*)" + source + _clause(where)
+    return int(conn.execute(sql, args).fetchone()[0])
+
+
+def count_headers(query: DeviceQuery, total: int) -> dict[str, str]:
+    """X-Total-Count, and X-Total-Count-Capped: true when q's count stopped at COUNT_CAP (at least that many)."""
+    if query.q and total > COUNT_CAP:
+        return {"X-Total-Count": str(COUNT_CAP), "X-Total-Count-Capped": "true"}
+    return {"X-Total-Count": str(total)}
 
 
 def sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
@@ -118,17 +184,30 @@ def sort_key(row: tuple[Any, ...]) -> tuple[Any, ...]:
     return tuple(row[WIDTH:])
 
 
+def _top(counts: list[tuple[str, int]], name: str) -> dict[str, Any]:
+    """The SUMMARY_TOP largest (ties by name) as {value: count}, and how many values there are in all."""
+    top = sorted(counts, key=lambda c: (-c[1], c[0]))[:SUMMARY_TOP]
+    return {name: dict(top), f"{name}_total": len(counts)}
+
+
 def summary(conn: Connection) -> dict[str, Any]:
-    """The fleet's counts: devices, by health (every health, zeros included), by tag and by site."""
+    """The fleet's counts: devices, by health (every health, zeros included), the largest tags, sites and firmware.
+
+    A device counts in its standing's chip (its worst alert's) and, when offline, in "offline" as well (§12).
+    """
     with read(conn):
         # Counted by index range, all but ok, which is the rest: a healthy fleet's count reads few entries.
         devices = conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
         ok = HEALTH_ORDER.index("ok")
         by_place = dict(conn.execute(f"SELECT {HEALTH}, COUNT(*) FROM devices d WHERE {HEALTH} < ? GROUP BY 1", (ok,)))
         by_place[ok] = devices - sum(by_place.values())
-        tags = dict(conn.execute("SELECT tag, n FROM tag_counts WHERE n > 0 ORDER BY tag").fetchall())
-        sites = dict(
-            conn.execute("SELECT site, COUNT(*) FROM registry WHERE site IS NOT NULL GROUP BY site ORDER BY site")
-        )
+        offline = conn.execute("SELECT COUNT(*) FROM devices WHERE liveness = 'offline'").fetchone()[0]
+        tags = conn.execute("SELECT tag, n FROM tag_counts WHERE n > 0").fetchall()
+        sites = conn.execute("SELECT site, COUNT(*) FROM registry WHERE site IS NOT NULL GROUP BY site").fetchall()
+        firmware = conn.execute(
+            "SELECT firmware, COUNT(*) FROM devices WHERE firmware IS NOT NULL GROUP BY firmware"
+        ).fetchall()
     by_health = {name: by_place.get(place, 0) for place, name in enumerate(HEALTH_ORDER)}
-    return {"devices": devices, "health": by_health, "tags": tags, "sites": sites}
+    by_health["offline"] = offline
+    return {"devices": devices, "health": by_health, **_top(tags, "tags"), **_top(sites, "sites"),
+            **_top(firmware, "firmware")}  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from shared.severity import health_sql, rank_sql
+from shared.severity import health_sql, rank_sql, standing_sql
 from shared.store import dialect
 
 MIGRATIONS: list[str] = [
@@ -184,6 +184,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE silences ADD COLUMN ended_by TEXT;
     CREATE INDEX events_type ON events (type, id);
     CREATE INDEX events_severity ON events (severity, id);
+    """,
+    # 9: the list at fleet scale (§12): sort=severity places a device by its worst alert, offline or not
+    # (shared/severity.py standing), so its index is rebuilt on that; sort=name walks the registry by name.
+    f"""
+    DROP INDEX devices_health;
+    CREATE INDEX devices_health ON devices (({standing_sql()}), id);
+    CREATE INDEX registry_name ON registry (lower(name), device_id);
     """,
 ]
 

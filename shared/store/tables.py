@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from shared.severity import health_sql
+from shared.severity import standing_sql
 from shared.store.engine import Dialect
 
-AT = 8  # the migration of schema.py that this description equals
+AT = 9  # the migration of schema.py that this description equals
 
 
 @dataclass(frozen=True)
@@ -53,7 +53,8 @@ LIVENESS = "NOT NULL DEFAULT 'unknown' CHECK (liveness IN ('online', 'offline', 
 ALERT_STATE = "NOT NULL CHECK (state IN ('WARNING', 'CRITICAL', 'FAILED'))"
 ITEM_KIND = "NOT NULL CHECK (kind IN ('problem', 'resolved', 'event'))"
 SENDING = "NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'dropped'))"
-HEALTH, LAST_SEEN = health_sql(), "COALESCE(last_seen, 0)"
+# The standing in parentheses: migration 9 wrote it so (portable: PostgreSQL wants them, SQLite keeps them).
+HEALTH, LAST_SEEN, NAME = f"({standing_sql()})", "COALESCE(last_seen, 0)", "lower(name)"
 
 TABLES = (
     Table("delivered", (C("mid", "int", "PRIMARY KEY"), C("digest", "blob", NN), C("at", "real", NN))),
@@ -90,7 +91,7 @@ TABLES = (
         C("device_id", "text", "PRIMARY KEY"), C("name", "text"), C("site", "text"),
         C("tags", "text", "NOT NULL DEFAULT '[]'"), C("notes", "text"), C("heartbeat_timeout_s", "real"),
         C("updated_at", "real", NN),
-    ), indexes=(Index("registry_site", ("site",)),)),
+    ), indexes=(Index("registry_site", ("site",)), Index("registry_name", (NAME, "device_id"), (NAME,)))),
     Table("ingest_commands", (
         C("id", "serial"), C("kind", "text", NN), C("device_id", "text", NN), C("at", "real", NN),
         C("args", "text", "NOT NULL DEFAULT '{}'"),
