@@ -13,34 +13,48 @@ from vesper_web import bulk_rules, device_query, lifecycle_rules, registry_rules
 COUNT = {"type": "integer", "minimum": 0}
 TIME = {"type": "string", "format": "date-time"}
 _TAG = {"type": "string", "pattern": f"^{TAG.pattern}$", "examples": ["north"]}
+_ANY_TAG = {"anyOf": [_TAG, {"const": ""}]}  # "" in a filter: no filter (as in the list's query string)
 _TEXT = {"type": "string", "maxLength": registry_rules.MAX_TEXT["site"]}
 FILTER_VALUES: dict[str, dict[str, Any]] = {
     "q": {"type": "string", "maxLength": device_query.MAX_Q},
     "health": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]},
-    "tag": {"oneOf": [_TAG, {"type": "array", "maxItems": device_query.MAX_FILTER_TAGS, "items": _TAG}]},
+    "tag": {"anyOf": [_ANY_TAG, {"type": "array", "maxItems": device_query.MAX_FILTER_TAGS, "items": _ANY_TAG}]},
     "site": _TEXT,
 }
 FILTER = {
-    "type": "object",
+    "type": ["object", "null"],
     "description": "the device list's filters (GET /api/devices); none: every device",
     "properties": {key: FILTER_VALUES.get(key, {"type": "string"}) for key in bulk_rules.FILTER_KEYS},
     "additionalProperties": False,
 }
+OWN: dict[str, dict[str, Any]] = {  # each action's own fields (bulk_rules.ACTION_FIELDS)
+    "tag": {**_TAG, "description": "the tag to add or remove"},
+    "duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lifecycle_rules.MAX_SILENCE_S},
+    "ends_at": TIME,
+    "starts_at": TIME,
+    "comment": {"type": ["string", "null"], "maxLength": lifecycle_rules.MAX_NOTE},
+    "subsystem": {"type": "string", "minLength": 1, "maxLength": lifecycle_rules.SUBSYSTEM_MAX},
+}
+
+
+def _variant(action: str) -> dict[str, Any]:
+    """One action's body: the common fields and its own, nothing else."""
+    own = bulk_rules.ACTION_FIELDS[action]
+    return {
+        "type": "object",
+        "required": ["action", *(["tag"] if "tag" in own else [])],
+        "properties": {
+            "filter": FILTER,
+            "action": {"const": action},
+            "dry_run": {"type": "boolean", "default": False, "description": "answer the count, do nothing"},
+            **{field: OWN[field] for field in own},
+        },
+        "additionalProperties": False,
+    }
+
+
 REQUEST = {
-    "type": "object",
-    "required": ["action"],
-    "properties": {
-        "filter": FILTER,
-        "action": {"enum": list(bulk_rules.ACTIONS)},
-        "dry_run": {"type": "boolean", "default": False, "description": "answer the count, do nothing"},
-        "tag": {**_TAG, "description": "add_tag, remove_tag: the tag"},
-        "duration_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lifecycle_rules.MAX_SILENCE_S},
-        "ends_at": TIME,
-        "starts_at": TIME,
-        "comment": {"type": ["string", "null"], "maxLength": lifecycle_rules.MAX_NOTE},
-        "subsystem": {"type": "string", "minLength": 1, "maxLength": lifecycle_rules.SUBSYSTEM_MAX},
-    },
-    "additionalProperties": False,
+    "oneOf": [_variant(action) for action in bulk_rules.ACTIONS],
     "examples": [{"filter": {"site": "North campus"}, "action": "silence", "duration_s": 3600, "comment": "works"}],
 }
 RESULT = {
