@@ -104,6 +104,15 @@ def test_more_than_bulk_max_is_refused_and_nothing_changes(client: FlaskClient, 
     assert ids(client, "tag=x") == set()  # a dry run does nothing
 
 
+@pytest.mark.web(bulk_max=1050)
+def test_a_search_matching_more_than_bulk_max_is_refused_past_the_lists_count_cap(client: FlaskClient,
+                                                                                  db_path: Path) -> None:
+    seed(db_path, {f"bell-{n:04d}": {} for n in range(1100)})  # q's count stops at 1,000 (listing.COUNT_CAP)
+    error = post(client, {"filter": {"q": "bell"}, "action": "add_tag", "tag": "x"}, 400)["error"]
+    assert "web.bulk_max (1,050)" in error
+    assert ids(client, "tag=x") == set()
+
+
 def test_silence_a_site_makes_one_site_silence(client: FlaskClient, db_path: Path) -> None:
     seed(db_path, {"n-1": {"site": "North"}, "n-2": {"site": "North"}, "s-1": {"site": "South"}})
     answer = post(client, {"filter": {"site": "North"}, "action": "silence", "duration_s": 3600, "comment": "works"},

@@ -18,7 +18,8 @@ from shared.store.registry import CHUNK, put_entries
 def matching_ids(conn: Connection, query: DeviceQuery, cap: int) -> tuple[list[str], int]:
     """The ids of up to `cap` devices the query's filters match (by id, whatever its sort), and how many match."""
     rows, total = list_devices(conn, dataclasses.replace(query, sort="id", limit=cap, after=None))
-    return [row[0] for row in rows[:cap]], total
+    # With q the list's count stops early (listing.COUNT_CAP): the rows read say when more than cap match.
+    return [row[0] for row in rows[:cap]], max(total, len(rows))
 
 
 def _tags_of(conn: Connection, ids: list[str]) -> dict[str, list[str]]:
