@@ -86,6 +86,8 @@ def test_devices_list(client: FlaskClient) -> None:
         "tags": [],
         "notes": None,
         "heartbeat_timeout_s": None,
+        "firmware": None,  # devices.firmware_key of its heartbeats (§12)
+        "markers": {"acknowledged": 0, "silenced": 0, "flapping": 0, "unconfirmed": 0, "silenced_until": None},
     }
     assert devices["bell-3"]["health"] == "offline" and devices["bell-3"]["liveness"] == "offline"
 

@@ -229,7 +229,8 @@ def test_the_sorts_read_what_the_api_shows(client: FlaskClient, fleet: dict[str,
     """The expected orders above agree with the devices' own fields (so a wrong fixture cannot hide a bug)."""
     devices = [fleet[i] for i in BY_ID]
     worst = {"bell-d": 1}  # the offline device's critical alert: it stands with the critical ones (§12)
-    places = {d["id"]: HEALTH_ORDER.index(standing(d["liveness"], worst.get(d["id"], RANKS.get(d["health"])))) for d in devices}
+    ranks = {d["id"]: worst.get(d["id"], RANKS.get(d["health"])) for d in devices}
+    places = {d["id"]: HEALTH_ORDER.index(standing(d["liveness"], ranks[d["id"]])) for d in devices}
     by_health = sorted(devices, key=lambda d: (places[d["id"]], d["id"]))
     by_name = sorted(devices, key=lambda d: (d["name"] is None, (d["name"] or "").lower(), d["id"]))
     by_seen = sorted(devices, key=lambda d: (d["last_seen"] or "", d["id"]))

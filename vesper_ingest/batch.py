@@ -10,7 +10,7 @@ from shared import store
 from shared.events import NewEvent, dumps, wire_json
 from shared.topics import Topics
 from shared.vocabulary import TOPIC_KINDS
-from vesper_ingest import apply, classify, flooding, redelivery
+from vesper_ingest import apply, classify, firmware, flooding, redelivery
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.sinks import Wire
 
@@ -105,6 +105,8 @@ class Batch:
                 self._apply_one(msg, now, out, events)
         if suppressed := self.fleet.floods.take_unreported():  # the sweep's too, at the next batch
             out.counts[FLOOD_SUPPRESSED] += suppressed
+        if refused := self.fleet.take_firmware_refused():
+            out.counts[firmware.REFUSED] += refused  # the heartbeats were applied, their versions not stored
         self.fleet.flush(conn)
         store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
         out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn

@@ -18,9 +18,11 @@ from vesper_ingest.flooding import Floods
 class Fleet:
     """What the ingest knows of every device, so the hot path reads no rows."""
 
-    def __init__(self, conn: store.Connection, alerts: AlertsConfig | None = None) -> None:
+    def __init__(self, conn: store.Connection, alerts: AlertsConfig | None = None, firmware_key: str = "fw") -> None:
         self.limits = alerts or AlertsConfig()
         self.max_subsystems = self.limits.max_subsystems_per_device
+        self.firmware_key = firmware_key  # devices.firmware_key (vesper_ingest/firmware.py)
+        self.firmware_refused = 0  # heartbeats whose version was not one to store, since the batch took the count
         self.reload(conn)
 
     def reload(self, conn: store.Connection) -> None:
@@ -37,8 +39,8 @@ class Fleet:
 
     def discard(self) -> None:
         """Forget the writes not flushed yet (their message failed; the mirror is reloaded after the commit)."""
-        self._seen: dict[str, tuple[float, str | None]] = {}
-        self._new: dict[str, tuple[float, str | None]] = {}  # first live signs: (now, heartbeat), rows made first
+        self._seen: dict[str, tuple[float, str | None, str | None]] = {}  # last seen, heartbeat, firmware
+        self._new: dict[str, tuple[float, str | None, str | None]] = {}  # first live signs, as _seen: rows made first
         # (device, subsystem) -> (state, message, at, changed) to upsert, or None to delete; one per key.
         self._alerts: dict[tuple[str, str], tuple[str, str | None, float, bool] | None] = {}
 
@@ -74,17 +76,21 @@ class Fleet:
             self.devices[device_id] = ("unknown", None)
 
     def alive(
-        self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None = None
+        self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None = None, fw: str | None = None
     ) -> tuple[str | None, float | None]:
-        """Record a live sign; returns (liveness, last_seen) as they were before."""
+        """Record a live sign (a heartbeat's body and firmware version, if any); returns (liveness, last_seen) then."""
         before = self.devices.get(device_id)
         self.devices[device_id] = ("online", now)
-        if before is None:
-            self._new[device_id] = (now, heartbeat)
-            return None, None
-        pending = self._seen.get(device_id)
-        self._seen[device_id] = (now, heartbeat if heartbeat is not None else pending[1] if pending else None)
-        return before
+        pending = self._new.get(device_id) if before is None else self._seen.get(device_id)
+        if pending is not None:  # the batch's earlier heartbeat's, unless this one says
+            heartbeat, fw = heartbeat if heartbeat is not None else pending[1], fw if fw is not None else pending[2]
+        (self._new if before is None else self._seen)[device_id] = (now, heartbeat, fw)
+        return (None, None) if before is None else before
+
+    def take_firmware_refused(self) -> int:
+        """How many heartbeats' versions were refused since the last call (the batch counts them)."""
+        refused, self.firmware_refused = self.firmware_refused, 0
+        return refused
 
     def went_offline(self, device_id: str) -> None:
         """The sweep set a device offline."""
@@ -113,14 +119,14 @@ class Fleet:
     def write_new(self, conn: store.Connection) -> None:
         """Make the rows of the batch's new devices now (a statement that updates one must find it)."""
         if self._new:
-            store.mark_all_alive(conn, [(d, now, hb) for d, (now, hb) in self._new.items()])
+            store.mark_all_alive(conn, [(d, now, hb, fw) for d, (now, hb, fw) in self._new.items()])
             self._new.clear()
 
     def flush(self, conn: store.Connection) -> None:
         """Write the batch's new devices, last-seen times, alerts (one row per device, per alert), flaps, floods."""
         self.write_new(conn)
         if self._seen:
-            store.record_seen(conn, [(now, hb, d) for d, (now, hb) in self._seen.items()])
+            store.record_seen(conn, [(now, hb, d, fw) for d, (now, hb, fw) in self._seen.items()])
             self._seen.clear()
         if self._alerts:
             upserts = [(*key, *w) for key, w in self._alerts.items() if w is not None]

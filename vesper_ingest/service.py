@@ -50,7 +50,7 @@ class Ingest(Callbacks):
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.writer = store.Writer(cfg.database.target, conn)
         self.conn = self.writer.conn
-        self.fleet = Fleet(self.conn, cfg.alerts)
+        self.fleet = Fleet(self.conn, cfg.alerts, cfg.devices.firmware_key)
         self.stats = Stats()
         self.inbox: Inbox = queue.SimpleQueue()
         self.stopping = threading.Event()

@@ -50,7 +50,7 @@ def int_arg(name: str, default: int, minimum: int = 0) -> int:
 
 
 def _known_device(device_id: str) -> dict[str, Any]:
-    device = store.device(get_db(), valid_device_id(device_id))
+    device = store.device(get_db(), valid_device_id(device_id), time.time())
     if device is None:
         abort(404, f"device {device_id} was never seen")
     return device

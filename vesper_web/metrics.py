@@ -34,6 +34,7 @@ HELP = {
     "events.republished": "Events sent again after a reconnect because the broker had not confirmed them.",
     "messages.redelivered": "Alert messages recognised as the broker's redelivery of ones already applied.",
     "alerts.msg_truncated": "Alerts applied with a msg over 1 KiB, cut to 1024 characters ending in an ellipsis.",
+    "heartbeats.firmware_refused": "Heartbeats applied whose firmware value was not a version to store (§12).",
     "mqtt.connects": "Times the ingest connected to the broker.",
     "mqtt.disconnects": "Times the ingest lost the broker.",
 }

@@ -94,7 +94,7 @@ DEVICE = _object(
         "firmware": {**_nullable(_text(device_query.MAX_FIRMWARE)), "description": "devices.firmware_key's value"},
     }
 )
-DEVICE["properties"]["markers"] = _nullable(MARKERS)  # in a listing (null for one device): not required
+DEVICE["properties"]["markers"] = _nullable(MARKERS)  # §12 (null where not read: not required)
 STATUS = _object(  # §11: can the console see
     {
         "ok": {"type": "boolean"},

@@ -12,7 +12,7 @@ from typing import Any
 
 from shared.events import iso
 from shared.silences import Silence, silenced_until
-from shared.store.dialect import Connection, read
+from shared.store.dialect import Connection
 from shared.store.lifecycle import silences
 
 CHUNK = 500  # ids per IN (...) list
@@ -36,14 +36,13 @@ def page_markers(conn: Connection, rows: list[tuple[Any, ...]], now: float) -> M
     marks = {row[0]: _blank(row) for row in rows}
     ids = list(marks)
     alerts: list[tuple[str, str, int]] = []
-    with read(conn):
-        for start in range(0, len(ids), CHUNK):
-            chunk = ids[start : start + CHUNK]
-            places = ", ".join("?" * len(chunk))
-            alerts += conn.execute(ALERTS.format(marks=places), chunk).fetchall()
-            for device_id, flapping in conn.execute(FLAPPING.format(marks=places), chunk):
-                marks[device_id]["flapping"] = int(flapping)
-        active = [s for s in silences(conn, now) if s.active(now)] if ids else []
+    for start in range(0, len(ids), CHUNK):  # in the caller's transaction, if any (a device's page reads in a write)
+        chunk = ids[start : start + CHUNK]
+        places = ", ".join("?" * len(chunk))
+        alerts += conn.execute(ALERTS.format(marks=places), chunk).fetchall()
+        for device_id, flapping in conn.execute(FLAPPING.format(marks=places), chunk):
+            marks[device_id]["flapping"] = int(flapping)
+    active = [s for s in silences(conn, now) if s.active(now)] if ids else []
     for device_id, _, acked in alerts:
         marks[device_id]["acknowledged"] += acked
     if active:

@@ -14,6 +14,7 @@ from shared.store.device_rows import DEVICE_FROM, DEVICE_SELECT, device_dict
 from shared.store.device_rows import devices_json as rows_json
 from shared.store.dialect import Connection, connect
 from shared.store.listing import DeviceQuery, list_devices
+from shared.store.markers import page_markers
 
 EVENT_COLUMNS = "id, ts, type, severity, source_id, payload"
 ALERT_ORDER = f"{rank_sql('state')}, subsystem"
@@ -108,10 +109,13 @@ def devices_json(conn: Connection) -> str:
     return rows_json(list_devices(conn, DeviceQuery())[0])
 
 
-def device(conn: Connection, device_id: str) -> dict[str, Any] | None:
-    """One device with its health and registry fields, or None if neither seen nor registered."""
+def device(conn: Connection, device_id: str, now: float | None = None) -> dict[str, Any] | None:
+    """One device with its health and registry fields (and with `now` its markers), or None if neither seen nor
+    registered."""
     row = conn.execute(DEVICE_SELECT + DEVICE_FROM + " WHERE d.id = ?", (device_id,)).fetchone()
-    return None if row is None else device_dict(row)
+    if row is None:
+        return None
+    return device_dict(row, None, None if now is None else page_markers(conn, [row], now))
 
 
 def is_known(conn: Connection, device_id: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from shared.severity import rank_sql
 from shared.store import dialect, sets
@@ -26,29 +27,38 @@ def mark_alive(conn: Connection, device_id: str, now: float) -> None:
     mark_all_alive(conn, [(device_id, now, None)])
 
 
-def mark_all_alive(conn: Connection, rows: list[tuple[str, float, str | None]]) -> None:
-    """New devices' (or registered ones') first live signs, (device_id, now, heartbeat or None), one row each."""
+def mark_all_alive(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """New devices' (or registered ones') first live signs, one row each: (device_id, now, heartbeat or None), and
+    a fourth, the heartbeat's firmware version or None (the stored one stays)."""
     sets.run(
         conn,
-        "INSERT INTO devices (id, first_seen, last_seen, liveness, last_heartbeat)"
-        " SELECT column1, column2, column2, 'online', column3 FROM ({rows}) AS v WHERE true"
+        "INSERT INTO devices (id, first_seen, last_seen, liveness, last_heartbeat, firmware)"
+        " SELECT column1, column2, column2, 'online', column3, column4 FROM ({rows}) AS v WHERE true"
         " ON CONFLICT (id) DO UPDATE SET first_seen = COALESCE(devices.first_seen, excluded.first_seen),"
         " last_seen = excluded.last_seen, liveness = 'online',"
-        " last_heartbeat = COALESCE(excluded.last_heartbeat, devices.last_heartbeat)",
-        ("text", "float8", "text"),
-        rows,
+        " last_heartbeat = COALESCE(excluded.last_heartbeat, devices.last_heartbeat),"
+        " firmware = COALESCE(excluded.firmware, devices.firmware)",
+        ("text", "float8", "text", "text"),
+        _four(rows),
     )
 
 
-def record_seen(conn: Connection, rows: list[tuple[float, str | None, str]]) -> None:
-    """Batch of (last_seen, heartbeat or None, device_id) for existing devices, one row each: online, seen then."""
+def _four(rows: list[tuple[Any, ...]]) -> list[tuple[Any, ...]]:
+    """Rows given without the firmware (three columns) with None for it."""
+    return rows if not rows or len(rows[0]) == 4 else [(*row, None) for row in rows]
+
+
+def record_seen(conn: Connection, rows: list[tuple[Any, ...]]) -> None:
+    """Batch of (last_seen, heartbeat or None, device_id[, firmware or None]) for existing devices, one row each:
+    online, seen then; a firmware version replaces the stored one (riding the same statement, §12)."""
     sets.run(
         conn,
         "UPDATE devices SET last_seen = v.column1, liveness = 'online',"
-        " last_heartbeat = COALESCE(v.column2, devices.last_heartbeat)"
+        " last_heartbeat = COALESCE(v.column2, devices.last_heartbeat),"
+        " firmware = COALESCE(v.column4, devices.firmware)"
         " FROM ({rows}) AS v WHERE devices.id = v.column3",
-        ("float8", "text", "text"),
-        rows,
+        ("float8", "text", "text", "text"),
+        _four(rows),
     )
 
 
