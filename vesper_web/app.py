@@ -78,6 +78,7 @@ def healthz() -> ResponseReturnValue:
     ---
     get:
       description: "This web process's own health, for a load balancer (the pipeline's: /healthz/pipeline)."
+      security: []
       responses:
         200: {description: up, content: {application/json: {schema: {type: object}}}}
     """

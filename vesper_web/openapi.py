@@ -90,8 +90,9 @@ def _operations(app: Flask, rule: Rule) -> dict[str, Any]:
         if parameters:
             operation["parameters"] = parameters
         responses = {str(code): value for code, value in operation.get("responses", {}).items()}
-        responses.setdefault("401", "Unauthorized")
-        responses.setdefault("403", "Forbidden")
+        if operation.get("security") != []:  # open to all (auth.OPEN_ENDPOINTS): no sign-in to refuse
+            responses.setdefault("401", "Unauthorized")
+            responses.setdefault("403", "Forbidden")
         if "requestBody" in operation:
             responses.setdefault("413", "PayloadTooLarge")
         operation["responses"] = dict(sorted(responses.items()))

@@ -59,6 +59,7 @@ def healthz_pipeline() -> ResponseReturnValue:
     """200 while the pipeline is ok, else 503, with the problems: for an external uptime checker.
     ---
     get:
+      security: []
       responses:
         200: {description: the pipeline is ok, content: {application/json: {schema: {type: object}}}}
         503: {description: "the problems, as sentences", content: {application/json: {schema: {type: object}}}}
