@@ -10,12 +10,12 @@ import {
   follow,
   getJSON,
   nextCursor,
-  playbackEl,
   setTime,
   throttled,
   toSignIn,
 } from "./console.js";
 import { alertList as makeAlertList, severityOf } from "./alert_list.js";
+import { playbackShown } from "./device_rows.js";
 import { initRegistryForm, showRegistry } from "./registry_form.js";
 
 const root = document.getElementById("device");
@@ -104,7 +104,8 @@ function showDevice(device) {
   $("fact-liveness").textContent = device.liveness;
   setTime($("fact-last-seen"), device.last_seen);
   setTime($("fact-first-seen"), device.first_seen);
-  $("fact-playback").replaceChildren(playbackEl(device.playback));
+  $("fact-playback").replaceChildren(playbackShown(device));
+  if ($("fact-firmware")) $("fact-firmware").textContent = device.firmware ?? "–";
   $("fact-heartbeat").textContent = device.last_heartbeat ? JSON.stringify(device.last_heartbeat, null, 2) : "none received";
   setAlerts(device.alerts);
 }

@@ -23,6 +23,25 @@ function textCell(className, value) {
   return el("td", { className: empty ? `${className} muted` : className, text: empty ? "–" : value });
 }
 
+// Playback while offline is not known (§12): what was last said may have stopped since.
+export function playbackShown(device) {
+  if (device.liveness === "offline") return el("span", { className: "muted playback-unknown", text: "unknown (offline)" });
+  return playbackEl(device.playback);
+}
+
+// What is being handled (§12): acknowledged, silenced (until when), flapping, unconfirmed.
+export function markersEl(markers) {
+  const m = markers && typeof markers === "object" ? markers : {};
+  const n = (key) => Number(m[key]) || 0;
+  const parts = [];
+  if (n("acknowledged")) parts.push(el("span", { className: "marker", dataset: { marker: "acknowledged" }, text: `${n("acknowledged")} acked` }));
+  if (m.silenced_until) parts.push(el("span", { className: "marker", dataset: { marker: "silenced" } }, "silenced until ", timeEl(m.silenced_until, false)));
+  else if (n("silenced")) parts.push(el("span", { className: "marker", dataset: { marker: "silenced" }, text: `${n("silenced")} silenced` }));
+  if (n("flapping")) parts.push(el("span", { className: "marker", dataset: { marker: "flapping" }, text: "flapping" }));
+  if (n("unconfirmed")) parts.push(el("span", { className: "marker", dataset: { marker: "unconfirmed" }, text: `${n("unconfirmed")} unconfirmed` }));
+  return parts.length ? el("span", { className: "markers" }, ...parts) : null;
+}
+
 function nameCell(device) {
   const tags = Array.isArray(device.tags) ? device.tags : [];
   const cell = textCell("c-name", device.name);
@@ -39,18 +58,19 @@ export function buildRow(device) {
     el("td", { className: "c-id" }, el("a", { className: "mono", attrs: { href: deviceUrl(device.id) }, text: device.id })),
     nameCell(device),
     textCell("c-site", device.site),
+    textCell("c-firmware", device.firmware),
     el("td", { className: "c-health" }, healthBadge(device.health)),
     el("td", { className: "c-liveness" }, el("span", { className: "liveness", dataset: { liveness: device.liveness }, text: device.liveness })),
     el("td", { className: "c-seen" }, timeEl(device.last_seen)),
-    el("td", { className: "c-playback" }, playbackEl(device.playback)),
-    el("td", { className: "c-alerts" }, el("span", { className: alerts ? "count-pill" : "muted", dataset: { health: device.health }, text: alerts })),
+    el("td", { className: "c-playback" }, playbackShown(device)),
+    el("td", { className: "c-alerts" }, el("span", { className: alerts ? "count-pill" : "muted", dataset: { health: device.health }, text: alerts }), markersEl(device.markers)),
   );
 }
 
 // What a row shows: two devices with the same signature need no new row.
 export function signature(device) {
   const p = device.playback || {};
-  return JSON.stringify([device.health, device.liveness, device.last_seen, p.active, p.melody_uid, device.active_alerts, device.name, device.site, device.tags]);
+  return JSON.stringify([device.health, device.liveness, device.last_seen, p.active, p.melody_uid, device.active_alerts, device.name, device.site, device.tags, device.firmware, device.markers]);
 }
 
 // A sign of life (any event but device_offline) makes a device online; its health is then ok
@@ -72,8 +92,10 @@ export function withEvent(device, event) {
   const p = event.payload && typeof event.payload === "object" ? event.payload : {};
   const count = Number(device.active_alerts) || 0;
   switch (event.type) {
-    case "device_offline":
-      return { ...device, liveness: "offline", health: "offline" };
+    case "device_offline": {
+      const markers = device.markers ? { ...device.markers, unconfirmed: count } : device.markers;
+      return { ...device, liveness: "offline", health: "offline", markers };
+    }
     case "device_online":
       return alive(device, typeof p.last_seen === "string" ? p.last_seen : event.ts);
     case "alert": {
