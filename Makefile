@@ -64,7 +64,7 @@ POSTGRES_TESTS := tests/test_store.py tests/test_device_query.py tests/test_devi
 	tests/test_trust_e2e.py tests/test_trust_browser.py tests/test_pipeline.py tests/test_store_stall_e2e.py \
 	tests/test_forget_unregistered.py tests/test_big_outage.py tests/test_flooding.py tests/test_flooding_e2e.py \
 	tests/test_big_import_e2e.py tests/test_notify_slow_receiver_e2e.py tests/test_info_qos_e2e.py \
-	tests/test_mobile_browser.py tests/test_list_fleet.py \
+	tests/test_mobile_browser.py tests/test_list_fleet.py tests/test_list_browser.py \
 	tests/test_timeline.py tests/test_silence_events.py tests/test_timeline_browser.py \
 	tests/test_bulk_api.py tests/test_bulk_e2e.py tests/test_bulk_browser.py
 

@@ -8,8 +8,10 @@
 // Live: an event for a device on screen is applied from its own content at once (device_rows.js).
 // Every event then asks for one re-read of the window and of /api/summary, run at most once a
 // second however many events arrive, because a device off screen may now belong on it and what a
-// cleared alert leaves is not in the event. Reads are numbered as they start: an answer older than
-// an event already applied to a row leaves that row as the event made it.
+// cleared alert leaves is not in the event. A re-read that took long (a search over a large fleet
+// reads every row: no index serves a substring) waits SLOW_FACTOR times as long before the next.
+// Reads are numbered as they start: an answer older than an event already applied to a row leaves
+// that row as the event made it.
 import { coalescing, follow, getJSON, nextCursor, throttled } from "./console.js";
 import { buildRow, signature, withEvent } from "./device_rows.js";
 import { bindControls, fromLocation, isFiltered, listParams, showSummary, toLocation } from "./device_filters.js";
@@ -17,6 +19,7 @@ import { bindControls, fromLocation, isFiltered, listParams, showSummary, toLoca
 const PAGE = 100;
 const MAX_ROWS = 1000;
 const REREAD_MS = 1000;
+const SLOW_FACTOR = 10; // a re-read of 200 ms is followed by 2 s without one
 const SEEN_IDS = 2048; // event ids remembered to drop a replayed event
 // Heartbeats are no events: without one, "last seen" and newly heard devices would wait for the
 // next event. A slow re-read while the tab is visible keeps them roughly current.
@@ -208,7 +211,17 @@ const readSummary = coalescing(async () => {
 // --- live ------------------------------------------------------------------------------------
 
 const refresh = () => Promise.all([reread(), readSummary()]);
-const askRefresh = throttled(refresh, REREAD_MS);
+let restUntil = 0; // performance.now() before which no event-driven re-read starts
+const askRefresh = throttled(async () => {
+  const rest = restUntil - performance.now();
+  if (rest > 0) await new Promise((resolve) => setTimeout(resolve, rest)); // asks meanwhile coalesce
+  const started = performance.now();
+  try {
+    await refresh();
+  } finally {
+    restUntil = performance.now() + SLOW_FACTOR * (performance.now() - started) - REREAD_MS;
+  }
+}, REREAD_MS);
 const seen = new Set();
 
 function onEvent(event) {
