@@ -40,7 +40,7 @@ def test_offline_critical_firmware_and_markers_in_the_api_and_the_console(consol
         wait_for(lambda: api(base, "/api/devices/a-gone")["liveness"] == "offline", WAIT_S, "a-gone's timeout")
         wait_for(lambda: api(base, "/api/devices/c-warn")["health"] == "warning", WAIT_S, "c-warn's alert")
         ordered = ["a-gone", "b-crit", "c-warn", "d-ok"]  # a-gone: offline, with the critical ones
-        assert [d["id"] for d in api(base, "/api/devices?sort=severity")] == ordered
+        wait_for(lambda: [d["id"] for d in api(base, "/api/devices?sort=severity")] == ordered, WAIT_S, "the order")
         listed = {d["id"]: d for d in api(base, "/api/devices")}
         assert (listed["a-gone"]["health"], listed["a-gone"]["markers"]["unconfirmed"]) == ("offline", 1)
         assert (listed["a-gone"]["firmware"], listed["d-ok"]["firmware"]) == ("v154", "v155")  # kept without fw

@@ -7,17 +7,16 @@ from collections.abc import Callable
 from shared import store
 from shared.events import NewEvent, iso
 from shared.severity import ALERT_SEVERITY
-from vesper_ingest import firmware
 from vesper_ingest.classify import Alert, Heartbeat, Info, Message, Rejected
 from vesper_ingest.fleet import Fleet
 from vesper_ingest.liveness import announces_online
 
 
 def _alive(
-    fleet: Fleet, conn: store.Connection, device_id: str, now: float, body: str | None = None, fw: str | None = None
+    fleet: Fleet, conn: store.Connection, device_id: str, now: float, body: str | None = None
 ) -> list[NewEvent]:
     """Record a live sign; an offline device coming back is announced."""
-    before, last_seen = fleet.alive(conn, device_id, now, body, fw)
+    before, last_seen = fleet.alive(conn, device_id, now, body)
     if announces_online(before):
         return [NewEvent("device_online", device_id, {"last_seen": iso(now), "previous_last_seen": iso(last_seen)})]
     return []
@@ -28,9 +27,7 @@ def heartbeat(fleet: Fleet, conn: store.Connection, msg: Heartbeat, now: float) 
     if msg.retained:
         fleet.ensure(conn, msg.device_id, now, msg.body)
         return []
-    fw, refused = firmware.version(msg.body, fleet.firmware_key)  # stored with last_seen, in the same statement
-    fleet.firmware_refused += refused
-    return _alive(fleet, conn, msg.device_id, now, msg.body, fw)
+    return _alive(fleet, conn, msg.device_id, now, msg.body)
 
 
 def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[NewEvent] | Rejected:

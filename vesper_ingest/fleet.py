@@ -9,6 +9,7 @@ from collections import Counter
 
 from shared import store
 from shared.config import AlertsConfig
+from vesper_ingest import firmware
 from vesper_ingest.clock import moved
 from vesper_ingest.flapping import Flaps
 from vesper_ingest.flooding import META as FLOODS_META
@@ -76,9 +77,14 @@ class Fleet:
             self.devices[device_id] = ("unknown", None)
 
     def alive(
-        self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None = None, fw: str | None = None
+        self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None = None
     ) -> tuple[str | None, float | None]:
-        """Record a live sign (a heartbeat's body and firmware version, if any); returns (liveness, last_seen) then."""
+        """Record a live sign (a heartbeat's body, and its firmware version: §12); returns (liveness, last_seen) then.
+
+        The version rides the statement that stores last_seen (flush): a heartbeat costs no statement more.
+        """
+        fw, refused = firmware.version(heartbeat, self.firmware_key)
+        self.firmware_refused += refused
         before = self.devices.get(device_id)
         self.devices[device_id] = ("online", now)
         pending = self._new.get(device_id) if before is None else self._seen.get(device_id)
