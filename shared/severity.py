@@ -19,24 +19,23 @@ def rank_sql(column: str = "state") -> str:
 HEALTH_ORDER = ("critical", "warning", "offline", "unknown", "ok")
 
 
-def health_sql(liveness: str = "liveness", worst_rank: str = "worst_rank") -> str:
-    """A SQL CASE giving a device its place in HEALTH_ORDER from its liveness and worst alert rank, as health() does."""
+def _place_sql(liveness: str, worst_rank: str, offline_first: bool) -> str:
+    """A SQL CASE giving a device its place in HEALTH_ORDER; offline_first: offline before its alerts count."""
     place = {name: n for n, name in enumerate(HEALTH_ORDER)}
     alerts = " ".join(f"WHEN {worst_rank} = {rank} THEN {place[name]}" for rank, name in sorted(RANK_HEALTH.items()))
-    return (
-        f"CASE WHEN {liveness} = 'offline' THEN {place['offline']} {alerts}"
-        f" WHEN {liveness} = 'unknown' THEN {place['unknown']} ELSE {place['ok']} END"
-    )
+    offline = f"WHEN {liveness} = 'offline' THEN {place['offline']}"
+    first, then = (offline, alerts) if offline_first else (alerts, offline)
+    return f"CASE {first} {then} WHEN {liveness} = 'unknown' THEN {place['unknown']} ELSE {place['ok']} END"
+
+
+def health_sql(liveness: str = "liveness", worst_rank: str = "worst_rank") -> str:
+    """A SQL CASE giving a device its place in HEALTH_ORDER from its liveness and worst alert rank, as health() does."""
+    return _place_sql(liveness, worst_rank, offline_first=True)
 
 
 def standing_sql(liveness: str = "liveness", worst_rank: str = "worst_rank") -> str:
     """A SQL CASE giving a device its standing, as standing() does (the index devices_health is on it)."""
-    place = {name: n for n, name in enumerate(HEALTH_ORDER)}
-    alerts = " ".join(f"WHEN {worst_rank} = {rank} THEN {place[name]}" for rank, name in sorted(RANK_HEALTH.items()))
-    return (
-        f"CASE {alerts} WHEN {liveness} = 'offline' THEN {place['offline']}"
-        f" WHEN {liveness} = 'unknown' THEN {place['unknown']} ELSE {place['ok']} END"
-    )
+    return _place_sql(liveness, worst_rank, offline_first=False)
 
 
 def standing(liveness: str, worst_rank: int | None) -> str:

@@ -48,16 +48,6 @@ class BulkRequest:
     fields: dict[str, Any]
 
 
-def _json_object(raw: bytes) -> dict[str, Any]:
-    try:
-        body = json.loads(raw)
-    except (ValueError, RecursionError):
-        body = None
-    if not isinstance(body, dict):
-        abort(400, "body: a JSON object with filter and action")
-    return body
-
-
 def _values(key: str, value: Any) -> list[str]:
     """One filter's values: a string, or for tag and health a list of strings; empty ones dropped."""
     if isinstance(value, str):
@@ -113,7 +103,7 @@ def _action_fields(action: str, body: dict[str, Any], now: float) -> dict[str, A
 
 def parse(raw: bytes, now: float) -> BulkRequest:
     """A bulk request's body checked field by field, or a 400 naming the field."""
-    body = _json_object(raw)
+    body = lifecycle_rules.json_body(raw, holding="filter and action")
     action = body.get("action")
     if action not in ACTIONS:
         abort(400, f"action: one of {', '.join(ACTIONS)}")

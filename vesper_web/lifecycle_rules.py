@@ -19,7 +19,8 @@ SILENCE_FIELDS = ("device", "tag", "subsystem", "starts_at", "ends_at", "duratio
 SUBSYSTEM_MAX = 64
 
 
-def _body(raw: bytes, empty_ok: bool) -> dict[str, Any]:
+def json_body(raw: bytes, empty_ok: bool = False, holding: str = "") -> dict[str, Any]:
+    """A request body that is a JSON object (or empty, when that is allowed), or a 400 saying what it should hold."""
     if not raw.strip() and empty_ok:
         return {}
     try:
@@ -27,7 +28,7 @@ def _body(raw: bytes, empty_ok: bool) -> dict[str, Any]:
     except (ValueError, RecursionError):
         body = None
     if not isinstance(body, dict):
-        abort(400, "body: a JSON object")
+        abort(400, f"body: a JSON object{holding and ' with ' + holding}")
     return body
 
 
@@ -42,7 +43,7 @@ def _text(body: dict[str, Any], field: str, limit: int) -> str | None:
 
 def ack_note(raw: bytes) -> str | None:
     """The note of an acknowledgement (the body may be empty)."""
-    body = _body(raw, empty_ok=True)
+    body = json_body(raw, empty_ok=True)
     unknown = sorted(set(body) - {"note"})
     if unknown:
         abort(400, f"{str(unknown[0])[:64]}: unknown field (only note)")
@@ -77,7 +78,7 @@ def _matchers(body: dict[str, Any]) -> dict[str, str | None]:
 
 def silence(raw: bytes, now: float) -> dict[str, Any]:
     """A new silence's fields (Silence's), or a 400; no matcher means the whole fleet."""
-    body = _body(raw, empty_ok=False)
+    body = json_body(raw)
     unknown = sorted(set(body) - set(SILENCE_FIELDS))
     if unknown:
         abort(400, f"{str(unknown[0])[:64]}: unknown field (one of {', '.join(SILENCE_FIELDS)})")
