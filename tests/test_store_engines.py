@@ -9,7 +9,7 @@ import psycopg
 
 from shared import store
 from shared.config import Config
-from shared.store import dialect, postgres, tables
+from shared.store import dialect, postgres, search, tables
 from shared.store.sqlite import SQLITE
 from tests.conftest import database
 from vesper_web import create_app
@@ -25,7 +25,9 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
         assert got.pop("schema_version") == ["version"]
         assert got == want
         assert _nullable_pg(pg) == _nullable_sqlite(sqlite)
-        assert _indexes_pg(pg) == {name for name, _ in _indexes_sqlite(sqlite)}
+        # q's index is each engine's own (search.py): SQLite's FTS5 tables are not in columns(), PostgreSQL's GIN here.
+        assert _indexes_pg(pg) >= search.POSTGRES_INDEXES
+        assert _indexes_pg(pg) - search.POSTGRES_INDEXES == {name for name, _ in _indexes_sqlite(sqlite)}
         assert dialect.schema_version(pg) == len(store.MIGRATIONS)
         assert store.migrate(pg) == len(store.MIGRATIONS)  # idempotent
     finally:
@@ -34,13 +36,15 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
 
 
 def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
-    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 and 9, to the schema in force."""
+    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 to 10, to the schema in force."""
     pg = store.open_store(pg_url)
     try:
         fresh = pg.dialect.columns(pg), _indexes_pg(pg)
         with dialect.write(pg):
-            for index in ("devices_firmware", "events_type", "events_severity", "registry_name"):
+            dropped = ("devices_firmware", "events_type", "events_severity", "registry_name", *search.POSTGRES_INDEXES)
+            for index in dropped:
                 pg.execute(f"DROP INDEX {index}")
+            pg.execute("DROP EXTENSION pg_trgm")
             pg.execute("ALTER TABLE devices DROP COLUMN firmware")
             for column in ("site", "device_ids", "told", "ended_by"):
                 pg.execute(f"ALTER TABLE silences DROP COLUMN {column}")
@@ -77,9 +81,14 @@ def test_the_description_names_every_column_once() -> None:
 
 
 def _sqlite_shape(conn: store.Connection) -> dict[str, object]:
-    """Each table's PRAGMA table_info and CHECK constraints, and every index's definition."""
+    """Each table's PRAGMA table_info and CHECK constraints, every index's definition, q's index and the triggers."""
     master = dict(conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall())
-    shape: dict[str, object] = {"indexes": _indexes_sqlite(conn)}
+    triggers = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'trigger'").fetchall()
+    shape: dict[str, object] = {
+        "indexes": _indexes_sqlite(conn),
+        "triggers": {name: _squeezed(sql) for name, sql in triggers},
+        "search": {name: _squeezed(sql) for name, sql in master.items() if search.engine_only(name)},
+    }
     for table in conn.dialect.columns(conn):
         shape[table] = (
             conn.execute(f"PRAGMA table_info({table})").fetchall(),

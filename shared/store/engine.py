@@ -7,11 +7,14 @@ Adding an engine is one module with a Dialect subclass and a connection that car
 
 from __future__ import annotations
 
+import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
+
+Script = str | Mapping[str, str]  # a migration: portable SQL, or each engine's own by Dialect.name (schema.py's 10)
 
 
 class Connection(Protocol):
@@ -48,7 +51,7 @@ class Dialect(ABC):
         """A connection in autocommit mode (transactions explicit); `pooled`: a reader borrowed from a pool."""
 
     @abstractmethod
-    def migrate(self, conn: Connection, migrations: Sequence[str]) -> None:
+    def migrate(self, conn: Connection, migrations: Sequence[Script]) -> None:
         """Bring the schema up to date with the numbered migrations (schema.py), in one transaction."""
 
     @abstractmethod
@@ -82,6 +85,18 @@ class Dialect(ABC):
     def index_term(self, expression: str) -> str:
         """An expression as a term of CREATE INDEX (some engines want it in parentheses)."""
         return expression
+
+    def statements(self, script: Script) -> list[str]:
+        """A migration's statements for this engine, split at each ';' ending one (a trigger's body keeps its own)."""
+        text = script if isinstance(script, str) else script[self.name]
+        found, piece = [], ""
+        for part in text.split(";"):
+            piece += part + ";"
+            if sqlite3.complete_statement(piece):
+                if piece.strip(" \n;"):
+                    found.append(piece.strip()[:-1])
+                piece = ""
+        return found
 
 
 @contextmanager

@@ -3,8 +3,10 @@
 Each sort order is an index (schema migrations 5 and 9), so a page reads about as many rows as it shows at
 any depth; the cursor is the last row's sort key, so devices added or removed while an operator pages
 neither repeat nor push others off the end. sort=name walks the registry's name index for the named devices,
-then the devices' ids for the unnamed ones. `q` (a substring, no index can serve it) filters the walk of the
-sort's index, so its first page stops at the page's last match; its count stops at COUNT_CAP matches.
+then the devices' ids for the unnamed ones. `q` of 3 or more characters first asks its trigram index
+(search.py) for the candidates: up to COUNT_CAP of them are read by id and sorted; with more (a common q), or
+with a q of 1 or 2 characters, q filters the walk of the sort's index, whose first page stops at the page's last
+match. Either way the exact LIKE decides, and q's count stops at COUNT_CAP matches.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.severity import HEALTH_ORDER, standing_sql
+from shared.store import search
 from shared.store.device_rows import DEVICE_FROM, DEVICE_SELECT, WIDTH
 from shared.store.dialect import Connection, caseless_like, read
 
@@ -49,14 +52,22 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
-def _filters(query: DeviceQuery, like: str) -> tuple[list[str], list[Any]]:
-    """The WHERE terms and arguments of the query's filters (not its cursor)."""
+def _q_terms(q: str, like: str, found: list[str] | None) -> tuple[list[str], list[Any]]:
+    """q's exact LIKE over the fields; before it, when its index gave them, the candidates' ids."""
+    fields = ["d.id", "r.name", "r.site"] + (["r.tags"] if TAG_TEXT.fullmatch(q.lower()) else [])
+    where = ["(" + " OR ".join(f"{f} {like} ? ESCAPE '\\'" for f in fields) + ")"]
+    args: list[Any] = [_like(q)] * len(fields)
+    if found is None:
+        return where, args
+    return [f"d.id IN ({', '.join('?' * len(found))})" if found else "1 = 0"] + where, found + args
+
+
+def _filters(query: DeviceQuery, like: str, found: list[str] | None = None) -> tuple[list[str], list[Any]]:
+    """The WHERE terms and arguments of the query's filters (not its cursor); `found`: q's candidates, if any."""
     where: list[str] = []
     args: list[Any] = []
     if query.q:
-        fields = ["d.id", "r.name", "r.site"] + (["r.tags"] if TAG_TEXT.fullmatch(query.q.lower()) else [])
-        where.append("(" + " OR ".join(f"{f} {like} ? ESCAPE '\\'" for f in fields) + ")")
-        args += [_like(query.q)] * len(fields)
+        where, args = _q_terms(query.q, like, found)
     if query.health:
         term, health_args = _health(query.health)
         where.append(term)
@@ -140,12 +151,14 @@ def list_devices(conn: Connection, query: DeviceQuery) -> tuple[list[tuple[Any, 
     With q the count stops past COUNT_CAP (count_headers says so).
     """
     keys, descending = SORTS[query.sort]
-    where, args = _filters(query, caseless_like(conn))
+    like = caseless_like(conn)
     direction = " DESC" if descending else ""
     # A row-value comparison would not use the index; each walk does, read until the page is full.
     wanted = None if query.limit is None else query.limit + 1
     rows: list[tuple[Any, ...]] = []
     with read(conn):
+        found = search.candidates(conn, query.q, _like(query.q), COUNT_CAP) if query.q else None
+        where, args = _filters(query, like, found)
         for source, term, term_args, order in _walks(query):
             sql = f"{DEVICE_SELECT}, {', '.join(keys)}{source}" + _clause(where + [term] if term else where)
             sql += " ORDER BY " + ", ".join(k + direction for k in order)
@@ -162,7 +175,7 @@ def list_devices(conn: Connection, query: DeviceQuery) -> tuple[list[tuple[Any, 
 def _count(conn: Connection, query: DeviceQuery, where: list[str], args: list[Any]) -> int:
     """How many devices match (the registry joined only when a filter reads it: the join costs a scan).
 
-    With q every row must be read (no index serves a substring): the count stops at COUNT_CAP + 1.
+    With q (unless its index gave the candidates) every row may be read: the count stops at COUNT_CAP + 1.
     """
     source = DEVICE_FROM if query.q or query.site is not None else " FROM devices d"
     if query.q:

@@ -18,7 +18,7 @@ import psycopg
 from psycopg_pool import ConnectionPool
 
 from shared.store import tables
-from shared.store.engine import Dialect, write
+from shared.store.engine import Dialect, Script, write
 
 NUMBERED = re.compile(r"\?(\d+)")
 # A connection lost or ended by the server (its idle-in-transaction timeout is an InternalError).
@@ -61,10 +61,10 @@ class PostgresDialect(Dialect):
         """See connect() below."""
         return connect(str(target), readonly, pooled)
 
-    def migrate(self, conn: Any, migrations: Sequence[str]) -> None:
+    def migrate(self, conn: Any, migrations: Sequence[Script]) -> None:
         """A new database: the schema in force at once (tables.py); an older one: the migrations since, in one step.
 
-        PostgreSQL databases began at migration 7, and every migration after it is portable SQL.
+        PostgreSQL databases began at migration 7; every migration after it is portable SQL, or each engine's own (10).
         """
         assert len(migrations) == tables.AT, "a migration was added without changing tables.py"
         with write(conn):
@@ -77,7 +77,7 @@ class PostgresDialect(Dialect):
                 self.set_schema_version(conn, tables.AT)
                 return
             for script in migrations[version:]:
-                for statement in filter(str.strip, script.split(";")):
+                for statement in self.statements(script):
                     conn.execute(statement)
             self.set_schema_version(conn, len(migrations))
 

@@ -6,9 +6,10 @@ import sqlite3
 from pathlib import Path
 
 from shared.severity import health_sql, rank_sql, standing_sql
-from shared.store import dialect
+from shared.store import dialect, search
+from shared.store.engine import Script
 
-MIGRATIONS: list[str] = [
+MIGRATIONS: list[Script] = [
     # 1: the current-state tables, the event outbox and small key/value tables.
     """
     CREATE TABLE devices (
@@ -192,6 +193,9 @@ MIGRATIONS: list[str] = [
     CREATE INDEX devices_health ON devices (({standing_sql()}), id);
     CREATE INDEX registry_name ON registry (lower(name), device_id);
     """,
+    # 10: the list's q by index (§12), each engine's own: SQLite's FTS5 trigram table and its triggers,
+    # PostgreSQL's pg_trgm GIN indexes (search.py).
+    search.DDL,
 ]
 
 

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.store import sqlite_readers
-from shared.store.engine import Dialect, write
+from shared.store import search, sqlite_readers
+from shared.store.engine import Dialect, Script, write
 from shared.store.sets import pieces
 
 BUSY_TIMEOUT_MS = 10_000
@@ -36,12 +36,12 @@ class SqliteDialect(Dialect):
             return sqlite_readers.borrow(target, lambda: _open(target, True, PooledSqlite))  # type: ignore[return-value]
         return _open(target, readonly)
 
-    def migrate(self, conn: Any, migrations: Sequence[str]) -> None:
+    def migrate(self, conn: Any, migrations: Sequence[Script]) -> None:
         """Apply the pending migrations, statement by statement, in one transaction."""
         with write(conn):
             version = self.schema_version(conn)
             for number, script in enumerate(migrations[version:], start=version + 1):
-                for statement in filter(str.strip, script.split(";")):
+                for statement in self.statements(script):
                     conn.execute(statement)
                 self.set_schema_version(conn, number)
 
@@ -72,9 +72,9 @@ class SqliteDialect(Dialect):
             start += size
 
     def columns(self, conn: Any) -> dict[str, list[str]]:
-        """sqlite_master's tables (not SQLite's sqlite_* ones) and PRAGMA table_info's columns."""
+        """sqlite_master's tables (not SQLite's sqlite_* ones, nor q's index: search.py) and their columns."""
         sql = "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
-        names = [name for (name,) in conn.execute(sql).fetchall()]
+        names = [name for (name,) in conn.execute(sql).fetchall() if not search.engine_only(name)]
         return {t: [row[1] for row in conn.execute(f"PRAGMA table_info({quoted(t)})").fetchall()] for t in names}
 
 
