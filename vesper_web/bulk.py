@@ -21,7 +21,8 @@ from vesper_web import auth, bulk_checks, bulk_rules, device_query
 from vesper_web.bulk_rules import BulkRequest
 from vesper_web.db import get_db
 from vesper_web.lifecycle import _who as who
-from vesper_web.registry import BUSY, off_the_loop, transaction, writing
+from vesper_web.offload import off_the_loop
+from vesper_web.registry import BUSY, transaction, writing
 from vesper_web.registry_rules import MAX_TAGS
 
 bp = Blueprint("bulk", __name__, url_prefix="/api")

@@ -8,11 +8,10 @@ ingest); a forget reaches the ingest as a command it carries out in its next swe
 from __future__ import annotations
 
 import json
-import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any
 
 from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
@@ -20,12 +19,12 @@ from flask.typing import ResponseReturnValue
 from shared import store
 from vesper_web import api, auth, registry_csv, registry_rules
 from vesper_web.db import get_db
+from vesper_web.offload import off_the_loop
 from vesper_web.registry_rules import FieldError
 
 bp = Blueprint("registry", __name__, url_prefix="/api")
 BUSY = "the database is busy; try again"
 POLL_S = 0.05
-T = TypeVar("T")
 
 
 @contextmanager
@@ -48,20 +47,6 @@ def writing() -> Iterator[store.Connection]:
             yield conn
     except store.StoreUnavailable:
         abort(503, BUSY)
-
-
-def off_the_loop(work: Callable[..., T], *args: Any) -> T:
-    """Run CPU-heavy work in a native thread of gevent's pool when this is a gevent worker, else right here.
-
-    The worker's loop (and so /healthz, §16) keeps serving meanwhile: the thread shares the GIL every few ms,
-    and SQLite and psycopg wait without it. `work` gets no request or app context: pass it what it needs.
-    """
-    monkey = sys.modules.get("gevent.monkey")
-    if monkey is None or not monkey.is_module_patched("threading"):
-        return work(*args)
-    import gevent
-
-    return gevent.get_hub().threadpool.apply(work, args)  # type: ignore[no-any-return]
 
 
 def carried_out(command_id: int) -> bool:
