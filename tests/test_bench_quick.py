@@ -29,3 +29,5 @@ def test_bench_quick_prints_the_table() -> None:
         beside = rf"^{section}  .*\S  .*: .*\s\d+\.\d\d  "  # a figure, then 'yardstick: value', then the ratio
         assert re.search(beside, out, re.MULTILINE), f"no figure beside a yardstick in part {section}:\n{out}"
     assert "FAILED" not in out
+    for check in ("zero loss: final state and events as published", "every event reached every client"):
+        assert re.search(rf"^\w  +{check}\s+yes\b", out, re.MULTILINE), f"{check}: not yes\n{out}"
