@@ -40,7 +40,9 @@ CREATE TRIGGER device_search_delete AFTER DELETE ON devices BEGIN
  DELETE FROM device_search WHERE rowid = (SELECT n FROM device_search_keys WHERE device_id = old.id);
  DELETE FROM device_search_keys WHERE device_id = old.id; END;
 CREATE TRIGGER registry_search_insert AFTER INSERT ON registry BEGIN {_refresh("new.device_id")} END;
-CREATE TRIGGER registry_search_update AFTER UPDATE OF device_id, name, site, tags ON registry BEGIN
+CREATE TRIGGER registry_search_update AFTER UPDATE OF device_id, name, site, tags ON registry
+ WHEN old.device_id IS NOT new.device_id OR old.name IS NOT new.name OR old.site IS NOT new.site
+ OR old.tags IS NOT new.tags BEGIN
  {_refresh("old.device_id")} {_refresh("new.device_id")} END;
 CREATE TRIGGER registry_search_delete AFTER DELETE ON registry BEGIN {_refresh("old.device_id")} END;
 """
