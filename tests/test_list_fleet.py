@@ -137,7 +137,7 @@ def test_an_offline_device_with_a_critical_alert_sorts_with_the_critical_and_cou
     ],
 )
 def test_what_is_stored_of_a_firmware_value(body: str | None, expected: tuple[str | None, bool]) -> None:
-    assert firmware.version(body, "fw") == expected
+    assert firmware.version(None if body is None else json.loads(body), "fw") == expected
 
 
 def test_firmware_is_stored_from_heartbeats_filtered_and_counted(client: FlaskClient, ingest: Ingest) -> None:

@@ -13,10 +13,11 @@ from vesper_ingest.liveness import announces_online
 
 
 def _alive(
-    fleet: Fleet, conn: store.Connection, device_id: str, now: float, body: str | None = None
+    fleet: Fleet, conn: store.Connection, device_id: str, now: float, beat: Heartbeat | None = None
 ) -> list[NewEvent]:
-    """Record a live sign; an offline device coming back is announced."""
-    before, last_seen = fleet.alive(conn, device_id, now, body)
+    """Record a live sign (a heartbeat's, with its body); an offline device coming back is announced."""
+    body, fields = (beat.body, beat.fields) if beat is not None else (None, None)
+    before, last_seen = fleet.alive(conn, device_id, now, body, fields)
     if announces_online(before):
         return [NewEvent("device_online", device_id, {"last_seen": iso(now), "previous_last_seen": iso(last_seen)})]
     return []
@@ -27,7 +28,7 @@ def heartbeat(fleet: Fleet, conn: store.Connection, msg: Heartbeat, now: float) 
     if msg.retained:
         fleet.ensure(conn, msg.device_id, now, msg.body)
         return []
-    return _alive(fleet, conn, msg.device_id, now, msg.body)
+    return _alive(fleet, conn, msg.device_id, now, msg)
 
 
 def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[NewEvent] | Rejected:

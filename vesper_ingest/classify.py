@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from shared.events import storable_text
@@ -39,11 +39,12 @@ REASONS = (
 
 @dataclass(frozen=True)
 class Heartbeat:
-    """A heartbeat; `body` is the JSON object to keep, if it is one and small."""
+    """A heartbeat; `body` is the JSON object to keep, if it is one and small; `fields` that object, decoded once."""
 
     device_id: str
     retained: bool
     body: str | None
+    fields: dict[str, Any] | None = field(default=None, compare=False, repr=False)
     kind: ClassVar[str] = "heartbeat"
 
 
@@ -159,12 +160,11 @@ def _name_ok(value: Any) -> bool:
 
 
 def _heartbeat(device_id: str, kind: str, payload: bytes, retained: bool) -> Heartbeat:
-    body = None
     if len(payload) <= MAX_HEARTBEAT_KEPT:
         obj = _decode_object(payload)
         if isinstance(obj, dict):
-            body = json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
-    return Heartbeat(device_id, retained, body)
+            return Heartbeat(device_id, retained, json.dumps(obj, separators=(",", ":"), ensure_ascii=False), obj)
+    return Heartbeat(device_id, retained, None)
 
 
 def _alert(device_id: str, kind: str, payload: bytes, retained: bool) -> Alert | Rejected:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from typing import Any
 
 MAX = 64  # characters; vesper_web/device_query.py's MAX_FIRMWARE is this
@@ -27,14 +28,12 @@ def _stored(value: Any) -> str | None:
     return None
 
 
-def version(body: str | None, key: str) -> tuple[str | None, bool]:
-    """(the version to store or None, whether a value was there and refused) of a heartbeat's JSON object text.
+def version(fields: Mapping[str, Any] | None, key: str) -> tuple[str | None, bool]:
+    """(the version to store or None, whether a value was there and refused) of a heartbeat's decoded object.
 
-    The body is decoded only when the key's quoted name is in it: a heartbeat without one costs a substring search.
+    The object is the classifier's (classify.Heartbeat.fields): the hot path decodes a heartbeat once.
     """
-    if body is None or f'"{key}"' not in body:
-        return None, False
-    value = json.loads(body).get(key)
+    value = fields.get(key) if fields is not None else None
     if value is None:
         return None, False
     kept = _stored(value)

@@ -6,6 +6,7 @@ Valid because exactly one ingest owns the database (see lock.py); reloaded after
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
 from shared import store
 from shared.config import AlertsConfig
@@ -77,13 +78,19 @@ class Fleet:
             self.devices[device_id] = ("unknown", None)
 
     def alive(
-        self, conn: store.Connection, device_id: str, now: float, heartbeat: str | None = None
+        self,
+        conn: store.Connection,
+        device_id: str,
+        now: float,
+        heartbeat: str | None = None,
+        fields: dict[str, Any] | None = None,
     ) -> tuple[str | None, float | None]:
-        """Record a live sign (a heartbeat's body, and its firmware version: §12); returns (liveness, last_seen) then.
+        """Record a live sign (a heartbeat's body, its version from `fields`: §12); returns (liveness, last_seen) then.
 
-        The version rides the statement that stores last_seen (flush): a heartbeat costs no statement more.
+        `fields` is the body decoded (the classifier's). The version rides the statement that stores last_seen
+        (flush): a heartbeat costs no statement more.
         """
-        fw, refused = firmware.version(heartbeat, self.firmware_key)
+        fw, refused = firmware.version(fields, self.firmware_key)
         self.firmware_refused += refused
         before = self.devices.get(device_id)
         self.devices[device_id] = ("online", now)
