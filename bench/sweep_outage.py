@@ -91,7 +91,7 @@ def events_alone(target: str, n: int) -> float:
         events = [NewEvent("device_offline", f"dev-{i:06d}", {"last_seen": "x"}) for i in range(n)]
         t0 = time.perf_counter()
         with writer.transaction() as conn:
-            store_events(conn, events, T0, Counter())
+            store_events(conn, events, T0, Counter(), None)
         return time.perf_counter() - t0
     finally:
         writer.close()

@@ -6,6 +6,7 @@ import dataclasses
 import os
 import re
 import tomllib
+import zoneinfo
 from dataclasses import dataclass, field, fields
 from functools import partial
 from pathlib import Path
@@ -83,6 +84,14 @@ class EventsConfig:
 
 
 @dataclass(frozen=True)
+class HistoryConfig:
+    """Episodes and availability (SPEC §13): how long they are kept, and the day boundaries' time zone."""
+
+    retention_days: float = 400.0  # 0: no history is kept (the ingest writes no episodes)
+    timezone: str = "UTC"  # an IANA name: a report's days start at its midnight
+
+
+@dataclass(frozen=True)
 class WebConfig:
     """The web process."""
 
@@ -135,6 +144,7 @@ class Config:
     database: DatabaseConfig = field(default_factory=DatabaseConfig)
     liveness: LivenessConfig = field(default_factory=LivenessConfig)
     events: EventsConfig = field(default_factory=EventsConfig)
+    history: HistoryConfig = field(default_factory=HistoryConfig)
     devices: DevicesConfig = field(default_factory=DevicesConfig)
     alerts: AlertsConfig = field(default_factory=AlertsConfig)
     web: WebConfig = field(default_factory=WebConfig)
@@ -166,6 +176,15 @@ TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]"
 CONVERT = {name: partial(_coerce, kind) for name, kind in TYPES.items()}  # the top-level sections' converters
 
 
+def _known_zone(name: str) -> bool:
+    """True for an IANA time zone name this machine (or the tzdata package) knows."""
+    try:
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
 def _validate(cfg: Config) -> None:
     """Range checks that types alone do not catch."""
     checks = [
@@ -176,6 +195,8 @@ def _validate(cfg: Config) -> None:
         ("liveness.sweep_interval_s", cfg.liveness.sweep_interval_s > 0),
         ("liveness.interrupted_after_s", cfg.liveness.interrupted_after_s > 0),
         ("events.retention_days", cfg.events.retention_days > 0),
+        ("history.retention_days", cfg.history.retention_days >= 0),
+        ("history.timezone", _known_zone(cfg.history.timezone)),
         ("alerts.max_subsystems_per_device", 1 <= cfg.alerts.max_subsystems_per_device <= 10_000),
         ("alerts.flap_transitions", cfg.alerts.flap_transitions == 0 or cfg.alerts.flap_transitions >= 2),
         ("alerts.flap_window_s", cfg.alerts.flap_window_s > 0),

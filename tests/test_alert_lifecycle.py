@@ -115,7 +115,7 @@ def test_sixth_change_in_the_window_is_one_alert_flapping_then_quiet(live: Inges
     assert lifecycle_types(db_path) == ["alert", "alert_cleared", "alert", "alert_cleared", "alert"]
     flip(live, clock, ["CLEARED"])
     assert lifecycle_types(db_path)[-1] == "alert_flapping"
-    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "transitions": 6}
+    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "transitions": 6, "state": "CLEARED"}
     assert events(db_path)[-1]["severity"] == "warning"
     flip(live, clock, ["CRITICAL", "CLEARED"] * 10 + ["CRITICAL"])
     assert len(lifecycle_types(db_path)) == 6
@@ -132,7 +132,7 @@ def test_flapping_ends_once_stable_for_the_window_with_the_current_state(live: I
     live.sweep(last_change + WINDOW)
     live.sweep(last_change + WINDOW + 60)
     assert lifecycle_types(db_path)[-2:] == ["alert_flapping", "alert_flapping_ended"]
-    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "FAILED"}
+    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "FAILED", "changes": 1}
     clock.now = last_change + WINDOW + 61
     flip(live, clock, ["CLEARED"])  # announced again: a fresh start
     assert lifecycle_types(db_path)[-1] == "alert_cleared"
@@ -142,7 +142,7 @@ def test_flapping_that_ends_cleared_says_cleared(live: Ingest, clock: FakeClock,
     """The end names CLEARED when the subsystem holds no alert."""
     flip(live, clock, ["WARNING", "CLEARED"] * 4)
     live.sweep(clock.now + WINDOW)
-    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "CLEARED"}
+    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "CLEARED", "changes": 2}
     assert alerts(db_path) == []
 
 

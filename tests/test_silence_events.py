@@ -38,7 +38,7 @@ def sweep(conn: store.Connection, now: float) -> list[tuple[str, str, dict]]:
     """One sweep's telling, committed with its events as the ingest's sweep does."""
     with store.write(conn):
         events = silence_events.tell(conn, now)
-        store_events(conn, events, now, Counter())
+        store_events(conn, events, now, Counter(), None)
     return [(e.type, e.source_id, e.payload) for e in events]
 
 

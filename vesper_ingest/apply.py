@@ -57,7 +57,8 @@ def _unless_flapping(fleet: Fleet, key: tuple[str, str], changed: bool, now: flo
     """The change's event; one alert_flapping instead when this change starts flapping; nothing while it flaps."""
     flap = fleet.flaps.change(key, now) if changed else "quiet" if fleet.flaps.is_flapping(key) else ""
     if flap == "started":
-        payload = {"subsystem": key[1], "transitions": fleet.flaps.transitions}
+        state = event.payload.get("state") or "CLEARED"  # where it stands: history folds the stretch (§13)
+        payload = {"subsystem": key[1], "transitions": fleet.flaps.transitions, "state": state}
         return [NewEvent("alert_flapping", key[0], payload, "warning")]
     return [] if flap == "quiet" else [event]
 

@@ -12,6 +12,7 @@ from shared.topics import Topics
 from shared.vocabulary import TOPIC_KINDS
 from vesper_ingest import apply, classify, firmware, flooding, redelivery
 from vesper_ingest.fleet import Fleet
+from vesper_ingest.history import History
 from vesper_ingest.sinks import Wire
 
 log = logging.getLogger(__name__)
@@ -42,13 +43,18 @@ class Applied:
     events: list[Wire] = field(default_factory=list)
 
 
-def store_events(conn: store.Connection, events: list[NewEvent], now: float, counts: Counter[str]) -> list[Wire]:
-    """Insert the events as one set, in order; returns them encoded once, for every sink."""
+def store_events(
+    conn: store.Connection, events: list[NewEvent], now: float, counts: Counter[str], history: History | None
+) -> list[Wire]:
+    """Insert the events as one set, in order, and the episodes they change (§13); returns them encoded once."""
     payloads = [dumps(ev.payload) for ev in events]
     rows = [(now, ev.type, ev.severity, ev.source_id, p) for ev, p in zip(events, payloads, strict=True)]
     ids = store.insert_events(conn, rows)
     for ev in events:
         counts[f"events.{ev.type}"] += 1
+    if history is not None:
+        history.follow((event_id, now, ev) for event_id, ev in zip(ids, events, strict=True))
+        history.flush(conn)
     return [
         (event_id, wire_json(event_id, now, ev.type, ev.severity, ev.source_id, payload))
         for event_id, ev, payload in zip(ids, events, payloads, strict=True)
@@ -109,7 +115,8 @@ class Batch:
             out.counts[firmware.REFUSED] += refused  # the heartbeats were applied, their versions not stored
         self.fleet.flush(conn)
         store.record_delivered(conn, [(mid, digest, now) for mid, digest in delivered.items()])
-        out.events.extend(store_events(conn, events, now, out.counts))  # careful: already stored, each in turn
+        # careful: already stored, each in turn
+        out.events.extend(store_events(conn, events, now, out.counts, self.fleet.history))
         return out
 
     def _apply_one(self, msg: classify.Message, now: float, out: Applied, events: list[NewEvent]) -> None:
@@ -128,7 +135,7 @@ class Batch:
             with self.writer.isolated():  # the message's writes and events inside its savepoint, not at the batch's end
                 self._apply_one(msg, now, out, caused)
                 self.fleet.flush(self.writer.conn)
-                out.events.extend(store_events(self.writer.conn, caused, now, out.counts))
+                out.events.extend(store_events(self.writer.conn, caused, now, out.counts, self.fleet.history))
         except store.StoreUnavailable:
             raise
         except Exception:

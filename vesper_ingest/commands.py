@@ -38,7 +38,7 @@ def carry_out(
     for command_id, kind, device_id, args in store.pending_commands(conn):
         if kind == "forget":
             store.forget_device_state(conn, device_id)
-            fleet.forget(device_id)
+            fleet.forget(device_id, now)
             done.forgotten.append(device_id)
             counts["devices.forgotten"] += 1
             log.info("forgot device %s, as an operator asked", device_id)
@@ -47,11 +47,11 @@ def carry_out(
         else:
             log.warning("ignored unknown command %r for %s", kind, device_id)
         store.command_done(conn, command_id)
-    expire(conn, fleet, counts, now - (devices or DevicesConfig()).forget_unregistered_after_days * 86400, done)
+    expire(conn, fleet, counts, now - (devices or DevicesConfig()).forget_unregistered_after_days * 86400, done, now)
     return done
 
 
-def expire(conn: store.Connection, fleet: Fleet, counts: Counter[str], before: float, done: Done) -> None:
+def expire(conn: store.Connection, fleet: Fleet, counts: Counter[str], before: float, done: Done, now: float) -> None:
     """Forget, as a DELETE does, up to EXPIRE_PER_SWEEP devices never registered and unheard since `before` (§16).
 
     Churned ids (a device re-flashed with a new id, a test rig) would otherwise be kept forever and each
@@ -62,7 +62,7 @@ def expire(conn: store.Connection, fleet: Fleet, counts: Counter[str], before: f
         return
     store.forget_devices_state(conn, ids)
     for device_id in ids:
-        fleet.forget(device_id)
+        fleet.forget(device_id, now)
     done.forgotten += ids
     counts["devices.forgotten_unregistered"] += len(ids)
     log.info("forgot %d devices never registered and unheard since %s (e.g. %s)", len(ids), iso(before), ids[0])

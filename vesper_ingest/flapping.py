@@ -19,6 +19,7 @@ class Flap:
 
     changes: list[float] = field(default_factory=list)
     flapping: bool = False
+    quiet: int = 0  # changes not announced while flapping, since this process read it (history counts them)
 
 
 class Flaps:
@@ -38,6 +39,7 @@ class Flaps:
         flap.changes = [t for t in flap.changes if t > now - self.window_s][-(self.transitions - 1) :] + [now]
         self.dirty.add(key)
         if flap.flapping:
+            flap.quiet += 1
             return "quiet"
         if len(flap.changes) >= self.transitions:
             flap.flapping = True
@@ -49,13 +51,13 @@ class Flaps:
         flap = self.flaps.get(key)
         return flap is not None and flap.flapping
 
-    def settle(self, now: float) -> list[Key]:
-        """Keys stable for the window now: flapping ones end (returned); quiet ones are forgotten."""
+    def settle(self, now: float) -> list[tuple[Key, int]]:
+        """Keys stable for the window now: flapping ones end (returned, with their quiet changes); others go."""
         ended = []
         for key, flap in list(self.flaps.items()):
             if flap.changes[-1] <= now - self.window_s:
                 if flap.flapping:
-                    ended.append(key)
+                    ended.append((key, flap.quiet))
                 del self.flaps[key]
                 self.dirty.add(key)
         return ended

@@ -15,13 +15,18 @@ from vesper_ingest.clock import moved
 from vesper_ingest.flapping import Flaps
 from vesper_ingest.flooding import META as FLOODS_META
 from vesper_ingest.flooding import Floods
+from vesper_ingest.history import History
 
 
 class Fleet:
     """What the ingest knows of every device, so the hot path reads no rows."""
 
-    def __init__(self, conn: store.Connection, alerts: AlertsConfig | None = None, firmware_key: str = "fw") -> None:
+    def __init__(
+        self, conn: store.Connection, alerts: AlertsConfig | None = None, firmware_key: str = "fw", history: bool = True
+    ) -> None:
+        """`history`: whether episodes are kept (history.retention_days > 0: SPEC §13)."""
         self.limits = alerts or AlertsConfig()
+        self.keeps_history = history
         self.max_subsystems = self.limits.max_subsystems_per_device
         self.firmware_key = firmware_key  # devices.firmware_key (vesper_ingest/firmware.py)
         self.firmware_refused = 0  # heartbeats whose version was not one to store, since the batch took the count
@@ -37,6 +42,7 @@ class Fleet:
         self.flaps = Flaps(self.limits.flap_transitions, self.limits.flap_window_s, store.all_flaps(conn))
         # The floods as committed; other windows start afresh (a rolled-back batch is not counted twice).
         self.floods = Floods(self.limits.max_events_per_device_per_minute, saved=store.get_meta(conn, FLOODS_META))
+        self.history = History(conn) if self.keeps_history else None  # the open episodes (vesper_ingest/history.py)
         self.discard()
 
     def discard(self) -> None:
@@ -45,6 +51,8 @@ class Fleet:
         self._new: dict[str, tuple[float, str | None, str | None]] = {}  # first live signs, as _seen: rows made first
         # (device, subsystem) -> (state, message, at, changed) to upsert, or None to delete; one per key.
         self._alerts: dict[tuple[str, str], tuple[str, str | None, float, bool] | None] = {}
+        if getattr(self, "history", None) is not None:
+            self.history.discard()
 
     def set_alert(self, device_id: str, subsystem: str, state: str, message: str | None, now: float) -> None:
         """An active alert's new state, written at the flush; `changed` if its state changed within the batch."""
@@ -116,8 +124,13 @@ class Fleet:
         self.flaps.shift(step)  # written by the sweep's flush
         self.floods.shift(step)
 
-    def forget(self, device_id: str) -> None:
-        """An operator deleted the device: its next message makes it a new device, as if never seen."""
+    def forget(self, device_id: str, now: float) -> None:
+        """An operator deleted the device: its next message makes it a new device, as if never seen.
+
+        Its events stay, so do its episodes: the open ones end `now` (written with the sweep's events).
+        """
+        if self.history is not None:
+            self.history.forget(device_id, now)
         self.devices.pop(device_id, None)
         self._seen.pop(device_id, None)
         self._new.pop(device_id, None)

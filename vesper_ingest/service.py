@@ -14,7 +14,7 @@ from shared import store
 from shared.config import Config
 from shared.mqtt import describe, make_client
 from shared.topics import Topics
-from vesper_ingest import commands, silence_events, sweep
+from vesper_ingest import commands, history_start, silence_events, sweep
 from vesper_ingest.batch import Applied, Batch, Inbound, store_events
 from vesper_ingest.callbacks import Callbacks
 from vesper_ingest.clock import Every, Frame, moved
@@ -50,7 +50,7 @@ class Ingest(Callbacks):
         self.topics = Topics(cfg.mqtt.topic_prefix)
         self.writer = store.Writer(cfg.database.target, conn)
         self.conn = self.writer.conn
-        self.fleet = Fleet(self.conn, cfg.alerts, cfg.devices.firmware_key)
+        self.fleet = Fleet(self.conn, cfg.alerts, cfg.devices.firmware_key, cfg.history.retention_days > 0)
         self.stats = Stats()
         self.inbox: Inbox = queue.SimpleQueue()
         self.stopping = threading.Event()
@@ -67,6 +67,9 @@ class Ingest(Callbacks):
         self.batch = Batch(self.writer, self.topics, self.fleet)
         self.report = SelfReport(cfg.mqtt.client_id, cfg.liveness.interrupted_after_s, self.clock(), self.mono())
         self.report.load(self.conn)
+        if self.fleet.history is not None:  # §13: backfilled once; the stretch no ingest watched is blind
+            with self.writer.transaction() as conn:
+                history_start.begin(conn, self.fleet.history, self.clock(), cfg.mqtt.client_id, cfg.liveness)
         self.swept: float | None = None  # the monotonic time of the last sweep that committed
         self.outage = StoreOutage(self.stats, self.mono)
         self.stall_s = stall_after_s(cfg.liveness.sweep_interval_s, cfg.liveness.heartbeat_timeout_s)
@@ -149,7 +152,7 @@ class Ingest(Callbacks):
                 done.events += silence_events.tell(conn, now)  # operators' silences, told once each (§12)
                 decided = sweep.decide(conn, self.fleet, self.cfg, moved(self.connected_since, step), now)
                 decided += self.report.record(conn, now, self.mono())
-                fresh = store_events(conn, done.events + decided, now, counts)
+                fresh = store_events(conn, done.events + decided, now, counts, self.fleet.history)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
         except store.StoreUnavailable as exc:

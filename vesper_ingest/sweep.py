@@ -5,6 +5,7 @@ from __future__ import annotations
 from shared import store
 from shared.config import Config
 from shared.events import NewEvent, iso
+from shared.store import episodes
 from shared.store.writes import shift_times
 from vesper_ingest import flooding, liveness
 from vesper_ingest.fleet import Fleet
@@ -30,9 +31,9 @@ def overdue(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | No
 def flapping_ended(fleet: Fleet, now: float) -> list[NewEvent]:
     """Each flapping subsystem stable for the window ends, with the state it holds now."""
     ended = []
-    for device_id, subsystem in fleet.flaps.settle(now):
+    for (device_id, subsystem), quiet in fleet.flaps.settle(now):
         current = fleet.alerts.get((device_id, subsystem))
-        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED"}
+        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED", "changes": quiet}
         ended.append(NewEvent("alert_flapping_ended", device_id, payload))
     return ended
 
@@ -55,10 +56,16 @@ def rebase(conn: store.Connection, fleet: Fleet, step: float) -> None:
 
 
 def prune(writer: store.Writer, cfg: Config, now: float) -> int:
-    """Drop events, notifications and silences older than the retention; returns how many events went."""
+    """Drop events and notifications older than the retention, episodes and silences older than history's (§13).
+
+    Silences are history's too: a past maintenance window is left out of availability. Returns how many events went.
+    """
     before = now - cfg.events.retention_days * 86400
+    kept = now - max(cfg.events.retention_days, cfg.history.retention_days) * 86400
     with writer.transaction() as conn:
         removed = store.prune_events(conn, before)
         store.prune_notifications(conn, before)
-        store.prune_silences(conn, before)
+        store.prune_silences(conn, kept)
+        if cfg.history.retention_days > 0:
+            episodes.prune(conn, now - cfg.history.retention_days * 86400)
     return removed

@@ -15,7 +15,7 @@ from shared.severity import standing_sql
 from shared.store import search
 from shared.store.engine import Dialect
 
-AT = 10  # the migration of schema.py that this description equals
+AT = 11  # the migration of schema.py that this description equals
 
 
 @dataclass(frozen=True)
@@ -55,6 +55,7 @@ NN = "NOT NULL"
 LIVENESS = "NOT NULL DEFAULT 'unknown' CHECK (liveness IN ('online', 'offline', 'unknown'))"
 ALERT_STATE = "NOT NULL CHECK (state IN ('WARNING', 'CRITICAL', 'FAILED'))"
 ITEM_KIND = "NOT NULL CHECK (kind IN ('problem', 'resolved', 'event'))"
+EPISODE_KIND = "NOT NULL CHECK (kind IN ('outage', 'incident', 'blind'))"
 SENDING = "NOT NULL CHECK (status IN ('pending', 'sent', 'failed', 'dropped'))"
 # The standing in parentheses: migration 9 wrote it so (portable: PostgreSQL wants them, SQLite keeps them).
 HEALTH, LAST_SEEN, NAME = f"({standing_sql()})", "COALESCE(last_seen, 0)", "lower(name)"
@@ -123,6 +124,16 @@ TABLES = (
         C("created_at", "real", NN), C("site", "text"), C("device_ids", "text"),
         C("told", "int", "NOT NULL DEFAULT 0"), C("ended_by", "text"),
     ), indexes=(Index("silences_ends", ("ends_at",)),)),
+    Table("episodes", (
+        C("id", "serial"), C("kind", "text", EPISODE_KIND), C("device_id", "text", NN),
+        C("subsystem", "text", "NOT NULL DEFAULT ''"), C("started", "real", NN), C("ended", "real"),
+        C("worst", "text", NN), C("changes", "int", "NOT NULL DEFAULT 1"), C("ack_at", "real"), C("ack_by", "text"),
+        C("silenced", "int", "NOT NULL DEFAULT 0"), C("span", "int", "NOT NULL DEFAULT -1"),
+        C("first_event", "bigint"), C("last_event", "bigint"),
+    ), indexes=(
+        Index("episodes_device", ("device_id", "started")), Index("episodes_ended", ("ended",)),
+        Index("episodes_span", ("kind", "span", "started")),
+    )),
 )  # fmt: skip
 
 
