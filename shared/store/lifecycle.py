@@ -48,6 +48,12 @@ def silences(conn: Connection, now: float) -> list[Silence]:
     return [_silence(row) for row in rows]
 
 
+def silences_between(conn: Connection, start: float, end: float) -> list[Silence]:
+    """Silences that overlapped [start, end) (history's reads: a past maintenance window is left out, §13)."""
+    rows = conn.execute(_SILENCE + " WHERE ends_at > ? AND starts_at < ? ORDER BY id", (start, end)).fetchall()
+    return [_silence(row) for row in rows]
+
+
 def prune_silences(conn: Connection, before: float) -> int:
     """Drop silences that ended before `before`."""
     return conn.execute("DELETE FROM silences WHERE ends_at < ?", (before,)).rowcount
