@@ -9,6 +9,13 @@ ALERT_SEVERITY = {"FAILED": "critical", "CRITICAL": "critical", "WARNING": "warn
 RANK_HEALTH = {ALERT_RANK[state]: ALERT_SEVERITY[state] for state in ALERT_STATES_BY_RANK}
 
 
+def worse(a: str, b: str) -> str:
+    """The worse of two alert states by rank; anything that is not an alert state gives way (the first if neither)."""
+    if b in ALERT_RANK and (a not in ALERT_RANK or ALERT_RANK[b] < ALERT_RANK[a]):
+        return b
+    return a
+
+
 def rank_sql(column: str = "state") -> str:
     """A SQL CASE giving an alert state column its rank (NULL for no alert)."""
     whens = " ".join(f"WHEN '{state}' THEN {rank}" for state, rank in ALERT_RANK.items())

@@ -132,7 +132,7 @@ def test_flapping_ends_once_stable_for_the_window_with_the_current_state(live: I
     live.sweep(last_change + WINDOW)
     live.sweep(last_change + WINDOW + 60)
     assert lifecycle_types(db_path)[-2:] == ["alert_flapping", "alert_flapping_ended"]
-    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "FAILED", "changes": 1}
+    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "FAILED", "changes": 1, "worst": "FAILED"}
     clock.now = last_change + WINDOW + 61
     flip(live, clock, ["CLEARED"])  # announced again: a fresh start
     assert lifecycle_types(db_path)[-1] == "alert_cleared"
@@ -142,7 +142,8 @@ def test_flapping_that_ends_cleared_says_cleared(live: Ingest, clock: FakeClock,
     """The end names CLEARED when the subsystem holds no alert."""
     flip(live, clock, ["WARNING", "CLEARED"] * 4)
     live.sweep(clock.now + WINDOW)
-    assert events(db_path)[-1]["payload"] == {"subsystem": "Relay", "state": "CLEARED", "changes": 2}
+    ended = {"subsystem": "Relay", "state": "CLEARED", "changes": 2, "worst": "WARNING"}  # 2 quiet changes, for history
+    assert events(db_path)[-1]["payload"] == ended
     assert alerts(db_path) == []
 
 

@@ -55,10 +55,10 @@ def alert(fleet: Fleet, conn: store.Connection, msg: Alert, now: float) -> list[
 
 def _unless_flapping(fleet: Fleet, key: tuple[str, str], changed: bool, now: float, event: NewEvent) -> list[NewEvent]:
     """The change's event; one alert_flapping instead when this change starts flapping; nothing while it flaps."""
-    flap = fleet.flaps.change(key, now) if changed else "quiet" if fleet.flaps.is_flapping(key) else ""
+    state = event.payload.get("state") or "CLEARED"
+    flap = fleet.flaps.change(key, now, state) if changed else "quiet" if fleet.flaps.is_flapping(key) else ""
     if flap == "started":
-        state = event.payload.get("state") or "CLEARED"  # where it stands: history folds the stretch (§13)
-        payload = {"subsystem": key[1], "transitions": fleet.flaps.transitions, "state": state}
+        payload = {"subsystem": key[1], "transitions": fleet.flaps.transitions, "state": state}  # history folds it
         return [NewEvent("alert_flapping", key[0], payload, "warning")]
     return [] if flap == "quiet" else [event]
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from shared.severity import worse
+
 Key = tuple[str, str]  # (device_id, subsystem)
 
 
@@ -20,6 +22,7 @@ class Flap:
     changes: list[float] = field(default_factory=list)
     flapping: bool = False
     quiet: int = 0  # changes not announced while flapping, since this process read it (history counts them)
+    worst: str = ""  # the worst state among them (history's episode says it)
 
 
 class Flaps:
@@ -31,15 +34,15 @@ class Flaps:
         self.flaps: dict[Key, Flap] = {(d, s): Flap(list(c), f) for d, s, c, f in rows}
         self.dirty: set[Key] = set()
 
-    def change(self, key: Key, now: float) -> str:
-        """Record a state change: "started" (it makes it flapping), "quiet" (it already was) or "" (announce it)."""
+    def change(self, key: Key, now: float, state: str = "") -> str:
+        """Record a state change (to `state`): "started" (it makes it flapping), "quiet" (it already was) or ""."""
         if not self.transitions:
             return ""  # alerts.flap_transitions = 0: flapping is not detected
         flap = self.flaps.setdefault(key, Flap())
         flap.changes = [t for t in flap.changes if t > now - self.window_s][-(self.transitions - 1) :] + [now]
         self.dirty.add(key)
         if flap.flapping:
-            flap.quiet += 1
+            flap.quiet, flap.worst = flap.quiet + 1, worse(flap.worst, state)
             return "quiet"
         if len(flap.changes) >= self.transitions:
             flap.flapping = True
@@ -51,13 +54,13 @@ class Flaps:
         flap = self.flaps.get(key)
         return flap is not None and flap.flapping
 
-    def settle(self, now: float) -> list[tuple[Key, int]]:
-        """Keys stable for the window now: flapping ones end (returned, with their quiet changes); others go."""
+    def settle(self, now: float) -> list[tuple[Key, Flap]]:
+        """Keys stable for the window now: flapping ones end (returned, with their record); others go."""
         ended = []
         for key, flap in list(self.flaps.items()):
             if flap.changes[-1] <= now - self.window_s:
                 if flap.flapping:
-                    ended.append((key, flap.quiet))
+                    ended.append((key, flap))
                 del self.flaps[key]
                 self.dirty.add(key)
         return ended

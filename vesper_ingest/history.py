@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 
 from shared.events import NewEvent
-from shared.severity import ALERT_RANK, ALERT_SEVERITY
+from shared.severity import ALERT_SEVERITY, worse
 from shared.store import episodes
 from shared.store.dialect import Connection
 from shared.store.episodes import Episode
@@ -19,11 +19,6 @@ from shared.store.episodes import Episode
 OPENS = {"alert": "incident", "device_offline": "outage", "monitoring_interrupted": "blind"}
 CLOSES = {"alert_cleared": "incident", "device_online": "outage", "monitoring_resumed": "blind"}
 FOLLOWED = frozenset({*OPENS, *CLOSES, "alert_acknowledged", "alert_flapping", "alert_flapping_ended"})
-
-
-def worse(a: str, b: str) -> str:
-    """The worse of two alert states (shared/severity.py's rank); anything else keeps the first."""
-    return b if a in ALERT_RANK and b in ALERT_RANK and ALERT_RANK[b] < ALERT_RANK[a] else a
 
 
 def _since(payload: dict[str, object], ts: float) -> float:
@@ -115,6 +110,7 @@ class History:
             episode.worst = worse(episode.worst, state)
         elif kind == "alert_flapping_ended":
             episode.changes += int(payload.get("changes", 0) or 0)  # the changes while it flapped, not announced
+            episode.worst = worse(episode.worst, str(payload.get("worst") or ""))
             if state == "CLEARED":
                 self._end(episode, ts, event_id)
                 return

@@ -31,9 +31,11 @@ def overdue(conn: store.Connection, fleet: Fleet, cfg: Config, since: float | No
 def flapping_ended(fleet: Fleet, now: float) -> list[NewEvent]:
     """Each flapping subsystem stable for the window ends, with the state it holds now."""
     ended = []
-    for (device_id, subsystem), quiet in fleet.flaps.settle(now):
+    for (device_id, subsystem), flap in fleet.flaps.settle(now):
         current = fleet.alerts.get((device_id, subsystem))
-        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED", "changes": quiet}
+        payload = {"subsystem": subsystem, "state": current[0] if current else "CLEARED", "changes": flap.quiet}
+        if flap.worst:
+            payload["worst"] = flap.worst  # the worst state it passed through unannounced (history, §13)
         ended.append(NewEvent("alert_flapping_ended", device_id, payload))
     return ended
 

@@ -78,12 +78,12 @@ _TYPES = ("text", "text", "text", "float8", "float8", "text", "integer", "float8
           "integer")  # fmt: skip
 
 
+_HELD = "kind, device_id, subsystem, started, worst, first_event, last_event, changes, ended, ack_at, ack_by"
+
+
 def load_open(conn: Connection) -> list[Episode]:
     """Every open episode (the episodes_ended index's NULL range)."""
-    rows = conn.execute(
-        "SELECT kind, device_id, subsystem, started, worst, first_event, last_event, changes, ended, ack_at, ack_by"
-        " FROM episodes WHERE ended IS NULL"
-    ).fetchall()
+    rows = conn.execute(f"SELECT {_HELD} FROM episodes WHERE ended IS NULL").fetchall()
     return [Episode(*row, stored=True) for row in rows]
 
 
@@ -130,3 +130,9 @@ def events_of_types(conn: Connection, types: Sequence[str], after: int, limit: i
 def active_alerts(conn: Connection) -> list[tuple[str, str, str, float | None, str | None]]:
     """Every active alert as (device_id, subsystem, state, ack_at, ack_by)."""
     return conn.execute("SELECT device_id, subsystem, state, ack_at, ack_by FROM device_alerts").fetchall()
+
+
+def load_all(conn: Connection) -> list[Episode]:
+    """Every episode, in the order they were written (a small history's: tests and tools)."""
+    rows = conn.execute(f"SELECT {_HELD} FROM episodes ORDER BY id").fetchall()
+    return [Episode(*row, stored=True) for row in rows]
