@@ -1,0 +1,160 @@
+"""Availability of every device over a window at fleet size (§13), and the medians of MTTA and MTTR.
+
+Each device's time down is summed by the database over the outages overlapping the window (one index range per
+span bracket, overlapping_sql), clipped to when the device was known; the same sum over each of the fleet's few
+blind stretches is taken off. Only the devices a maintenance window may cover are read row by row and computed
+by shared/availability.py's rules, which are the definition the sums agree with.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from shared import availability as av
+from shared.silences import Silence
+from shared.store.dialect import Connection
+from shared.store.episodes import MAX_SPAN, overlapping_sql
+from shared.store.history_rows import Silences, blind, chunks, history_since, registry
+
+FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
+_HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
+_LO = "CASE WHEN d.first_seen > ?4 THEN d.first_seen ELSE ?4 END"
+# Per device: its outages overlapping [?2, ?3) after it was known (?4: not before history began), and their time.
+_DOWN = (
+    f"SELECT e.device_id, COUNT(*), SUM(({_HI}) - (CASE WHEN e.started > {_LO} THEN e.started ELSE {_LO} END))"
+    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended')}) AS e JOIN devices d ON d.id = e.device_id"
+    f" WHERE d.first_seen IS NOT NULL AND ({_HI}) > ({_LO}) GROUP BY e.device_id"
+)
+
+
+@dataclass
+class Fleet:
+    """The devices a report reads (each with when it first reported) and what they share over its window."""
+
+    first_seen: dict[str, float | None]
+    names: dict[str, str | None]
+    sites: dict[str, str | None]
+    tags: dict[str, list[str]]
+    since: float | None
+    blind: list[av.Interval]
+    silences: Silences
+    tagged: dict[str, list[str]] = field(default_factory=dict)  # tag -> devices, read when a silence names a tag
+
+
+@dataclass(frozen=True)
+class DeviceFigures:
+    """One device's figures over one window."""
+
+    ratio: float | None
+    down_s: float
+    outages: int
+
+
+def population(conn: Connection, start: float, end: float, tags: bool) -> Fleet:
+    """Every device with its name, site (and with `tags` its tags), and the window's blind time and silences."""
+    rows = conn.execute(
+        "SELECT d.id, d.first_seen, r.name, r.site FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
+    ).fetchall()
+    by_device: dict[str, list[str]] = defaultdict(list)
+    if tags:
+        for device_id, tag in conn.execute("SELECT device_id, tag FROM device_tags ORDER BY tag").fetchall():
+            by_device[device_id].append(tag)
+    return Fleet(
+        first_seen={r[0]: r[1] for r in rows}, names={r[0]: r[2] for r in rows}, sites={r[0]: r[3] for r in rows},
+        tags=by_device, since=history_since(conn), blind=blind(conn, start, end), silences=Silences(conn, start, end),
+    )  # fmt: skip
+
+
+def _down(conn: Connection, window: av.Interval, since: float | None) -> dict[str, tuple[int, float]]:
+    """Per device: (outages, seconds down) within the window from when it was known."""
+    start = max(window[0], since) if since is not None else window[0]
+    rows = conn.execute(_DOWN, ("outage", window[0], window[1], start)).fetchall()
+    return {d: (int(n), float(s)) for d, n, s in rows}
+
+
+def _whole_fleet(silence: Silence) -> bool:
+    return silence.device_id is None and silence.tag is None and silence.site is None and silence.device_ids is None
+
+
+def _candidates(conn: Connection, fleet: Fleet, silence: Silence) -> Iterable[str]:
+    """The devices a (device-level, not whole-fleet) silence may cover; covers() decides each."""
+    if silence.device_ids is not None:
+        return silence.device_ids
+    if silence.device_id is not None:
+        return [silence.device_id]
+    if silence.tag is not None:
+        rows = conn.execute("SELECT device_id FROM device_tags WHERE tag = ?", (silence.tag,)).fetchall()
+        return [r[0] for r in rows]
+    return [d for d, site in fleet.sites.items() if site == silence.site]
+
+
+def _exact(conn: Connection, fleet: Fleet, window: av.Interval, ids: list[str]) -> dict[str, DeviceFigures]:
+    """The devices a silence may cover, computed from their outage rows by shared/availability.py."""
+    start, end = window
+    outages: dict[str, list[av.Interval]] = defaultdict(list)
+    for marks, part in chunks(ids):
+        rows = conn.execute(
+            f"SELECT device_id, started, ended FROM episodes WHERE device_id IN ({marks}) AND kind = 'outage'"
+            " AND started < ? AND (ended IS NULL OR ended > ?)",
+            (*part, end, start),
+        ).fetchall()
+        for device_id, began, ended in rows:
+            outages[device_id].append((began, ended if ended is not None else end))
+    entries = registry(conn, ids)
+    out = {}
+    for device_id in ids:
+        known = av.known_from(fleet.first_seen[device_id], fleet.since)
+        quiet = fleet.silences.covering(device_id, "", entries.get(device_id))
+        result = av.availability(window, outages[device_id], fleet.blind, quiet, known)
+        seen = sum(1 for _, e in outages[device_id] if e > max(start, known))
+        out[device_id] = DeviceFigures(result.ratio, result.down_s, seen)
+    return out
+
+
+def figures(conn: Connection, fleet: Fleet, window: av.Interval, now: float) -> dict[str, DeviceFigures]:
+    """Every device's ratio, time down and outages over the window (docs/history.md#availability)."""
+    start, end = window
+    held = [s for s in fleet.silences.device_level() if s.starts_at < end and s.ends_at > start]
+    dark = av.clip(fleet.blind + [(s.starts_at, s.ends_at) for s in held if _whole_fleet(s)], start, end)
+    covered = {d for s in held if not _whole_fleet(s) for d in _candidates(conn, fleet, s) if d in fleet.first_seen}
+    down = _down(conn, window, fleet.since)
+    for stretch in dark:  # the time down within the fleet's unknown or silenced stretches is not counted
+        for device_id, (_, seconds) in _down(conn, stretch, fleet.since).items():
+            n, total = down.get(device_id, (0, 0.0))
+            down[device_id] = (n, total - seconds)
+    out = {}
+    for device_id, first_seen in fleet.first_seen.items():
+        counted = av.counted_s(window, dark, av.known_from(first_seen, fleet.since))
+        n, seconds = down.get(device_id, (0, 0.0))
+        ratio = None if counted <= 0 else min(1.0, max(0.0, 1.0 - seconds / counted))
+        out[device_id] = DeviceFigures(ratio, max(0.0, seconds), n)
+    out.update(_exact(conn, fleet, window, sorted(covered)))
+    return out
+
+
+def _started_sql(columns: str) -> str:
+    """The episodes of kind ?1 that started in [?2, ?3): one index range (episodes_span) per bracket."""
+    return " UNION ALL ".join(
+        f"SELECT {columns} FROM episodes e WHERE e.kind = ?1 AND e.span = {k} AND e.started >= ?2 AND e.started < ?3"
+        for k in range(-1, MAX_SPAN + 1)
+    )
+
+
+def medians(
+    conn: Connection, window: av.Interval, keys: Callable[[str], list[Any]]
+) -> tuple[dict[Any, float | None], dict[Any, float | None]]:
+    """MTTA and MTTR by group (FLEET: the whole fleet's) over the episodes that started in the window."""
+    sql = _started_sql("e.device_id, e.started, e.ended, e.ack_at")
+    to_ack: dict[Any, list[float]] = defaultdict(list)
+    to_end: dict[Any, list[float]] = defaultdict(list)
+    for kind in ("outage", "incident"):
+        for device_id, started, ended, ack_at in conn.execute(sql, (kind, window[0], window[1])).fetchall():
+            for key in [FLEET, *keys(device_id)]:
+                if ended is not None:
+                    to_end[key].append(ended - started)
+                if kind == "incident" and ack_at is not None:
+                    to_ack[key].append(ack_at - started)
+    return {k: av.median(v) for k, v in to_ack.items()}, {k: av.median(v) for k, v in to_end.items()}

@@ -1,0 +1,127 @@
+"""History's reports (§13): availability by device, site, tag or day, with MTTA/MTTR; the top problems.
+
+At fleet size a month's window overlaps about a million episodes, so the per-device sums are the database's
+(fleet.py: one index range per span bracket, summed per device), and Python corrects only what needs the rules
+of shared/availability.py: the fleet's few blind stretches and the few silenced devices.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from typing import Any
+
+from shared import availability as av
+from shared.events import iso
+from shared.store.dialect import Connection, read
+from shared.store.episodes import overlapping_sql
+from shared.store.fleet import FLEET, DeviceFigures, Fleet, figures, medians, population
+from shared.store.history_rows import registry, renumbered
+
+GROUPS = ("device", "site", "tag", "day")
+
+
+def _row(key: str | None, members: Iterable[DeviceFigures], mtta: float | None, mttr: float | None) -> dict[str, Any]:
+    members = list(members)
+    summary = av.group(m.ratio for m in members)
+    return {
+        "group": key, "devices": summary.devices, "availability": summary.availability,
+        "under_99": summary.under_99, "outages": sum(m.outages for m in members),
+        "down_s": round(sum(m.down_s for m in members), 3), "mtta_s": mtta, "mttr_s": mttr,
+    }  # fmt: skip
+
+
+def _keys(fleet: Fleet, device_id: str, group_by: str) -> list[str | None]:
+    """The groups a device is in: itself, its site (None: none), each of its tags (None: no tag)."""
+    if group_by == "device":
+        return [device_id]
+    if group_by == "site":
+        return [fleet.sites.get(device_id)]
+    return list(fleet.tags.get(device_id, ())) or [None]
+
+
+def _grouped(fleet: Fleet, results: dict[str, DeviceFigures], group_by: str) -> dict[str | None, list]:
+    groups: dict[str | None, list[DeviceFigures]] = defaultdict(list)
+    for device_id in fleet.first_seen:
+        for key in _keys(fleet, device_id, group_by):
+            groups[key].append(results[device_id])
+    return groups
+
+
+def _window_rows(
+    conn: Connection, fleet: Fleet, window: av.Interval, now: float, group_by: str
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """One window's rows by group and its fleet row."""
+    results = figures(conn, fleet, window, now)
+    by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
+    mtta, mttr = medians(conn, window, lambda device_id: [] if by_day else _keys(fleet, device_id, group_by))
+    rows = []
+    groups = {} if by_day else _grouped(fleet, results, group_by)
+    for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
+        row = _row(key, members, mtta.get(key), mttr.get(key))
+        if group_by == "device":
+            row |= {"name": fleet.names.get(str(key)), "site": fleet.sites.get(str(key))}
+        rows.append(row)
+    return rows, _row(None, results.values(), mtta.get(FLEET), mttr.get(FLEET))
+
+
+def availability_report(
+    conn: Connection, start: float, end: float, now: float, group_by: str, zone: str
+) -> dict[str, Any]:
+    """Availability by device, site, tag or day over [start, min(end, now)), and the fleet's (docs/history.md)."""
+    if group_by not in GROUPS:
+        raise ValueError("group_by")
+    end = max(start, min(end, now))
+    with read(conn):
+        fleet = population(conn, start, end, tags=group_by == "tag")
+        if group_by == "day":
+            days = [(label, _window_rows(conn, fleet, window, now, "day")[1]) for label, window in
+                    av.day_windows(start, end, zone)]  # fmt: skip
+            rows = [fleet_row | {"group": label} for label, fleet_row in days]
+            whole = _window_rows(conn, fleet, (start, end), now, "day")[1]
+        else:
+            rows, whole = _window_rows(conn, fleet, (start, end), now, group_by)
+    return {"from": iso(start), "to": iso(end), "timezone": zone, "group_by": group_by, "rows": rows, "fleet": whole}
+
+
+_SUBSYSTEMS = (
+    "SELECT e.subsystem, COUNT(*), COUNT(DISTINCT e.device_id),"
+    " SUM((CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END)"
+    " - (CASE WHEN e.started > ?2 THEN e.started ELSE ?2 END))"
+    " FROM ({episodes}) AS e GROUP BY e.subsystem ORDER BY 2 DESC, 4 DESC, e.subsystem LIMIT ?4"
+)
+# A device's time in a problem: the union of its outages and incidents in the window, summed in SQL as islands
+# (each clipped episode counts the part past the furthest end reached by those before it).
+_DEVICES = (
+    "SELECT device_id, SUM(CASE WHEN kind = 'incident' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN kind = 'outage' THEN 1 ELSE 0 END),"
+    " SUM(CASE WHEN reach IS NULL OR reach <= lo THEN hi - lo WHEN reach < hi THEN hi - reach ELSE 0 END)"
+    " FROM (SELECT device_id, kind, lo, hi, MAX(hi) OVER (PARTITION BY device_id ORDER BY lo, hi"
+    " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM ("
+    "SELECT e.device_id, e.kind, CASE WHEN e.started > ?2 THEN e.started ELSE ?2 END AS lo,"
+    " CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END AS hi"
+    " FROM ({episodes}) AS e) AS c) AS r GROUP BY device_id ORDER BY 2 DESC, 4 DESC, device_id LIMIT ?5"
+)
+
+
+def problems(conn: Connection, start: float, end: float, now: float, limit: int = 10) -> dict[str, Any]:
+    """The subsystems and devices with the most incidents in [start, min(end, now)), then the most problem time."""
+    end = max(start, min(end, now))
+    columns = "e.device_id, e.kind, e.subsystem, e.started, e.ended"
+    incidents = overlapping_sql(columns)
+    both = f"{incidents} UNION ALL {renumbered(incidents, {1: 4})}"
+    with read(conn):
+        subsystems = conn.execute(_SUBSYSTEMS.format(episodes=incidents), ("incident", start, end, limit)).fetchall()
+        devices = conn.execute(_DEVICES.format(episodes=both), ("incident", start, end, "outage", limit)).fetchall()
+        entries = {d: (e.name, e.site) for d, e in registry(conn, [row[0] for row in devices]).items()}
+    return {
+        "subsystems": [
+            {"subsystem": s, "incidents": int(n), "devices": int(d), "problem_s": round(float(t or 0), 3)}
+            for s, n, d, t in subsystems
+        ],
+        "devices": [
+            {"device_id": d, "name": entries.get(d, (None, None))[0], "site": entries.get(d, (None, None))[1],
+             "incidents": int(i), "outages": int(o), "problem_s": round(float(t or 0), 3)}
+            for d, i, o, t in devices
+        ],
+    }  # fmt: skip
