@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from shared import config as config_mod
+from shared import store
+from shared.store import episodes
 from tests.conftest import write_config
 from tests.support import FakeClock, wait_for
 from tests.test_ingest_inprocess import EPSILON, TIMEOUT, close, counters, device, heartbeat, sweep_at, types
@@ -127,3 +129,26 @@ def test_the_outage_is_said_once_a_minute_with_what_was_held_back(caplog) -> Non
 )
 def test_the_stall_bound(sweep_s: float, timeout_s: float, bound_s: float) -> None:
     assert stall_after_s(sweep_s, timeout_s) == pytest.approx(bound_s)
+
+
+def test_a_store_outage_past_the_gap_bound_is_blind_in_history(live: Ingest, clock: FakeClock, db_path: Path) -> None:
+    """History (§13): the stretch the ingest could not write is unknown time, not down: one closed blind episode."""
+    first = clock() + 1
+    lock = Lock(db_path)
+    try:
+        sweep_at(live, clock, first)  # fails: the outage starts
+        clock.advance(60)  # past the gap bound (liveness.interrupted_after_s, 30 s)
+    finally:
+        lock.release()
+    sweep_at(live, clock, first + 61)
+    blind = [(e.device_id, e.started, e.ended) for e in stored_episodes(db_path) if e.kind == "blind"]
+    assert blind == [(live.cfg.mqtt.client_id, first, first + 61)]
+
+
+def stored_episodes(db: Path) -> list[episodes.Episode]:
+    """Every episode in the file."""
+    conn = store.connect(db, readonly=True)
+    try:
+        return episodes.load_all(conn)
+    finally:
+        conn.close()

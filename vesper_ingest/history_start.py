@@ -72,11 +72,20 @@ def _open_current(conn: Connection, history: History, began: float) -> None:
     history.reload(conn)
 
 
+def gap_s(liveness: LivenessConfig) -> float:
+    """How long the ingest may not watch before the stretch counts as blind (as §11's interruption does)."""
+    return max(liveness.interrupted_after_s, 3 * liveness.sweep_interval_s)
+
+
+def record_blind(conn: Connection, source_id: str, stretches: list[tuple[float, float]]) -> None:
+    """Stretches no ingest watched (a gap before a start, a stalled store or process) as closed blind episodes."""
+    episodes.write(conn, [Episode("blind", source_id, "", start, "blind", ended=end) for start, end in stretches])
+
+
 def begin(conn: Connection, history: History, now: float, source_id: str, liveness: LivenessConfig) -> None:
     """An ingest's start, in one transaction: the backfill (the first time), then the gap since the last sweep."""
     backfill(conn, history, now)
-    gap_s = max(liveness.interrupted_after_s, 3 * liveness.sweep_interval_s)
-    if (last := record_gap(conn, source_id, now, gap_s)) is not None:
+    if (last := record_gap(conn, source_id, now, gap_s(liveness))) is not None:
         log.info("history: no ingest watched for %.0f s before this start: recorded as blind (unknown)", now - last)
 
 
@@ -89,6 +98,5 @@ def record_gap(conn: Connection, source_id: str, now: float, gap_s: float) -> fl
         last = None
     if not isinstance(last, int | float) or now - last <= gap_s:
         return None
-    gap = Episode("blind", source_id, "", float(last), "blind", ended=now)
-    episodes.write(conn, [gap])
+    record_blind(conn, source_id, [(float(last), now)])
     return float(last)

@@ -74,6 +74,7 @@ class Ingest(Callbacks):
         self.outage = StoreOutage(self.stats, self.mono)
         self.stall_s = stall_after_s(cfg.liveness.sweep_interval_s, cfg.liveness.heartbeat_timeout_s)
         self.regraced_at = -math.inf  # monotonic: the last time a stall restarted every device's grace
+        self.unseen: list[tuple[float, float]] = []  # stretches it could not watch, to record as blind (§13)
 
     # --- connection state (the paho callbacks call these; in-process tests too) -----------
 
@@ -138,7 +139,7 @@ class Ingest(Callbacks):
         """Carry out the web's commands, declare overdue devices offline, save counters and the sinks' positions."""
         began = self.mono()
         if self.outage.failing_since is not None:  # the write that works again decides nothing on stale state
-            self._regrace(now, "the database refused writes")
+            self._regrace(now, "the database refused writes", self.mono() - self.outage.failing_since)
         deltas = self.stats.take_unsaved()
         counts: Counter[str] = Counter()
         step = self.frame.step()  # the wall clock stepped: this sweep rebases the frame (vesper_ingest/clock.py)
@@ -155,12 +156,15 @@ class Ingest(Callbacks):
                 fresh = store_events(conn, done.events + decided, now, counts, self.fleet.history)
                 store.add_counters(conn, deltas)
                 self.outbox.save_markers(conn)
+                if self.fleet.history is not None:
+                    history_start.record_blind(conn, self.cfg.mqtt.client_id, self.unseen)
         except store.StoreUnavailable as exc:
             self.stats.restore_unsaved(deltas)
             self.fleet.reload(self.conn)
             self.outage.failed("the sweep", exc)
             return
         self._wrote(began)
+        self.unseen.clear()
         if step:
             self._rebased(step)
         self.swept = self.mono()
@@ -185,10 +189,15 @@ class Ingest(Callbacks):
         """A write committed: after failed attempts, or a wait past the stall bound, grace restarts (§16)."""
         waited = self.mono() - began
         if self.outage.worked() or waited > self.stall_s:
-            self._regrace(self.clock(), f"the database took {waited:.1f} s to take a write")
+            self._regrace(self.clock(), f"the database took {waited:.1f} s to take a write", waited)
 
-    def _regrace(self, now: float, why: str) -> None:
-        """The ingest could not watch (its store or itself stalled): each device's timeout runs from `now` again."""
+    def _regrace(self, now: float, why: str, lost_s: float) -> None:
+        """The ingest could not watch (its store or itself stalled): each device's timeout runs from `now` again.
+
+        A stretch longer than history's gap bound is recorded as blind (unknown time, §13) by the next sweep.
+        """
+        if lost_s > history_start.gap_s(self.cfg.liveness):
+            self.unseen.append((now - lost_s, now))
         with self.frame.lock:
             if self.connected_since is not None:
                 self.connected_since = max(self.connected_since, now)
@@ -248,7 +257,7 @@ class Ingest(Callbacks):
         while not self.stopping.is_set():
             batch = take(self.inbox, self.cfg.ingest.max_batch, sweeps.wait(1.0))
             if (gap := self.mono() - looped) > self.stall_s + 1.0:  # this process stalled (stopped, swapped)
-                self._regrace(self.clock(), f"the ingest itself stalled for {gap:.1f} s")
+                self._regrace(self.clock(), f"the ingest itself stalled for {gap:.1f} s", gap)
             looped = self.mono()
             if batch:
                 self.process(batch)
