@@ -21,12 +21,12 @@ from shared.store.history_rows import Silences, blind, chunks, history_since, re
 
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
-_LO = "CASE WHEN d.first_seen > ?4 THEN d.first_seen ELSE ?4 END"
-# Per device: its outages overlapping [?2, ?3) after it was known (?4: not before history began), and their time.
+_LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
+# Per device: its outages overlapping [?2, ?3) after ?4 (when history began, if later), and their time. Devices
+# known later than ?4 are computed row by row (_exact): no join with devices on every row.
 _DOWN = (
-    f"SELECT e.device_id, COUNT(*), SUM(({_HI}) - (CASE WHEN e.started > {_LO} THEN e.started ELSE {_LO} END))"
-    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended')}) AS e JOIN devices d ON d.id = e.device_id"
-    f" WHERE d.first_seen IS NOT NULL AND ({_HI}) > ({_LO}) GROUP BY e.device_id"
+    f"SELECT e.device_id, COUNT(*), SUM(({_HI}) - ({_LO}))"
+    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended')}) AS e WHERE ({_HI}) > ({_LO}) GROUP BY e.device_id"
 )
 
 
@@ -120,6 +120,8 @@ def figures(conn: Connection, fleet: Fleet, window: av.Interval, now: float) -> 
     held = [s for s in fleet.silences.device_level() if s.starts_at < end and s.ends_at > start]
     dark = av.clip(fleet.blind + [(s.starts_at, s.ends_at) for s in held if _whole_fleet(s)], start, end)
     covered = {d for s in held if not _whole_fleet(s) for d in _candidates(conn, fleet, s) if d in fleet.first_seen}
+    begins = max(start, fleet.since) if fleet.since is not None else start
+    covered |= {d for d, first in fleet.first_seen.items() if first is not None and begins < first < end}  # known later
     down = _down(conn, window, fleet.since)
     for stretch in dark:  # the time down within the fleet's unknown or silenced stretches is not counted
         for device_id, (_, seconds) in _down(conn, stretch, fleet.since).items():
@@ -128,7 +130,7 @@ def figures(conn: Connection, fleet: Fleet, window: av.Interval, now: float) -> 
     out = {}
     for device_id, first_seen in fleet.first_seen.items():
         counted = av.counted_s(window, dark, av.known_from(first_seen, fleet.since))
-        n, seconds = down.get(device_id, (0, 0.0))
+        n, seconds = down.get(device_id, (0, 0.0)) if counted > 0 else (0, 0.0)
         ratio = None if counted <= 0 else min(1.0, max(0.0, 1.0 - seconds / counted))
         out[device_id] = DeviceFigures(ratio, max(0.0, seconds), n)
     out.update(_exact(conn, fleet, window, sorted(covered)))
