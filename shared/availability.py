@@ -125,11 +125,13 @@ class Group:
     under_99: int
 
 
-def group(ratios: Iterable[float | None]) -> Group:
-    """The mean of the ratios that exist (None: the device counted no time)."""
+def group(ratios: Iterable[float | None], same: tuple[float | None, int] = (None, 0)) -> Group:
+    """The mean of the ratios that exist (None: no time counted); `same`: (a ratio, how many more devices have it)."""
     known = [r for r in ratios if r is not None]
-    mean = sum(known) / len(known) if known else None
-    return Group(mean, len(known), sum(1 for r in known if r < UNDER))
+    ratio, count = same if same[0] is not None else (0.0, 0)
+    devices = len(known) + count
+    mean = (sum(known) + ratio * count) / devices if devices else None
+    return Group(mean, devices, sum(1 for r in known if r < UNDER) + (count if ratio < UNDER else 0))
 
 
 def median(values: Sequence[float]) -> float | None:

@@ -8,6 +8,8 @@ by shared/availability.py's rules, which are the definition the sums agree with.
 
 from __future__ import annotations
 
+import bisect
+import math
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -41,7 +43,22 @@ class Fleet:
     since: float | None
     blind: list[av.Interval]
     silences: Silences
-    tagged: dict[str, list[str]] = field(default_factory=dict)  # tag -> devices, read when a silence names a tag
+    known: dict[str, float] = field(default_factory=dict)  # when history knows each device (inf: never)
+    known_order: list[tuple[float, str]] = field(default_factory=list)  # (known, id), earliest first
+
+    def __post_init__(self) -> None:
+        self.known = {d: av.known_from(first, self.since) for d, first in self.first_seen.items()}
+        self.known_order = sorted((k, d) for d, k in self.known.items())
+
+    def known_between(self, start: float, end: float) -> list[str]:
+        """The devices history came to know within (start, end)."""
+        at = bisect.bisect_right(self.known_order, (start, "\uffff"))
+        until = bisect.bisect_left(self.known_order, (end, ""))
+        return [d for _, d in self.known_order[at:until]]
+
+    def known_by(self, at: float) -> int:
+        """How many devices history knew by `at`."""
+        return bisect.bisect_right(self.known_order, (at, "\uffff"))
 
 
 @dataclass(frozen=True)
@@ -51,6 +68,30 @@ class DeviceFigures:
     ratio: float | None
     down_s: float
     outages: int
+
+
+NONE = DeviceFigures(None, 0.0, 0)  # a device history did not know in the window
+
+
+@dataclass(frozen=True)
+class Figures:
+    """Every device's figures over one window: those that differ, and the one shared by the rest."""
+
+    special: dict[str, DeviceFigures]
+    plain: DeviceFigures  # a device known from the window's start (or history's) with no outage and no silence
+    plain_count: int
+    begins: float
+
+    def of(self, fleet: Fleet, device_id: str) -> DeviceFigures:
+        """One device's figures."""
+        found = self.special.get(device_id)
+        if found is not None:
+            return found
+        return self.plain if fleet.known[device_id] <= self.begins else NONE
+
+    def summary(self) -> av.Group:
+        """The mean over every device's ratio, as av.group (the plain ones counted, not listed)."""
+        return av.group([f.ratio for f in self.special.values()], (self.plain.ratio, self.plain_count))
 
 
 def population(conn: Connection, start: float, end: float, tags: bool) -> Fleet:
@@ -114,27 +155,29 @@ def _exact(conn: Connection, fleet: Fleet, window: av.Interval, ids: list[str]) 
     return out
 
 
-def figures(conn: Connection, fleet: Fleet, window: av.Interval, now: float) -> dict[str, DeviceFigures]:
+def figures(conn: Connection, fleet: Fleet, window: av.Interval) -> Figures:
     """Every device's ratio, time down and outages over the window (docs/history.md#availability)."""
     start, end = window
     held = [s for s in fleet.silences.device_level() if s.starts_at < end and s.ends_at > start]
     dark = av.clip(fleet.blind + [(s.starts_at, s.ends_at) for s in held if _whole_fleet(s)], start, end)
-    covered = {d for s in held if not _whole_fleet(s) for d in _candidates(conn, fleet, s) if d in fleet.first_seen}
+    covered = {d for s in held if not _whole_fleet(s) for d in _candidates(conn, fleet, s) if d in fleet.known}
     begins = max(start, fleet.since) if fleet.since is not None else start
-    covered |= {d for d, first in fleet.first_seen.items() if first is not None and begins < first < end}  # known later
+    covered.update(fleet.known_between(begins, end))  # known inside the window: row by row
     down = _down(conn, window, fleet.since)
     for stretch in dark:  # the time down within the fleet's unknown or silenced stretches is not counted
         for device_id, (_, seconds) in _down(conn, stretch, fleet.since).items():
             n, total = down.get(device_id, (0, 0.0))
             down[device_id] = (n, total - seconds)
-    out = {}
-    for device_id, first_seen in fleet.first_seen.items():
-        counted = av.counted_s(window, dark, av.known_from(first_seen, fleet.since))
-        n, seconds = down.get(device_id, (0, 0.0)) if counted > 0 else (0, 0.0)
-        ratio = None if counted <= 0 else min(1.0, max(0.0, 1.0 - seconds / counted))
-        out[device_id] = DeviceFigures(ratio, max(0.0, seconds), n)
-    out.update(_exact(conn, fleet, window, sorted(covered)))
-    return out
+    counted = av.counted_s(window, dark, begins)  # every device known by `begins` counts the same time
+    special = {}
+    for device_id, (n, seconds) in down.items():
+        if fleet.known.get(device_id, math.inf) <= begins and counted > 0:
+            ratio = min(1.0, max(0.0, 1.0 - seconds / counted))
+            special[device_id] = DeviceFigures(ratio, max(0.0, seconds), n)
+    special.update(_exact(conn, fleet, window, sorted(covered)))
+    plain_count = fleet.known_by(begins) - sum(1 for d in special if fleet.known[d] <= begins)
+    plain = DeviceFigures(1.0 if counted > 0 else None, 0.0, 0)
+    return Figures(special, plain, plain_count, begins)
 
 
 def _started_sql(columns: str) -> str:

@@ -15,15 +15,17 @@ from shared import availability as av
 from shared.events import iso
 from shared.store.dialect import Connection, read
 from shared.store.episodes import overlapping_sql
-from shared.store.fleet import FLEET, DeviceFigures, Fleet, figures, medians, population
+from shared.store.fleet import FLEET, DeviceFigures, Figures, Fleet, figures, medians, population
 from shared.store.history_rows import registry, renumbered
 
 GROUPS = ("device", "site", "tag", "day")
 
 
-def _row(key: str | None, members: Iterable[DeviceFigures], mtta: float | None, mttr: float | None) -> dict[str, Any]:
+def _row(
+    key: str | None, summary: av.Group, members: Iterable[DeviceFigures], mtta: float | None, mttr: float | None
+) -> dict[str, Any]:
+    """A report's row: the group's summary, and the outages and time down of its members (those with any)."""
     members = list(members)
-    summary = av.group(m.ratio for m in members)
     return {
         "group": key, "devices": summary.devices, "availability": summary.availability,
         "under_99": summary.under_99, "outages": sum(m.outages for m in members),
@@ -40,11 +42,11 @@ def _keys(fleet: Fleet, device_id: str, group_by: str) -> list[str | None]:
     return list(fleet.tags.get(device_id, ())) or [None]
 
 
-def _grouped(fleet: Fleet, results: dict[str, DeviceFigures], group_by: str) -> dict[str | None, list]:
+def _grouped(fleet: Fleet, results: Figures, group_by: str) -> dict[str | None, list[DeviceFigures]]:
     groups: dict[str | None, list[DeviceFigures]] = defaultdict(list)
     for device_id in fleet.first_seen:
         for key in _keys(fleet, device_id, group_by):
-            groups[key].append(results[device_id])
+            groups[key].append(results.of(fleet, device_id))
     return groups
 
 
@@ -52,17 +54,17 @@ def _window_rows(
     conn: Connection, fleet: Fleet, window: av.Interval, now: float, group_by: str
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One window's rows by group and its fleet row."""
-    results = figures(conn, fleet, window, now)
+    results = figures(conn, fleet, window)
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
     mtta, mttr = medians(conn, window, lambda device_id: [] if by_day else _keys(fleet, device_id, group_by))
     rows = []
     groups = {} if by_day else _grouped(fleet, results, group_by)
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
-        row = _row(key, members, mtta.get(key), mttr.get(key))
+        row = _row(key, av.group(m.ratio for m in members), members, mtta.get(key), mttr.get(key))
         if group_by == "device":
             row |= {"name": fleet.names.get(str(key)), "site": fleet.sites.get(str(key))}
         rows.append(row)
-    return rows, _row(None, results.values(), mtta.get(FLEET), mttr.get(FLEET))
+    return rows, _row(None, results.summary(), results.special.values(), mtta.get(FLEET), mttr.get(FLEET))
 
 
 def availability_report(
