@@ -139,11 +139,6 @@ def median(values: Sequence[float]) -> float | None:
     return statistics.median(values) if values else None
 
 
-def middle(n: int) -> tuple[int, int]:
-    """The 1-based ranks whose mean is the median of n sorted values (equal when n is odd)."""
-    return (n + 1) // 2, n // 2 + 1
-
-
 def day_windows(start: float, end: float, zone: str) -> list[tuple[str, Interval]]:
     """The days in `zone` that [start, end) touches, each as ("YYYY-MM-DD", its part of the window).
 

@@ -60,7 +60,7 @@ def device_history(
         since = history_since(conn)
         rows = _device_episodes(conn, device_id, earliest, max(end, now))
         fleet_blind = blind(conn, earliest, now)
-        silences = Silences(conn, earliest, now)
+        silences = Silences(conn, min([earliest, *(r[4] for r in rows)]), now)  # those over its episodes' whole time
         entries = registry(conn, [device_id])
     known = av.known_from(row[0], since)
     quiet = silences.covering(device_id, "", entries.get(device_id))
