@@ -77,7 +77,8 @@ FLASK_ARG = re.compile(r"<(?:[^<>]*:)?([^<>:]+)>")
 
 
 # Not an API (decided, §12): the console's HTML pages and sign-in forms, and its static files.
-CONSOLE_PAGES = {"/", "/devices/<device_id>", "/events", "/notifications", "/silences", "/login", "/logout"}
+CONSOLE_PAGES = {"/", "/devices/<device_id>", "/events", "/notifications", "/silences", "/login", "/logout",
+                 "/devices/<device_id>/history", "/reports"}  # fmt: skip
 
 
 def routed(app: Flask) -> tuple[set[tuple[str, str]], set[str]]:

@@ -18,6 +18,7 @@ from vesper_web import (
     console,
     db,
     headers,
+    history,
     lifecycle,
     login,
     metrics,
@@ -59,6 +60,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(lifecycle.bp)
     app.register_blueprint(bulk.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(history.bp)
     app.register_blueprint(openapi.bp)  # last: it describes the /api routes registered before it
     return app
 

@@ -7,7 +7,7 @@ one source of truth and a page never shows state it missed while disconnected.
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, current_app, render_template, request
 
 from shared import severity, store, vocabulary
 from shared.topics import is_valid_device_id
@@ -36,7 +36,7 @@ def device(device_id: str) -> tuple[str, int] | str:
     if not is_valid_device_id(device_id):
         return render_template("not_found.html", page="not_found"), 404
     known = store.is_known(get_db(), device_id)
-    return render_template("device.html", page="device", device_id=device_id, known=known)
+    return render_template("device.html", page="device", device_id=device_id, known=known, zone=_zone())
 
 
 @bp.get("/events")
@@ -52,3 +52,21 @@ def events() -> tuple[str, int] | str:
 def silences() -> str:
     """Maintenance windows: the active and future silences, a form to add one, "End now" per row."""
     return render_template("silences.html", page="silences")
+
+
+@bp.get("/devices/<device_id>/history")
+def device_history(device_id: str) -> tuple[str, int] | str:
+    """One device's episodes over a window and its availability (§13), in history.timezone."""
+    if not is_valid_device_id(device_id):
+        return render_template("not_found.html", page="not_found"), 404
+    return render_template("history.html", page="history", device_id=device_id, zone=_zone())
+
+
+@bp.get("/reports")
+def reports() -> str:
+    """The fleet's availability per day, by site or tag, and the top problems (§13), in history.timezone."""
+    return render_template("reports.html", page="reports", zone=_zone())
+
+
+def _zone() -> str:
+    return str(current_app.config["VESPER"].history.timezone)
