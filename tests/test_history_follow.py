@@ -23,7 +23,6 @@ from tests import test_ingest_inprocess as inprocess
 from tests.support import FakeClock
 from tests.test_alert_lifecycle import alert, flip
 from tests.test_ingest_inprocess import TIMEOUT, heartbeat, sweep_at
-from vesper_ingest import history_start
 from vesper_ingest.history import History
 from vesper_ingest.service import Ingest
 
@@ -181,6 +180,6 @@ def test_a_start_long_after_the_last_sweep_records_the_gap_as_blind(
     again = start()
     blind = [r for r in rows(db_path) if r[0] == "blind"]
     assert blind == [("blind", "", 1, 600, "blind", 1, None)]
-    assert history_start.since(again.conn) is not None
+    assert episodes.history_since(again.conn) is not None
     state = json.loads(store.get_meta(again.conn, "ingest_state") or "{}")
     assert state["last_sweep_at"] == T + 1

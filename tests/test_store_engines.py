@@ -36,7 +36,7 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
 
 
 def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
-    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 to 11, to the schema in force."""
+    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 to 12, to the schema in force."""
     pg = store.open_store(pg_url)
     try:
         fresh = pg.dialect.columns(pg), _indexes_pg(pg)

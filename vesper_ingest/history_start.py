@@ -24,19 +24,12 @@ from vesper_ingest.history import FOLLOWED, History
 
 log = logging.getLogger(__name__)
 
-SINCE_KEY = "history_since"  # meta: when history began (epoch seconds); before it, a device's time is unknown
 CHUNK = 10_000
-
-
-def since(conn: Connection) -> float | None:
-    """When history began (None before the first start with history on)."""
-    value = store.get_meta(conn, SINCE_KEY)
-    return float(value) if value else None
 
 
 def backfill(conn: Connection, history: History, now: float) -> int:
     """Replay the retained events into episodes (once: meta history_since); returns how many were followed."""
-    if since(conn) is not None:
+    if episodes.history_since(conn) is not None:
         return 0
     first = episodes.oldest_event_at(conn)
     began = min(first, now) if first is not None else now
@@ -46,7 +39,7 @@ def backfill(conn: Connection, history: History, now: float) -> int:
         history.flush(conn)
         after, followed = int(rows[-1][0]), followed + len(rows)
     _open_current(conn, history, began)
-    store.set_meta(conn, SINCE_KEY, repr(began))
+    store.set_meta(conn, episodes.SINCE_KEY, repr(began))
     log.info("history: %d events followed into episodes; history starts %s", followed, began)
     return followed
 

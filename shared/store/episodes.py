@@ -17,9 +17,16 @@ from typing import Any
 from shared.store import sets
 from shared.store.dialect import Connection
 
+SINCE_KEY = "history_since"  # meta, written at the first start with history (vesper_ingest/history_start.py)
 SPAN_UNIT_S = 3600.0
 MAX_SPAN = 20  # 2**20 hours: longer than anything kept (history.retention_days is checked against it)
 COLUMNS = "id, kind, device_id, subsystem, started, ended, worst, changes, ack_at, ack_by, first_event, last_event"
+
+
+def history_since(conn: Connection) -> float | None:
+    """When history began (None: no ingest has started with history yet): before it, history does not know."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (SINCE_KEY,)).fetchone()
+    return float(row[0]) if row and row[0] else None
 
 
 def span(length_s: float) -> int:

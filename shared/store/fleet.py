@@ -18,8 +18,8 @@ from typing import Any
 from shared import availability as av
 from shared.silences import Silence
 from shared.store.dialect import Connection
-from shared.store.episodes import MAX_SPAN, overlapping_sql
-from shared.store.history_rows import Silences, blind, chunks, history_since, registry
+from shared.store.episodes import MAX_SPAN, history_since, overlapping_sql
+from shared.store.history_rows import Silences, blind, chunks, registry
 
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"

@@ -12,13 +12,13 @@ from typing import Any
 from shared import availability as av
 from shared.events import iso
 from shared.store.dialect import Connection, read
+from shared.store.episodes import history_since
 from shared.store.history_rows import (
     EPISODE,
     Silences,
     blind,
     episode_dict,
     episode_silenced,
-    history_since,
     registry,
 )
 from shared.store.reports import availability_report, problems

@@ -17,19 +17,11 @@ from shared.silences import Silence
 from shared.store.dialect import Connection
 from shared.store.episodes import overlapping_sql
 from shared.store.lifecycle import silences_between
-from shared.store.writes import get_meta
 
-SINCE_KEY = "history_since"  # meta, written by vesper_ingest/history_start.py: before it, history does not know
 NUMBERED = re.compile(r"\?(\d+)")
 CHUNK = 1000  # ids per IN (...) list
 EPISODE = "e.id, e.kind, e.device_id, e.subsystem, e.started, e.ended, e.worst, e.changes, e.ack_at, e.ack_by," \
     " e.first_event, e.last_event"  # fmt: skip
-
-
-def history_since(conn: Connection) -> float | None:
-    """When history began (None: no ingest has started with history yet)."""
-    value = get_meta(conn, SINCE_KEY)
-    return float(value) if value else None
 
 
 def blind(conn: Connection, start: float, end: float) -> list[Interval]:

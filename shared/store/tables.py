@@ -15,7 +15,7 @@ from shared.severity import standing_sql
 from shared.store import search
 from shared.store.engine import Dialect
 
-AT = 11  # the migration of schema.py that this description equals
+AT = 12  # the migration of schema.py that this description equals
 
 
 @dataclass(frozen=True)
@@ -132,7 +132,7 @@ TABLES = (
         C("first_event", "bigint"), C("last_event", "bigint"),
     ), indexes=(
         Index("episodes_device", ("device_id", "started")), Index("episodes_ended", ("ended",)),
-        Index("episodes_span", ("kind", "span", "started")),
+        Index("episodes_span", ("kind", "span", "started", "ended", "device_id", "ack_at")),
     )),
 )  # fmt: skip
 
