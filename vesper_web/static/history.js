@@ -19,12 +19,12 @@ function episodeRow(e) {
     { className: "episode", dataset: { kind: e.kind, episodeId: e.id, worst: e.worst, open: e.ended ? "no" : "yes" } },
     el("td", { className: "c-kind" }, el("span", { className: `ep-key ${episodeClass(e)}`, attrs: { "aria-hidden": "true" } }), e.kind),
     el("td", { className: "c-subsystem mono", text: e.subsystem ?? "" }),
-    el("td", { className: "c-start" }, zonedTime(e.started, format)),
-    el("td", { className: "c-end" }, zonedTime(e.ended, format, "open")),
-    el("td", { className: "c-duration", text: duration(e.duration_s) }),
-    el("td", { className: "c-worst", text: text(e.worst) }),
-    el("td", { className: "c-changes", text: text(e.changes) }),
-    el("td", { className: "c-ack" }, ack),
+    el("td", { className: "c-start", dataset: { label: "from" } }, zonedTime(e.started, format)),
+    el("td", { className: "c-end", dataset: { label: "to" } }, zonedTime(e.ended, format, "open")),
+    el("td", { className: "c-duration", dataset: { label: "for" }, text: duration(e.duration_s) }),
+    el("td", { className: "c-worst", dataset: { label: "worst" }, text: text(e.worst) }),
+    el("td", { className: "c-changes", dataset: { label: "changes" }, text: text(e.changes) }),
+    el("td", { className: "c-ack", dataset: { label: "acknowledged" } }, ack),
     el("td", { className: "c-silenced", text: e.silenced ? "silenced" : "" }),
   );
 }

@@ -9,17 +9,19 @@ const root = document.getElementById("reports");
 const format = zonedFormat(pageZone());
 const $ = (id) => document.getElementById(id);
 const GROUPS = ["site", "tag"];
-// Each column of the groups table: its row key, and how a cell shows it.
+// Each column of the groups table: its row key, how a cell shows it, and its label on a phone's card.
 const COLUMNS = [
-  ["group", (r) => r.group ?? "(none)"],
-  ["devices", (r) => String(r.devices)],
-  ["availability", (r) => percent(r.availability)],
-  ["under_99", (r) => String(r.under_99)],
-  ["outages", (r) => String(r.outages)],
-  ["down_s", (r) => duration(r.down_s)],
-  ["mtta_s", (r) => duration(r.mtta_s)],
-  ["mttr_s", (r) => duration(r.mttr_s)],
+  ["group", (r) => r.group ?? "(none)", ""],
+  ["devices", (r) => String(r.devices), "devices"],
+  ["availability", (r) => percent(r.availability), "availability"],
+  ["under_99", (r) => String(r.under_99), "under 99 %"],
+  ["outages", (r) => String(r.outages), "outages"],
+  ["down_s", (r) => duration(r.down_s), "down"],
+  ["mtta_s", (r) => duration(r.mtta_s), "MTTA"],
+  ["mttr_s", (r) => duration(r.mttr_s), "MTTR"],
 ];
+
+const count = (n, what) => `${n} ${what}${n === 1 ? "" : "s"}`;
 
 let groupRows = [];
 let sort = { key: "availability", ascending: true }; // the worst first
@@ -64,7 +66,7 @@ function renderGroups() {
   $("group-rows").replaceChildren(...rows.map((row) => el(
     "tr",
     { className: "group-row", dataset: { group: row.group ?? "", health: ratioHealth(row.availability) } },
-    ...COLUMNS.map(([key, shown]) => el("td", { className: `c-${key}`, text: shown(row) })),
+    ...COLUMNS.map(([key, shown, label]) => el("td", { className: `c-${key}`, dataset: { label: label || null }, text: shown(row) })),
   )));
   $("groups-empty").textContent = "No devices in this window";
   $("groups-empty").hidden = rows.length > 0;
@@ -77,7 +79,7 @@ function sortable() {
   document.querySelectorAll("#groups thead th").forEach((th, i) => {
     const key = COLUMNS[i][0];
     th.dataset.key = key;
-    const button = el("button", { className: "link-button sort", attrs: { type: "button" }, text: th.textContent });
+    const button = el("button", { className: "sort", attrs: { type: "button" }, text: th.textContent });
     button.addEventListener("click", () => {
       sort = { key, ascending: sort.key === key ? !sort.ascending : key === "group" || key === "availability" };
       renderGroups();
@@ -102,17 +104,17 @@ async function loadProblems(query) {
   $("subsystem-rows").replaceChildren(...problems.subsystems.map((s) => el(
     "tr", { className: "problem-row", dataset: { subsystem: s.subsystem } },
     el("td", { className: "c-subsystem mono", text: s.subsystem }),
-    el("td", { className: "c-incidents", text: `${s.incidents} incidents` }),
-    el("td", { className: "c-devices", text: `${s.devices} devices` }),
-    el("td", { className: "c-problem", text: duration(s.problem_s) }),
+    el("td", { className: "c-incidents", text: count(s.incidents, "incident") }),
+    el("td", { className: "c-devices", text: count(s.devices, "device") }),
+    el("td", { className: "c-problem", dataset: { label: "in a problem" }, text: duration(s.problem_s) }),
   )));
   $("device-rows").replaceChildren(...problems.devices.map((d) => el(
     "tr", { className: "problem-row", dataset: { device: d.device_id } },
     el("td", { className: "c-source" }, el("a", { className: "mono", attrs: { href: `${deviceUrl(d.device_id)}/history` }, text: d.name || d.device_id })),
     el("td", { className: "c-site", text: d.site ?? "" }),
-    el("td", { className: "c-incidents", text: `${d.incidents} incidents` }),
-    el("td", { className: "c-outages", text: `${d.outages} outages` }),
-    el("td", { className: "c-problem", text: duration(d.problem_s) }),
+    el("td", { className: "c-incidents", text: count(d.incidents, "incident") }),
+    el("td", { className: "c-outages", text: count(d.outages, "outage") }),
+    el("td", { className: "c-problem", dataset: { label: "in a problem" }, text: duration(d.problem_s) }),
   )));
   for (const [rows, empty] of [[problems.subsystems, "subsystems-empty"], [problems.devices, "devices-empty"]]) {
     $(empty).textContent = "No problems in this window";
