@@ -153,17 +153,17 @@ def test_incidents_page_by_link_newest_first_none_missing_none_repeated(client: 
     while url:
         response = client.get(url)
         assert response.status_code == 200
-        seen += [e["id"] for e in response.get_json()]
+        seen += [(e["started"], e["id"]) for e in response.get_json()]
         pages += 1
         link = LINK.match(response.headers.get("Link", ""))
         url = link.group(1) if link else ""
         assert not link or "kind=incident" in url and "limit=10" in url  # the filters are kept
-    assert pages == 3 and len(seen) == 26 == len(set(seen)) and seen == sorted(seen, reverse=True)
+    assert pages == 3 and len(seen) == 26 == len(set(seen)) and seen == sorted(seen, reverse=True)  # newest start first
 
 
 def test_incident_filters(client: FlaskClient, db_path) -> None:
     seed_history(db_path, time.time(), incidents=3)
-    assert [e["device_id"] for e in ok(client, "/api/incidents?kind=outage")] == ["bell-3", "bell-1"]
+    assert [e["device_id"] for e in ok(client, "/api/incidents?kind=outage")] == ["bell-1", "bell-3"]
     assert [e["subsystem"] for e in ok(client, "/api/incidents?open=true")] == ["Audio"]
     assert {e["device_id"] for e in ok(client, "/api/incidents?site=South")} == {"bell-2"}
     assert [e["device_id"] for e in ok(client, "/api/incidents?tag=roof")] == ["bell-1", "bell-1"]

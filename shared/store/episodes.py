@@ -52,6 +52,31 @@ def overlapping_sql(columns: str = COLUMNS, alias: str = "e") -> str:
     return " UNION ALL ".join(parts)
 
 
+def newest_sql(
+    kinds: Sequence[str], start: float, end: float, limit: int, after: tuple[float, int] | None,
+    where: Sequence[str] = (), args: Sequence[Any] = (), columns: str = COLUMNS,
+) -> tuple[str, list[Any]]:  # fmt: skip
+    """The first `limit` episodes of these kinds overlapping [start, end), newest start first (then id), after the
+    (started, id) a page ended on; `where` filters alias e. Each kind's bracket is an index range walked from its
+    newest end, so a page reads about `limit` rows per bracket whatever the window holds."""
+    parts: list[str] = []
+    params: list[Any] = []
+    page = ["e.started <= ?", "(e.started < ? OR e.id < ?)"] if after else []
+    page_args = [after[0], after[0], after[1]] if after else []
+    for kind in kinds:
+        for k in range(-1, MAX_SPAN + 1):
+            lower = ["e.ended IS NULL"] if k < 0 else ["e.started >= ?", "e.ended > ?"]
+            lower_args = [] if k < 0 else [start - SPAN_UNIT_S * 2**k, start]
+            terms = ["e.kind = ?", f"e.span = {k}", "e.started < ?", *lower, *page, *where]
+            parts.append(
+                f"SELECT * FROM (SELECT {columns} FROM episodes e WHERE {' AND '.join(terms)}"
+                " ORDER BY e.started DESC, e.id DESC LIMIT ?) AS b"
+            )
+            params += [kind, end, *lower_args, *page_args, *args, limit]
+    sql = f"SELECT * FROM ({' UNION ALL '.join(parts)}) AS newest ORDER BY started DESC, id DESC LIMIT ?"
+    return sql, [*params, limit]
+
+
 @dataclass
 class Episode:
     """One episode as the ingest holds it while it is open (and until its last change is written)."""

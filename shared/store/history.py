@@ -1,8 +1,8 @@
 """History's reads for a device and for the incident list (§13); the reports are reports.py's.
 
 A device's history reads its own episodes by the episodes_device index (a few hundred rows over the kept
-year) and asks shared/availability.py for the arithmetic. The incident list pages newest first by id with an
-opaque cursor (the last id shown), so rows written while an operator pages neither repeat nor go missing.
+year) and asks shared/availability.py for the arithmetic. The incident list pages newest start first (then id) with an
+opaque cursor (the last row's start and id), so rows written while an operator pages neither repeat nor go missing.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 from shared import availability as av
 from shared.events import iso
 from shared.store.dialect import Connection, read
-from shared.store.episodes import history_since
+from shared.store.episodes import history_since, newest_sql
 from shared.store.history_rows import (
     EPISODE,
     Silences,
@@ -104,13 +104,14 @@ def _filters(
     return where, args
 
 
-def _cursor(cursor: str | None) -> int | None:
-    """The id a cursor carries (the last one shown); a cursor that is not one is a ValueError."""
+def _cursor(cursor: str | None) -> tuple[float, int] | None:
+    """The (started, id) a cursor carries (the last row shown); a cursor that is not one is a ValueError."""
     if cursor is None:
         return None
-    if not cursor.isdigit():
+    started, _, last = cursor.partition("_")
+    if not last.isdigit():
         raise ValueError("cursor")
-    return int(cursor)
+    return float(started), int(last)
 
 
 def incidents(
@@ -118,26 +119,41 @@ def incidents(
     tag: str | None = None, subsystem: str | None = None, state: str | None = None, open: bool | None = None,
     kind: str | None = None, limit: int = 100, cursor: str | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
-    """Episodes overlapping [start, min(end, now)), newest first by id, and the cursor of the next page (or None).
+    """Episodes overlapping [start, min(end, now)), newest start first, and the cursor of the next page (or None).
 
     kind None: outages and incidents; "blind": the monitor's own unknown stretches. A bad cursor: ValueError.
+    One device's are read by its index; otherwise each kind's span brackets are walked from their newest end
+    (episodes.newest_sql), so a first page costs about the same for any window at any fleet size.
     """
     end = min(end, now)
-    before = _cursor(cursor)
+    after = _cursor(cursor)
     where, args = _filters(device, site, tag, subsystem, state, open)
     kinds = KINDS if kind is None else (kind,)
-    where += [f"e.kind IN ({', '.join('?' * len(kinds))})", "e.started < ?", "(e.ended IS NULL OR e.ended > ?)"]
-    args += [*kinds, end, start]
-    if before is not None:
-        where.append("e.id < ?")
-        args.append(before)
     with read(conn):
-        rows = conn.execute(
-            f"SELECT {EPISODE} FROM episodes e WHERE {' AND '.join(where)} ORDER BY e.id DESC LIMIT ?",
-            (*args, limit + 1),
-        ).fetchall()
+        if device is not None:
+            rows = _one_device(conn, kinds, start, end, limit + 1, after, where, args)
+        else:
+            sql, params = newest_sql(kinds, start, end, limit + 1, after, where, args, EPISODE)
+            rows = conn.execute(sql, params).fetchall()
         page = rows[:limit]
         silences = Silences(conn, min((r[4] for r in page), default=now), now)
         entries = registry(conn, [r[2] for r in page])
     out = [episode_dict(r, now, episode_silenced(r, silences, entries, now)) for r in page]
-    return out, (str(page[-1][0]) if len(rows) > limit else None)
+    more = len(rows) > limit
+    return out, (f"{page[-1][4]!r}_{page[-1][0]}" if more else None)
+
+
+def _one_device(
+    conn: Connection, kinds: tuple[str, ...], start: float, end: float, limit: int, after: tuple[float, int] | None,
+    where: list[str], args: list[Any],
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """One device's page (its filter among `where`), by the episodes_device index."""
+    terms = [*where, f"e.kind IN ({', '.join('?' * len(kinds))})", "e.started < ?", "(e.ended IS NULL OR e.ended > ?)"]
+    params = [*args, *kinds, end, start]
+    if after is not None:
+        terms += ["e.started <= ?", "(e.started < ? OR e.id < ?)"]
+        params += [after[0], after[0], after[1]]
+    return conn.execute(
+        f"SELECT {EPISODE} FROM episodes e WHERE {' AND '.join(terms)} ORDER BY e.started DESC, e.id DESC LIMIT ?",
+        (*params, limit),
+    ).fetchall()
