@@ -7,7 +7,7 @@ Through the real web (gunicorn, one gevent worker): GET /api/reports/availabilit
 GET /api/devices/{id}/history, each beside the same call in process plus GET /healthz on the same connection.
 The database's size per million episodes; then the ingest's drain with history on beside off (history_ingest.py).
 The SQLite file is cached in /tmp/vesper-bench-history (bench/history_data.py); PostgreSQL is loaded from it.
-Run: .venv/bin/python -m bench.history [--devices 100000] [--days 400] [--sites 20000] [--sqlite-only] [--quick]
+Run: .venv/bin/python -m bench.history [--devices 100000] [--days 400] [--sites 20000] [--engines sqlite pg] [--quick]
 """
 
 from __future__ import annotations
@@ -117,8 +117,26 @@ def web_paths(shape: Shape, now: float) -> dict[str, str]:
     }
 
 
+def get(port: int, path: str, check: bool = True) -> float:
+    """One GET's seconds on a connection opened before the clock starts (a report outlasts the keep-alive).
+
+    With check=False: its status, untimed.
+    """
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=120)
+    conn.connect()
+    try:
+        if not check:
+            conn.request("GET", path)
+            answer = conn.getresponse()
+            answer.read()
+            return answer.status
+        return timed_get(conn, path)[0]
+    finally:
+        conn.close()
+
+
 def through_web(table: Table, section: str, target: str | Path, shape: Shape, now: float, runs: int) -> None:
-    """GETs on one keep-alive connection to real gunicorn, each beside the same call in process + GET /healthz."""
+    """GETs to real gunicorn (one gevent worker), each beside the same call in process + GET /healthz."""
     from shared.store import history
 
     database = {"url": str(target)} if str(target).startswith("postgresql") else {"path": str(target)}
@@ -127,28 +145,23 @@ def through_web(table: Table, section: str, target: str | Path, shape: Shape, no
         conn = store.connect(target, readonly=True)
         try:
             stack.web()
-            http_conn = http.client.HTTPConnection("127.0.0.1", stack.web_port, timeout=120)
             paths = web_paths(shape, now)
             calls = {
                 "report": lambda: history.availability_report(conn, now - 30 * DAY, now, time.time(), "site", ZONE),
                 "device": lambda: history.device_history(conn, sample(shape)[1], now - 30 * DAY, now, time.time()),
             }
             for name, path in paths.items():
-                http_conn.request("GET", path)
-                answer = http_conn.getresponse()
-                answer.read()
-                if answer.status == 404:
+                if get(stack.web_port, path, check=False) == 404:
                     table.add(section, f"GET {path.split('?')[0]}", "route not there yet")
                     continue
-                web = [timed_get(http_conn, path)[0] for _ in range(runs)]
+                web = [get(stack.web_port, path) for _ in range(runs)]
                 inproc = [timed(calls[name], 1)[0] for _ in range(runs)]
-                floor = [timed_get(http_conn, "/healthz")[0] for _ in range(runs)]
+                floor = [get(stack.web_port, "/healthz") for _ in range(runs)]
                 w, i, f = (statistics.median(x) for x in (web, inproc, floor))
                 bound = 2.0 if name == "report" else 0.1
                 table.add(section, f"GET {path.split('?')[0]}{'?group_by=site' * (name == 'report')}, 30 days",
                           f"{w * 1000:,.1f} ms", yard=f"in process {i * 1000:,.1f} + GET /healthz {f * 1000:.1f} ms",
                           ratio=w / (i + f), target=f"<= {bound * 1000:,.0f} ms", met=w <= bound)  # fmt: skip
-            http_conn.close()
         finally:
             conn.close()
             stack.close()
@@ -192,8 +205,9 @@ def run(table: Table, shape: Shape, args: argparse.Namespace) -> None:
     path, now, built = history_data.sqlite_file(shape, fresh=args.fresh)
     table.add("sqlite", f"history built: {shape.devices:,} devices x {shape.days} days",
               f"{built:,.1f} s" if built else "cached", yard=str(path))  # fmt: skip
-    engine(table, "sqlite", path, shape, now, args)
-    if not args.sqlite_only:
+    if "sqlite" in args.engines:
+        engine(table, "sqlite", path, shape, now, args)
+    if "pg" in args.engines:
         with tempfile.TemporaryDirectory(prefix="vesper-history-pg-") as tmp, pg_server(Path(tmp)) as server:
             url = server.url(server.create_database())
             took = history_data.copy_to_postgres(path, url)
@@ -213,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ingest-messages", type=int, default=20_000)
     parser.add_argument("--ingest-rounds", type=int, default=3)
     parser.add_argument("--fresh", action="store_true", help="rebuild the cached SQLite file")
-    parser.add_argument("--sqlite-only", action="store_true")
+    parser.add_argument("--engines", nargs="+", choices=["sqlite", "pg"], default=["sqlite", "pg"])
     parser.add_argument("--no-web", action="store_true")
     parser.add_argument("--no-ingest", action="store_true")
     parser.add_argument("--quick", action="store_true", help="a smoke test: 300 devices x 20 days, small ingest")

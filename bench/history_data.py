@@ -213,7 +213,7 @@ def sqlite_file(shape: Shape, fresh: bool = False) -> tuple[Path, float, float]:
     CACHE.mkdir(parents=True, exist_ok=True)
     path = CACHE / f"{shape.name}.db"
     if path.exists() and not fresh:
-        conn = store.connect(path, readonly=True)
+        conn = store.open_store(path)  # a file cached before a newer migration gets it (as a real one would)
         now = float(store.get_meta(conn, "bench_history_now") or 0)
         conn.close()
         if now:
