@@ -1,4 +1,4 @@
-"""Availability of every device over a window at fleet size (§13), and the medians of MTTA and MTTR.
+"""Availability of every device over a window at fleet size (§13) (MTTA and MTTR: medians.py).
 
 Each device's time down is summed by the database over the outages overlapping the window (one index range per
 span bracket, overlapping_sql), clipped to when the device was known; the same sum over each of the fleet's few
@@ -11,17 +11,15 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
 
 from shared import availability as av
 from shared.silences import Silence
 from shared.store.dialect import Connection
-from shared.store.episodes import MAX_SPAN, history_since, overlapping_sql
+from shared.store.episodes import history_since, overlapping_sql
 from shared.store.history_rows import Silences, blind, chunks, registry
 
-FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
 _LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
 # Per device: its outages overlapping [?2, ?3) after ?4 (when history began, if later), and their time. Devices
@@ -178,28 +176,3 @@ def figures(conn: Connection, fleet: Fleet, window: av.Interval) -> Figures:
     plain_count = fleet.known_by(begins) - sum(1 for d in special if fleet.known[d] <= begins)
     plain = DeviceFigures(1.0 if counted > 0 else None, 0.0, 0)
     return Figures(special, plain, plain_count, begins)
-
-
-def _started_sql(columns: str) -> str:
-    """The episodes of kind ?1 that started in [?2, ?3): one index range (episodes_span) per bracket."""
-    return " UNION ALL ".join(
-        f"SELECT {columns} FROM episodes e WHERE e.kind = ?1 AND e.span = {k} AND e.started >= ?2 AND e.started < ?3"
-        for k in range(-1, MAX_SPAN + 1)
-    )
-
-
-def medians(
-    conn: Connection, window: av.Interval, keys: Callable[[str], list[Any]]
-) -> tuple[dict[Any, float | None], dict[Any, float | None]]:
-    """MTTA and MTTR by group (FLEET: the whole fleet's) over the episodes that started in the window."""
-    sql = _started_sql("e.device_id, e.started, e.ended, e.ack_at")
-    to_ack: dict[Any, list[float]] = defaultdict(list)
-    to_end: dict[Any, list[float]] = defaultdict(list)
-    for kind in ("outage", "incident"):
-        for device_id, started, ended, ack_at in conn.execute(sql, (kind, window[0], window[1])).fetchall():
-            for key in [FLEET, *keys(device_id)]:
-                if ended is not None:
-                    to_end[key].append(ended - started)
-                if kind == "incident" and ack_at is not None:
-                    to_ack[key].append(ack_at - started)
-    return {k: av.median(v) for k, v in to_ack.items()}, {k: av.median(v) for k, v in to_end.items()}

@@ -1,0 +1,88 @@
+"""MTTA and MTTR by group over a window (§13): the medians of the times to acknowledge and to end.
+
+At fleet size a month starts about a million and a half episodes, so the rows are read as (device, seconds)
+pairs already subtracted by the database, one index range per span bracket (episodes_span covers every column
+read), and each value is dropped into its groups' lists by a loop that stays in C (_by_group).
+"""
+
+from __future__ import annotations
+
+import operator
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Any
+
+from shared import availability as av
+from shared.store.dialect import Connection
+from shared.store.episodes import MAX_SPAN
+
+FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
+Keys = Callable[[str], list[Any]]
+
+
+def _started_sql(value: str, where: str) -> str:
+    """(device, value) of the episodes of kind ?1 that started in [?2, ?3): one index range per bracket."""
+    return " UNION ALL ".join(
+        f"SELECT e.device_id, {value} FROM episodes e WHERE e.kind = ?1 AND e.span = {k} AND e.started >= ?2"
+        f" AND e.started < ?3 AND {where}"
+        for k in range(-1, MAX_SPAN + 1)
+    )
+
+
+_TO_END = _started_sql("e.ended - e.started", "e.ended IS NOT NULL")  # closed: its time to recover
+_TO_ACK = _started_sql("e.ack_at - e.started", "e.ack_at IS NOT NULL")  # acknowledged: its time to acknowledge
+
+
+def _pairs(conn: Connection, parts: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[str], list[float]]:
+    """The (device, value) rows these statements read, as two columns."""
+    rows: list[tuple[str, float]] = []
+    for sql, args in parts:
+        rows += conn.execute(sql, args).fetchall()
+    return list(map(operator.itemgetter(0), rows)), list(map(operator.itemgetter(1), rows))
+
+
+class Grouping(dict[str, list[float]]):
+    """Per device, the list its values go to: one per slot (the tuple of its groups, `slot_of`'s or `keys`')."""
+
+    def __init__(self, slot_of: dict[str, tuple[Any, ...]], keys: Keys) -> None:
+        super().__init__()
+        self.keys = keys
+        self.slots: dict[tuple[Any, ...], list[float]] = defaultdict(list)
+        self.update({device_id: self.slots[slot] for device_id, slot in slot_of.items()})
+
+    def __missing__(self, device_id: str) -> list[float]:
+        found = self[device_id] = self.slots[tuple(self.keys(device_id))]  # a device the fleet no longer lists
+        return found
+
+    def medians(self, devices: list[str], values: list[float]) -> dict[Any, float | None]:
+        """The median of the values by group (and FLEET's), emptying the slots' lists after.
+
+        Each value goes to its device's slot's list in C (a dict lookup and list.append through map(), no Python
+        frame per row); then each slot's list is added to each of its groups'.
+        """
+        deque(map(list.append, map(self.__getitem__, devices), values), maxlen=0)
+        lists: dict[Any, list[float]] = defaultdict(list)
+        for slot, found in self.slots.items():
+            for key in slot:
+                lists[key] += found
+            found.clear()
+        out = {key: av.median(group) for key, group in lists.items() if group}
+        if values:
+            out[FLEET] = av.median(values)
+        return out
+
+
+def medians(
+    conn: Connection, window: av.Interval, grouping: Grouping | None
+) -> tuple[dict[Any, float | None], dict[Any, float | None]]:
+    """MTTA and MTTR by group (FLEET: the whole fleet's; grouping None: only it) over the episodes started in it."""
+    start, end = window
+    to_ack = _pairs(conn, [(_TO_ACK, ("incident", start, end))])
+    to_end = _pairs(conn, [(_TO_END, ("outage", start, end)), (_TO_END, ("incident", start, end))])
+    if grouping is None:
+        return _fleet(to_ack[1]), _fleet(to_end[1])
+    return grouping.medians(*to_ack), grouping.medians(*to_end)
+
+
+def _fleet(values: list[float]) -> dict[Any, float | None]:
+    return {FLEET: av.median(values)} if values else {}
