@@ -246,6 +246,8 @@ def test_problems_rank_by_incidents_then_time(listed: store.Connection) -> None:
     assert devices["b1"]["incidents"] == 2 and devices["b1"]["outages"] == 7
     # b1: its two incidents (0-3 h, overlapping) hold its first three outages; then three of 30 s, the last open
     assert devices["b1"]["problem_s"] == pytest.approx(3 * H + 3 * 30 + (DAY - 6 * H))
+    for limit in (1, 2):  # fewer than the devices with incidents: only those that can rank have their time summed
+        assert problems(listed, T0, T0 + DAY, T0 + DAY, limit=limit)["devices"] == found["devices"][:limit]
 
 
 def test_an_outage_across_an_ingest_restart_is_one_episode_and_counts_once(

@@ -7,7 +7,9 @@ of shared/availability.py: the fleet's few blind stretches and the few silenced 
 
 from __future__ import annotations
 
-from collections import defaultdict
+import heapq
+import operator
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from typing import Any
 
@@ -99,13 +101,14 @@ def availability_report(
 
 
 _SUBSYSTEMS = (
-    "SELECT e.subsystem, COUNT(*), COUNT(DISTINCT e.device_id),"
+    "SELECT e.subsystem, COUNT(*),"
     " SUM((CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END)"
     " - (CASE WHEN e.started > ?2 THEN e.started ELSE ?2 END))"
-    " FROM ({episodes}) AS e GROUP BY e.subsystem ORDER BY 2 DESC, 4 DESC, e.subsystem LIMIT ?4"
+    " FROM ({episodes}) AS e GROUP BY e.subsystem ORDER BY 2 DESC, 3 DESC, e.subsystem LIMIT ?4"
 )
 # A device's time in a problem: the union of its outages and incidents in the window, summed in SQL as islands
-# (each clipped episode counts the part past the furthest end reached by those before it).
+# (each clipped episode counts the part past the furthest end reached by those before it). {only}: the devices
+# that can rank (?6 …), or every one.
 _DEVICES = (
     "SELECT device_id, SUM(CASE WHEN kind = 'incident' THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN kind = 'outage' THEN 1 ELSE 0 END),"
@@ -114,20 +117,49 @@ _DEVICES = (
     " ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS reach FROM ("
     "SELECT e.device_id, e.kind, CASE WHEN e.started > ?2 THEN e.started ELSE ?2 END AS lo,"
     " CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END AS hi"
-    " FROM ({episodes}) AS e) AS c) AS r GROUP BY device_id ORDER BY 2 DESC, 4 DESC, device_id LIMIT ?5"
+    " FROM ({episodes}) AS e{only}) AS c) AS r GROUP BY device_id ORDER BY 2 DESC, 4 DESC, device_id LIMIT ?5"
 )
+RANKED_AT_MOST = 1000  # devices whose problem time is summed; more that could rank: all of them are
+
+
+def _contenders(counts: Counter[str], limit: int) -> list[str] | None:
+    """The devices that can be among the top `limit` by incidents (None: any could, or too many to list).
+
+    Those with fewer incidents than the limit-th most cannot rank above it, whatever their problem time.
+    """
+    if len(counts) < limit or limit <= 0:
+        return None
+    least = heapq.nlargest(limit, counts.values())[-1]
+    found = [device_id for device_id, n in counts.items() if n >= least]
+    return found if len(found) <= RANKED_AT_MOST else None
+
+
+def _devices(conn: Connection, episodes: str, window: av.Interval, limit: int, counts: Counter[str]) -> list[Any]:
+    """The top devices: (device, incidents, outages, problem time), their problem time summed only for contenders."""
+    contenders = _contenders(counts, limit)
+    marks = ", ".join(f"?{at}" for at in range(6, 6 + len(contenders or ())))
+    only = "" if contenders is None else f" WHERE e.device_id IN ({marks})"
+    args = ("incident", *window, "outage", limit, *(contenders or ()))
+    return conn.execute(_DEVICES.format(episodes=episodes, only=only), args).fetchall()
 
 
 def problems(conn: Connection, start: float, end: float, now: float, limit: int = 10) -> dict[str, Any]:
-    """The subsystems and devices with the most incidents in [start, min(end, now)), then the most problem time."""
+    """The subsystems and devices with the most incidents in [start, min(end, now)), then the most problem time.
+
+    Each device's and subsystem's incidents are counted from the window's (device, subsystem) pairs read once
+    (no COUNT(DISTINCT) sort in SQL); the islands of problem time are summed only for the devices that can rank.
+    """
     end = max(start, min(end, now))
     columns = "e.device_id, e.kind, e.subsystem, e.started, e.ended"
     incidents = overlapping_sql(columns)
     both = f"{incidents} UNION ALL {renumbered(incidents, {1: 4})}"
     with read(conn):
+        pairs = conn.execute(overlapping_sql("e.device_id, e.subsystem"), ("incident", start, end)).fetchall()
         subsystems = conn.execute(_SUBSYSTEMS.format(episodes=incidents), ("incident", start, end, limit)).fetchall()
-        devices = conn.execute(_DEVICES.format(episodes=both), ("incident", start, end, "outage", limit)).fetchall()
+        devices = _devices(conn, both, (start, end), limit, Counter(map(operator.itemgetter(0), pairs)))
         entries = {d: (e.name, e.site) for d, e in registry(conn, [row[0] for row in devices]).items()}
+    spread = Counter(map(operator.itemgetter(1), set(pairs)))  # per subsystem: how many devices had one
+    subsystems = [(s, n, spread[s], t) for s, n, t in subsystems]
     return {
         "subsystems": [
             {"subsystem": s, "incidents": int(n), "devices": int(d), "problem_s": round(float(t or 0), 3)}
