@@ -55,12 +55,13 @@ def _tags(args: Args) -> tuple[str, ...]:
     return tags
 
 
-def _limit(args: Args) -> int | None:
+def limit(args: Args, default: int | None = None, maximum: int = MAX_LIMIT) -> int | None:
+    """`limit`: an integer from 1 to maximum (every paged route's rule); `default` when it is not given."""
     raw = args.get("limit")
     if raw is None:
-        return None
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= MAX_LIMIT:
-        abort(400, f"limit: an integer from 1 to {MAX_LIMIT}")
+        return default
+    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
+        abort(400, f"limit: an integer from 1 to {maximum}")
     return int(raw)
 
 
@@ -75,9 +76,9 @@ def parse(given: Args | Mapping[str, Any] | None = None) -> store.DeviceQuery:
     """The request's query (or a filter given as a mapping, as a bulk action's), or a 400 naming the parameter."""
     args = request.args if given is None else given if isinstance(given, MultiDict) else MultiDict(given)
     sort = _sort(args)
-    limit = _limit(args)
+    size = limit(args)
     after = decode_cursor(args["cursor"], sort) if args.get("cursor") else None
-    if after is not None and limit is None:
+    if after is not None and size is None:
         abort(400, "cursor: only with limit")
     return store.DeviceQuery(
         q=_text(args, "q", MAX_Q),
@@ -86,7 +87,7 @@ def parse(given: Args | Mapping[str, Any] | None = None) -> store.DeviceQuery:
         site=_text(args, "site", MAX_TEXT["site"]),
         firmware=_text(args, "firmware", MAX_FIRMWARE),
         sort=sort,
-        limit=limit,
+        limit=size,
         after=after,
     )
 

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from shared.store import history as history_store
-from vesper_web import history_query
+from vesper_web import device_query, history_query
 from vesper_web.api import valid_device_id
 from vesper_web.db import get_db
 from vesper_web.offload import off_the_loop
@@ -65,7 +65,7 @@ def incidents() -> ResponseReturnValue:
     now = time.time()
     span = _window(now)
     filters = history_query.incident_filters(request.args)
-    size = history_query.limit(request.args, history_query.INCIDENTS_LIMIT)
+    size = device_query.limit(request.args, history_query.INCIDENTS_LIMIT)
     cursor = request.args.get("cursor") or None
     try:
         rows, following = history_store.incidents(
@@ -124,5 +124,5 @@ def problems() -> ResponseReturnValue:
     """
     now = time.time()
     span = _window(now)
-    size = history_query.limit(request.args, history_query.PROBLEMS_LIMIT, history_query.MAX_PROBLEMS)
+    size = device_query.limit(request.args, history_query.PROBLEMS_LIMIT, history_query.MAX_PROBLEMS)
     return jsonify(off_the_loop(history_store.problems, get_db(), span.start, span.end, now, size))

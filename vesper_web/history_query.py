@@ -18,6 +18,7 @@ from werkzeug.datastructures import MultiDict
 
 from shared.notify_config import TAG
 from shared.severity import ALERT_STATES_BY_RANK
+from shared.store.reports import GROUPS
 from shared.topics import is_valid_device_id
 from vesper_web.lifecycle_rules import SUBSYSTEM_MAX
 from vesper_web.registry_rules import CONTROL, MAX_TEXT
@@ -28,9 +29,7 @@ DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 MAX_ECHO = 64  # of a refused value in an error
 KINDS = ("outage", "incident", "blind")
 STATES = (*ALERT_STATES_BY_RANK, "offline", "blind")  # an episode's worst: an incident's state, an outage's, blind's
-GROUPS = ("device", "site", "tag", "day")
 BOOLEANS = {"true": True, "1": True, "false": False, "0": False}
-MAX_LIMIT = 1000
 INCIDENTS_LIMIT = 100
 PROBLEMS_LIMIT = 10
 MAX_PROBLEMS = 100
@@ -68,16 +67,6 @@ def window(args: Args, now: float, zone: tzinfo) -> Window:
     if start >= end:
         abort(400, "from: must be before to (and before now)")
     return Window(start, end)
-
-
-def limit(args: Args, default: int, maximum: int = MAX_LIMIT) -> int:
-    """`limit`: an integer from 1 to maximum."""
-    raw = args.get("limit")
-    if raw is None:
-        return default
-    if not raw.isascii() or not raw.isdigit() or not 1 <= int(raw) <= maximum:
-        abort(400, f"limit: an integer from 1 to {maximum}")
-    return int(raw)
 
 
 def _one(args: Args, name: str) -> str | None:

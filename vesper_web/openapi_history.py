@@ -9,7 +9,7 @@ from typing import Any
 
 from shared.notify_config import TAG
 from shared.topics import DEVICE_ID_RE
-from vesper_web import history_query
+from vesper_web import device_query, history_query
 from vesper_web.history import CSV_COLUMNS
 from vesper_web.lifecycle_rules import SUBSYSTEM_MAX
 from vesper_web.registry_rules import MAX_TEXT
@@ -146,7 +146,7 @@ PARAMETERS: dict[str, dict[str, Any]] = {
     "history_state": _query("state", {"enum": list(history_query.STATES)}, "episodes whose worst was this"),
     "history_open": _query("open", {"enum": list(history_query.BOOLEANS)}, "true: only open; false: only closed"),
     "history_kind": _query("kind", {"enum": list(history_query.KINDS)}, "default: outages and incidents"),
-    "history_limit": _limit(history_query.INCIDENTS_LIMIT, history_query.MAX_LIMIT, "this many episodes"),
+    "history_limit": _limit(history_query.INCIDENTS_LIMIT, device_query.MAX_LIMIT, "this many episodes"),
     "history_cursor": _query("cursor", {"type": "string"}, "the next page, as the Link header gives it"),
     "group_by": _query("group_by", {"enum": list(history_query.GROUPS), "default": "site"}, "a row per group"),
     "history_format": _query(

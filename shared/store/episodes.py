@@ -52,6 +52,15 @@ def overlapping_sql(columns: str = COLUMNS, alias: str = "e") -> str:
     return " UNION ALL ".join(parts)
 
 
+def started_sql(columns: str, where: str) -> str:
+    """The episodes of kind ?1 started in [?2, ?3) that meet `where` (alias e): one index range per bracket."""
+    return " UNION ALL ".join(
+        f"SELECT {columns} FROM episodes e WHERE e.kind = ?1 AND e.span = {k} AND e.started >= ?2"
+        f" AND e.started < ?3 AND {where}"
+        for k in range(-1, MAX_SPAN + 1)
+    )
+
+
 def newest_sql(
     kinds: Sequence[str], start: float, end: float, limit: int, after: tuple[float, int] | None,
     where: Sequence[str] = (), args: Sequence[Any] = (), columns: str = COLUMNS,

@@ -146,7 +146,7 @@ def _exact(conn: Connection, fleet: Fleet, window: av.Interval, ids: list[str]) 
     entries = registry(conn, ids)
     out = {}
     for device_id in ids:
-        known = av.known_from(fleet.first_seen[device_id], fleet.since)
+        known = fleet.known[device_id]
         quiet = fleet.silences.covering(device_id, "", entries.get(device_id))
         result = av.availability(window, outages[device_id], fleet.blind, quiet, known)
         seen = sum(1 for _, e in outages[device_id] if e > max(start, known))

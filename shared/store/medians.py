@@ -14,23 +14,14 @@ from typing import Any
 
 from shared import availability as av
 from shared.store.dialect import Connection
-from shared.store.episodes import MAX_SPAN
+from shared.store.episodes import started_sql
 
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 Keys = Callable[[str], list[Any]]
 
 
-def _started_sql(value: str, where: str) -> str:
-    """(device, value) of the episodes of kind ?1 that started in [?2, ?3): one index range per bracket."""
-    return " UNION ALL ".join(
-        f"SELECT e.device_id, {value} FROM episodes e WHERE e.kind = ?1 AND e.span = {k} AND e.started >= ?2"
-        f" AND e.started < ?3 AND {where}"
-        for k in range(-1, MAX_SPAN + 1)
-    )
-
-
-_TO_END = _started_sql("e.ended - e.started", "e.ended IS NOT NULL")  # closed: its time to recover
-_TO_ACK = _started_sql("e.ack_at - e.started", "e.ack_at IS NOT NULL")  # acknowledged: its time to acknowledge
+_TO_END = started_sql("e.device_id, e.ended - e.started", "e.ended IS NOT NULL")  # closed: its time to recover
+_TO_ACK = started_sql("e.device_id, e.ack_at - e.started", "e.ack_at IS NOT NULL")  # acknowledged: time to acknowledge
 
 
 def _pairs(conn: Connection, parts: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[str], list[float]]:
