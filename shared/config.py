@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import re
 import tomllib
 import zoneinfo
 from dataclasses import dataclass, field, fields
@@ -12,6 +11,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from shared import accounts
+from shared.accounts import Account
 from shared.notify_config import NotifyConfig, parse_notify
 from shared.settings import ConfigError, fail, table
 
@@ -114,13 +115,14 @@ class WebConfig:
 class AuthConfig:
     """Who may use the web process: operators' password hashes and scripts' token hashes."""
 
-    users: tuple[str, ...] = ()
-    tokens: tuple[str, ...] = ()
+    users: tuple[Account, ...] = ()  # shared/accounts.py: name, role, hash
+    tokens: tuple[Account, ...] = ()  # and the sites a token is limited to
     secret_key: str = ""
     session_hours: float = 12.0
     login_backoff_s: float = 1.0
     login_backoff_max_s: float = 60.0
     metrics_public: bool = False
+    audit_retention_days: int = 400  # how long the audit log keeps a request (§14)
 
     @property
     def enabled(self) -> bool:
@@ -153,10 +155,6 @@ class Config:
     notify: NotifyConfig = field(default_factory=NotifyConfig)
 
 
-NAMED_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:(scrypt|pbkdf2)(:[0-9a-z:]+)?\$[^$]+\$[0-9a-f]+")
-NAMED_TOKEN_HASH = re.compile(r"[A-Za-z0-9_.@-]{1,64}:sha256:[0-9a-f]{64}")
-
-
 def _coerce(kind: type, key: str, value: Any) -> Any:
     """Check one value against its declared type; ints are accepted for floats, lists become tuples."""
     if kind is tuple:
@@ -174,6 +172,7 @@ def _coerce(kind: type, key: str, value: Any) -> Any:
 
 TYPES = {"str": str, "int": int, "float": float, "bool": bool, "tuple[str, ...]": tuple}
 CONVERT = {name: partial(_coerce, kind) for name, kind in TYPES.items()}  # the top-level sections' converters
+CONVERT["tuple[Account, ...]"] = accounts.parse
 
 
 def _known_zone(name: str) -> bool:
@@ -218,6 +217,7 @@ def _validate(cfg: Config) -> None:
         ("auth.session_hours", cfg.auth.session_hours > 0),
         ("auth.login_backoff_s", cfg.auth.login_backoff_s >= 0),
         ("auth.login_backoff_max_s", cfg.auth.login_backoff_max_s >= cfg.auth.login_backoff_s),
+        ("auth.audit_retention_days", cfg.auth.audit_retention_days > 0),
         ("ingest.max_batch", cfg.ingest.max_batch >= 1),
         ("database.path", bool(cfg.database.path)),
         ("database.leader_timeout_s", 1 <= cfg.database.leader_timeout_s <= 60),
@@ -226,16 +226,6 @@ def _validate(cfg: Config) -> None:
     for key, ok in checks:
         if not ok:
             raise ConfigError(f"config key {key}: value out of range")
-    for key, entries, rule, how in (
-        ("auth.users", cfg.auth.users, NAMED_HASH, "python -m vesper_web.passwd user NAME"),
-        ("auth.tokens", cfg.auth.tokens, NAMED_TOKEN_HASH, "python -m vesper_web.passwd token NAME"),
-    ):
-        names = [entry.partition(":")[0] for entry in entries]
-        for i, entry in enumerate(entries):
-            if not rule.fullmatch(entry):  # never echo the entry: it may be a pasted password
-                raise ConfigError(f'config key {key}[{i}]: expected "name:hash" as printed by `{how}`')
-        if len(set(names)) != len(names):
-            raise ConfigError(f"config key {key}: a name appears twice")
 
 
 def from_dict(raw: dict[str, Any]) -> Config:

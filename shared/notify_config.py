@@ -41,6 +41,8 @@ class Rule:
     resolved: bool = True
     group_wait_s: float = 30.0
     repeat_after_s: float = 0.0
+    escalate_after_s: float = 0.0  # a problem told and neither acknowledged nor resolved this long: tell escalate_to
+    escalate_to: str = ""  # a channel (§14); both or neither
 
 
 @dataclass(frozen=True)
@@ -145,9 +147,13 @@ def _check_rule(key: str, rule: Rule, names: set[str]) -> None:
         fail(f"{key}.channel", f'no channel named "{rule.channel[:32]}"')
     if rule.min_severity not in SEVERITIES:
         fail(f"{key}.min_severity", f"expected one of {' | '.join(SEVERITIES)}")
-    for name in ("group_wait_s", "repeat_after_s"):
+    for name in ("group_wait_s", "repeat_after_s", "escalate_after_s"):
         if getattr(rule, name) < 0:
             fail(f"{key}.{name}", "must be 0 or more")
+    if bool(rule.escalate_after_s) != bool(rule.escalate_to):
+        fail(f"{key}.escalate_to", "escalate_after_s and escalate_to go together (both or neither)")
+    if rule.escalate_to and rule.escalate_to not in names:
+        fail(f"{key}.escalate_to", f'no channel named "{rule.escalate_to[:32]}"')
     _check_rule_lists(key, rule)
 
 

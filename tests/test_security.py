@@ -139,18 +139,21 @@ def test_bad_auth_settings_name_their_key(auth: dict[str, Any], key: str) -> Non
 
 def test_passwd_cli_prints_lines_the_config_accepts() -> None:
     run = [sys.executable, "-m", "vesper_web.passwd"]
-    user = subprocess.run([*run, "user", "ops"], input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT)
-    token = subprocess.run([*run, "token", "ci"], capture_output=True, text=True, cwd=ROOT)
+    user = subprocess.run(
+        [*run, "user", "ops", "--role", "operator"], input=PASSWORD + "\n", capture_output=True, text=True, cwd=ROOT
+    )
+    token = subprocess.run([*run, "token", "ci", "--role", "viewer"], capture_output=True, text=True, cwd=ROOT)
     assert user.returncode == 0 and token.returncode == 0, user.stderr + token.stderr
     line = user.stdout.strip()
     secret, token_line = token.stdout.split()
     cfg = config_mod.from_dict({"auth": {"users": [line], "tokens": [token_line]}})
     creds = Credentials(cfg.auth)
-    assert check_password_hash(line.split(":", 1)[1], PASSWORD) and line.split(":")[1] == "scrypt"
+    assert check_password_hash(line.split(":", 2)[2], PASSWORD) and line.split(":")[1:3] == ["operator", "scrypt"]
     assert creds.check_password("ops", PASSWORD) and not creds.check_password("ops", PASSWORD + "x")
-    assert creds.token_name(secret) == "ci" and creds.token_name(secret[:-1]) is None
+    found = creds.token(secret)
+    assert found is not None and (found.name, found.role) == ("ci", "viewer") and creds.token(secret[:-1]) is None
     assert PASSWORD not in user.stdout + user.stderr
-    short = subprocess.run([*run, "user", "ops"], input="short\n", capture_output=True, text=True, cwd=ROOT)
+    short = subprocess.run([*run, "user", "ops", "--role", "admin"], input="short\n", capture_output=True, text=True, cwd=ROOT)
     assert short.returncode != 0
 
 
@@ -310,7 +313,7 @@ def test_a_changed_password_ends_old_sessions(tmp_path: Path) -> None:
     again.set_cookie("vesper_session", cookie.value)
     assert again.get("/api/devices").status_code == 200
     # ... until the operator's password changes.
-    new_password = config_mod.AuthConfig(users=(user_line("alice", "another one!"),))
+    new_password = config_mod.from_dict({"auth": {"users": [user_line("alice", "another one!")]}}).auth
     changed = create_app(config_mod.replace(cfg, auth=new_password))
     later = changed.test_client()
     later.set_cookie("vesper_session", cookie.value)

@@ -36,7 +36,7 @@ def test_postgres_creates_the_schema_sqlite_migrates_to(tmp_path: Path, pg_url: 
 
 
 def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
-    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 to 12, to the schema in force."""
+    """A PostgreSQL database at migration 7 (as issue 28 left them) gets migrations 8 to 13, to the schema in force."""
     pg = store.open_store(pg_url)
     try:
         fresh = pg.dialect.columns(pg), _indexes_pg(pg)
@@ -46,6 +46,9 @@ def test_postgres_migrates_a_database_of_an_older_schema(pg_url: str) -> None:
                 pg.execute(f"DROP INDEX {index}")
             pg.execute("DROP EXTENSION pg_trgm")
             pg.execute("DROP TABLE episodes")
+            pg.execute("DROP TABLE audit")
+            for column in ("escalate_at", "escalated_at"):
+                pg.execute(f"ALTER TABLE notify_told DROP COLUMN {column}")
             pg.execute("ALTER TABLE devices DROP COLUMN firmware")
             for column in ("site", "device_ids", "told", "ended_by"):
                 pg.execute(f"ALTER TABLE silences DROP COLUMN {column}")

@@ -21,7 +21,7 @@ from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import Headers
 
 from shared.config import Config
-from vesper_web import csrf, sessions
+from vesper_web import csrf, roles, sessions
 from vesper_web.credentials import Credentials
 from vesper_web.paths import answers_json
 from vesper_web.ratelimit import SignInLimit
@@ -38,10 +38,12 @@ FORWARDING = ("X-Forwarded-For", "X-Real-IP")  # plus Forwarded: for=, whose syn
 
 @dataclass(frozen=True)
 class Principal:
-    """Who made a request: an operator ("user"), a script ("token") or anyone on loopback ("local")."""
+    """Who made a request: an operator ("user"), a script ("token") or anyone on loopback ("local"), and its role."""
 
     kind: str
     name: str
+    role: str = "admin"
+    sites: tuple[str, ...] | None = None  # a token limited to these sites (§14); None: every site
 
     def __str__(self) -> str:
         return f"{self.kind} {self.name}"
@@ -114,25 +116,31 @@ def principal() -> Principal | None:
     return g.get("principal")
 
 
+def sites() -> tuple[str, ...] | None:
+    """The sites this request may see and act on (a site-limited token's), or None for every device."""
+    who = principal()
+    return who.sites if who else None
+
+
 def _from_bearer(creds: Credentials) -> Principal | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() != "bearer":
         return None  # e.g. Basic from a proxy in front: not ours to judge
-    name = creds.token_name(value.strip())
-    if name is None:
+    account = creds.token(value.strip())
+    if account is None:
         abort(_unauthorized("invalid API token", 'Bearer realm="Vesper Console", error="invalid_token"'))
-    return Principal("token", name)
+    return Principal("token", account.name, account.role, account.sites)
 
 
 def _from_session(creds: Credentials) -> Principal | None:
     name = session.get("user")
     if not isinstance(name, str):
         return None
-    fingerprint = creds.fingerprint(name)
-    if fingerprint is None or not hmac.compare_digest(fingerprint, str(session.get("fp", ""))):
-        session.clear()  # the user was removed or has a new password
+    fingerprint, account = creds.fingerprint(name), creds.user(name)
+    if account is None or fingerprint is None or not hmac.compare_digest(fingerprint, str(session.get("fp", ""))):
+        session.clear()  # the user was removed or has a new password or role
         return None
-    return Principal("user", name)
+    return Principal("user", name, account.role)
 
 
 def _unauthorized(message: str, challenge: str = 'Bearer realm="Vesper Console"') -> ResponseReturnValue:
@@ -161,8 +169,20 @@ def _ask_for_credentials() -> ResponseReturnValue:
     return _unauthorized("sign in or send an API token (Authorization: Bearer)")
 
 
+def _forbidden(who: Principal) -> ResponseReturnValue | None:
+    """403 when the caller's role or site limit does not reach this endpoint (vesper_web/roles.py)."""
+    why = roles.refusal(who.role, who.sites, request.endpoint)
+    if why is None:
+        return None
+    if not answers_json(request.path):
+        abort(403, why)
+    response = jsonify({"error": why, "role_needed": roles.access(request.endpoint).role})
+    response.status_code = 403
+    return response
+
+
 def guard() -> ResponseReturnValue | None:
-    """before_request: bound the body, identify the caller (401 or sign-in page), then check CSRF."""
+    """before_request: bound the body, identify the caller (401 or sign-in page), its role, then check CSRF."""
     limit = LARGE_BODIES.get(request.endpoint or "", MAX_BODY)
     request.max_content_length = limit  # also bounds a body sent without Content-Length
     if (request.content_length or 0) > limit:
@@ -176,6 +196,10 @@ def guard() -> ResponseReturnValue | None:
         g.principal = _from_bearer(creds) or _from_session(creds)
         if g.principal is None and not open_:
             return _ask_for_credentials()
+    if g.principal is not None and not open_:
+        refused = _forbidden(g.principal)
+        if refused is not None:
+            return refused
     if g.principal is None or g.principal.kind != "token":  # a bearer token is never sent by a browser on its own
         csrf.protect(cfg.auth.enabled)
     return None

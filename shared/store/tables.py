@@ -15,7 +15,7 @@ from shared.severity import standing_sql
 from shared.store import search
 from shared.store.engine import Dialect
 
-AT = 12  # the migration of schema.py that this description equals
+AT = 13  # the migration of schema.py that this description equals
 
 
 @dataclass(frozen=True)
@@ -84,6 +84,7 @@ TABLES = (
     Table("notify_told", (
         C("rule", "text", NN), C("device_id", "text", NN), C("subject", "text", NN), C("category", "text", NN),
         C("told_at", "real", NN), C("line", "text", NN), C("acked", "int", "NOT NULL DEFAULT 0"),
+        C("escalate_at", "real"), C("escalated_at", "real"),
     ), key=("rule", "device_id", "subject")),
     Table("notifications", (
         C("id", "serial"), C("channel", "text", NN), C("status", "text", SENDING),
@@ -134,6 +135,11 @@ TABLES = (
         Index("episodes_device", ("device_id", "started")), Index("episodes_ended", ("ended",)),
         Index("episodes_span", ("kind", "span", "started", "ended", "device_id", "ack_at")),
     )),
+    Table("audit", (
+        C("id", "serial"), C("at", "real", NN), C("actor", "text", NN), C("kind", "text", NN), C("role", "text"),
+        C("address", "text"), C("method", "text", NN), C("action", "text", NN), C("target", "text"),
+        C("status", "int", NN), C("detail", "text"),
+    ), indexes=(Index("audit_at", ("at", "id")), Index("audit_actor", ("actor", "at")))),
 )  # fmt: skip
 
 
