@@ -70,7 +70,7 @@ ENDPOINTS: dict[str, Access] = {
     "notifications.page": FLEET,
     "notifications.notify_test": ADMIN,  # sends to a channel: configuration, not operation
     "audit.audit": ADMIN,
-    "console.audit": ADMIN,
+    "audit.page": ADMIN,
 }
 UNDECIDED = Access("admin", "fleet")
 
