@@ -14,7 +14,7 @@ from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.topics import Topics, is_valid_device_id
-from vesper_web import auth, device_query, event_query, registry_csv, status
+from vesper_web import auth, device_query, event_query, registry_csv, scope, status
 from vesper_web.db import get_db
 from vesper_web.offload import off_the_loop
 from vesper_web.ratelimit import Interval
@@ -52,14 +52,14 @@ def int_arg(name: str, default: int, minimum: int = 0) -> int:
 
 def _known_device(device_id: str) -> dict[str, Any]:
     device = store.device(get_db(), valid_device_id(device_id), time.time())
-    if device is None:
+    if device is None or not scope.mine(device["site"]):  # another site's device is as unknown as none (§14)
         abort(404, f"device {device_id} was never seen")
     return device
 
 
 def _reported(device_id: str) -> None:
     """A 404 unless the device has reported (a registered device that never did has no alert set yet)."""
-    if not store.is_known(get_db(), valid_device_id(device_id)):
+    if not store.is_known(get_db(), valid_device_id(device_id)) or not scope.visible(device_id):
         abort(404, f"device {device_id} was never seen")
 
 
@@ -95,12 +95,13 @@ def _csv(rows: list[tuple[Any, ...]]) -> str:
 
 @bp.get("/summary")
 def summary() -> ResponseReturnValue:
-    """The fleet's counts by health, and of the largest tags, sites and firmware versions with how many there are.
+    """The fleet's counts by health, and of the largest tags, sites and firmware versions with how many there are
+    (a token limited to sites: its devices' counts).
     ---
     get:
       responses: {200: Summary}
     """
-    return jsonify(store.summary(get_db()))
+    return jsonify(store.summary(get_db(), auth.sites()))
 
 
 @bp.get("/devices/<device_id>")
@@ -140,19 +141,21 @@ def events() -> ResponseReturnValue:
     limit = min(int_arg("limit", DEFAULT_LIMIT, minimum=1), MAX_LIMIT)
     after = int_arg("after", 0) if "after" in request.args else None
     before = int_arg("before", 0, minimum=1) if "before" in request.args else None
-    page = store.Timeline(limit, after, before, **event_query.filters(request.args))
+    page = store.Timeline(limit, after, before, **event_query.filters(request.args), sites=auth.sites())
     return jsonify({"events": store.timeline(get_db(), page)})
 
 
 @bp.get("/me")
 def me() -> ResponseReturnValue:
-    """Who the console thinks is asking (the pages use it to notice an expired sign-in).
+    """Who the console thinks is asking, with its role and sites (null: every site); pages notice an expired sign-in.
     ---
     get:
       responses: {200: Me}
     """
     who = auth.principal() or auth.LOCAL
-    return jsonify({"kind": who.kind, "name": who.name, "auth": current_app.config["VESPER"].auth.enabled})
+    sites = None if who.sites is None else list(who.sites)
+    enabled = current_app.config["VESPER"].auth.enabled
+    return jsonify({"kind": who.kind, "name": who.name, "auth": enabled, "role": who.role, "sites": sites})
 
 
 # An id holding "/" (%2F) or nothing at all still reaches this view, to be refused as an id with 400.

@@ -86,6 +86,8 @@ def _silence(req: BulkRequest, ids: list[str], answer: dict[str, Any], now: floa
     if not ids:
         return jsonify({**answer, "count": 0})
     matchers = bulk_rules.silence_matchers(req.filter) or {}
+    if auth.sites() is not None and "tag" in matchers:
+        matchers = {}  # a tag reaches other sites (§14): a token limited to sites silences the list it matched
     listed = None if matchers else frozenset(ids)
     silence = Silence(0, None, matchers.get("tag"), created_by=who(), created_at=now, site=matchers.get("site"),
                       device_ids=listed, **req.fields)  # fmt: skip

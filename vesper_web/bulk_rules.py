@@ -32,7 +32,7 @@ COMMON_FIELDS = ("filter", "action", "dry_run")
 FILTER_KEYS = tuple(
     "tag" if f.name == "tags" else f.name
     for f in dataclasses.fields(store.DeviceQuery)
-    if f.name not in ("sort", "limit", "after")
+    if f.name not in ("sort", "limit", "after", "sites")  # sites: the caller's limit (§14), never the client's
 )
 LISTS = ("tag", "health")  # the filters that may hold several values (health: any of them)
 

@@ -11,6 +11,7 @@ from flask import Blueprint, Response, current_app, render_template, request
 
 from shared import severity, store, vocabulary
 from shared.topics import is_valid_device_id
+from vesper_web import scope
 from vesper_web.db import get_db
 
 bp = Blueprint("console", __name__, template_folder="templates", static_folder="static", static_url_path="/static")
@@ -33,7 +34,7 @@ def devices() -> str:
 @bp.get("/devices/<device_id>")
 def device(device_id: str) -> tuple[str, int] | str:
     """One device: active alerts, liveness, playback, a health-check button; a never-seen id fills in live."""
-    if not is_valid_device_id(device_id):
+    if not is_valid_device_id(device_id) or not scope.visible(device_id):  # another site's: as unknown (§14)
         return render_template("not_found.html", page="not_found"), 404
     known = store.is_known(get_db(), device_id)
     return render_template("device.html", page="device", device_id=device_id, known=known, zone=_zone())
@@ -57,7 +58,7 @@ def silences() -> str:
 @bp.get("/devices/<device_id>/history")
 def device_history(device_id: str) -> tuple[str, int] | str:
     """One device's episodes over a window and its availability (§13), in history.timezone."""
-    if not is_valid_device_id(device_id):
+    if not is_valid_device_id(device_id) or not scope.visible(device_id):
         return render_template("not_found.html", page="not_found"), 404
     return render_template("history.html", page="history", device_id=device_id, zone=_zone())
 

@@ -16,6 +16,7 @@ from werkzeug.datastructures import MultiDict
 from shared import store
 from shared.notify_config import TAG
 from shared.severity import HEALTH_ORDER
+from vesper_web import auth
 from vesper_web.registry_rules import CONTROL, MAX_TEXT
 
 MAX_LIMIT = 1000
@@ -73,7 +74,8 @@ def _sort(args: Args) -> str:
 
 
 def parse(given: Args | Mapping[str, Any] | None = None) -> store.DeviceQuery:
-    """The request's query (or a filter given as a mapping, as a bulk action's), or a 400 naming the parameter."""
+    """The request's query (or a filter given as a mapping, as a bulk action's), or a 400 naming the parameter;
+    within the caller's sites when it is limited to some (§14)."""
     args = request.args if given is None else given if isinstance(given, MultiDict) else MultiDict(given)
     sort = _sort(args)
     size = limit(args)
@@ -89,6 +91,7 @@ def parse(given: Args | Mapping[str, Any] | None = None) -> store.DeviceQuery:
         sort=sort,
         limit=size,
         after=after,
+        sites=auth.sites(),
     )
 
 

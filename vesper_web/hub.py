@@ -26,6 +26,7 @@ from shared.events import wire_json
 from shared.ratelog import RateLimitedLog
 from shared.store.dialect import TRANSIENT
 from shared.store.reads import EVENT_CHUNK, event_rows_after, last_event_id_at
+from shared.store.scope import MONITOR_TYPES
 from vesper_web import sse
 from vesper_web.ring import RESTART_ID, Item, Ring, Subscriber
 
@@ -201,7 +202,7 @@ class Hub:
             touched: set[Ring] = set()
             for row in rows:
                 if row[0] > self.last_id:
-                    self._deliver(touched, row[0], row[4], wire_json(*row))
+                    self._deliver(touched, row[0], row[4], wire_json(*row), row[2] in MONITOR_TYPES)
                     self.last_ts = max(self.last_ts, row[1])
                     self.filled += row[0] not in announced
                     count += 1
@@ -228,9 +229,9 @@ class Hub:
         self.bad += 1
         self._ignore_log.warning("ignored", "ignored %d messages on the published topic, the last: %s", self.bad, what)
 
-    def _deliver(self, touched: set[Ring], event_id: int, source_id: str, event_json: str) -> None:
-        """Frame once; append the same bytes to the rings of every interested client."""
-        item: Item = (event_id, source_id, sse.event(event_id, event_json))
+    def _deliver(self, touched: set[Ring], event_id: int, source_id: str, event_json: str, own: bool) -> None:
+        """Frame once; append the same bytes to the rings of every interested client (`own`: the monitor's event)."""
+        item: Item = (event_id, "" if own else source_id, sse.event(event_id, event_json))
         self.last_id = event_id
         for ring in (self._all, self._rings.get(source_id)):
             if ring is None or not ring.subs:

@@ -16,7 +16,7 @@ from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.silences import Silence
-from vesper_web import api, auth, lifecycle_rules
+from vesper_web import api, auth, lifecycle_rules, scope
 from vesper_web.db import get_db
 from vesper_web.registry import carried_out, writing
 
@@ -31,7 +31,7 @@ def _who() -> str:
 
 def _alert(device_id: str, subsystem: str) -> dict[str, Any] | None:
     device = store.device(get_db(), device_id)
-    if device is None:
+    if device is None or not scope.mine(device["site"]):  # another site's: as if it had no alert (§14)
         return None
     return next((a for a in store.alert_objects(get_db(), device, time.time()) if a["subsystem"] == subsystem), None)
 
@@ -69,10 +69,14 @@ def create_silence() -> ResponseReturnValue:
       requestBody:
         required: true
         content: {application/json: {schema: SilenceRequest}}
-      responses: {201: SilenceCreated, 400: BadRequest, 503: Unavailable}
+      responses: {201: SilenceCreated, 400: BadRequest, 404: NotFound, 503: Unavailable}
     """
     now = time.time()
     fields = lifecycle_rules.silence(request.get_data(), now)
+    if auth.sites() is not None:  # a token limited to sites: one of its devices only (§14)
+        if fields["device_id"] is None:
+            abort(403, scope.SILENCE_REFUSED)
+        scope.require(fields["device_id"])
     with writing() as conn:
         silence_id = store.add_silence(conn, Silence(0, created_by=_who(), created_at=now, **fields))
         created = next(s for s in store.silences(conn, now) if s.id == silence_id)
@@ -82,12 +86,13 @@ def create_silence() -> ResponseReturnValue:
 
 @bp.get("/silences")
 def list_silences() -> ResponseReturnValue:
-    """The silences active now or still to come, soonest end first.
+    """The silences active now or still to come, soonest end first (a token limited to sites: its own, §14).
     ---
     get:
       responses: {200: Silences}
     """
-    return jsonify({"silences": [store.silence_dict(s) for s in store.silences(get_db(), time.time())]})
+    found = scope.silences(store.silences(get_db(), time.time()))
+    return jsonify({"silences": [store.silence_dict(s) for s in found]})
 
 
 @bp.delete("/silences/<int(max=9223372036854775807):silence_id>")
@@ -97,8 +102,11 @@ def expire_silence(silence_id: int) -> ResponseReturnValue:
     delete:
       responses: {204: {description: ended}, 404: NotFound, 503: Unavailable}
     """
+    now = time.time()
+    if auth.sites() is not None and not scope.silences(store.silences_by_id(get_db(), [silence_id])):
+        abort(404, f"no silence {silence_id} still to end")  # another site's, a tag's or the fleet's (§14)
     with writing() as conn:
-        ended = store.expire_silence(conn, silence_id, time.time(), _who())
+        ended = store.expire_silence(conn, silence_id, now, _who())
     if not ended:
         abort(404, f"no silence {silence_id} still to end")
     auth.audit.info("silence %d ended by %s from %s", silence_id, _who(), request.remote_addr)

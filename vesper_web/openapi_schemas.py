@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from shared import store
+from shared import accounts, store
 from shared.notify_config import CHANNEL_NAME, SEVERITIES, TAG
 from shared.severity import ALERT_STATES_BY_RANK, HEALTH_ORDER
 from shared.topics import DEVICE_ID_RE
@@ -190,9 +190,9 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "rejected": {"type": "array", "items": _object({"line": COUNT, "error": {"type": "string"}})},
         }
     ),
-    "Me": _object(
-        {"kind": {"enum": ["user", "token", "local"]}, "name": {"type": "string"}, "auth": {"type": "boolean"}}
-    ),
+    "Me": _object({"kind": {"enum": ["user", "token", "local"]}, "name": {"type": "string"},
+                   "auth": {"type": "boolean"}, "role": {"enum": list(accounts.ROLES)},
+                   "sites": _nullable({"type": "array", "items": {"type": "string"}})}),
     "NotifyTest": _object({"channel": {"type": "string", "pattern": f"^{CHANNEL_NAME.pattern}$"}}),
 }
 DEVICE_ID = DEVICE["properties"]["id"]

@@ -17,7 +17,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from shared import store
-from vesper_web import api, auth, registry_csv, registry_rules
+from vesper_web import api, auth, registry_csv, registry_rules, scope
 from vesper_web.db import get_db
 from vesper_web.offload import off_the_loop
 from vesper_web.registry_rules import FieldError
@@ -75,6 +75,14 @@ def _merge_patch() -> dict[str, Any]:
         abort(400, str(exc))
 
 
+def _within_sites(device_id: str, site: str | None, new_site: str | None) -> None:
+    """A token limited to sites (§14): another site's device is 404, and a PATCH keeps its device in its sites."""
+    if not scope.mine(site):
+        scope.hide(device_id)
+    if not scope.mine(new_site):
+        abort(403, scope.MOVE_REFUSED)
+
+
 @bp.patch("/devices/<device_id>")
 def patch_device(device_id: str) -> ResponseReturnValue:
     """Apply a JSON merge patch to the device's registry fields (registering it if need be); 200 with the device.
@@ -83,12 +91,14 @@ def patch_device(device_id: str) -> ResponseReturnValue:
       requestBody:
         required: true
         content: {application/merge-patch+json: {schema: RegistryPatch}}
-      responses: {200: DeviceDetail, 400: BadRequest, 503: Unavailable}
+      responses: {200: DeviceDetail, 400: BadRequest, 404: NotFound, 503: Unavailable}
     """
     api.valid_device_id(device_id)
     changes = _merge_patch()
     with writing() as conn:
-        fields = {**store.entry_dict(store.registry_entry(conn, device_id)), **changes}
+        before = store.entry_dict(store.registry_entry(conn, device_id))
+        fields = {**before, **changes}
+        _within_sites(device_id, before["site"], fields["site"])
         store.put_entry(conn, device_id, fields, time.time())
     _audit("patch", f"{device_id} ({', '.join(sorted(changes)) or 'nothing'})")
     return api.device(device_id)
@@ -105,6 +115,7 @@ def delete_device(device_id: str) -> ResponseReturnValue:
       responses: {204: {description: forgotten}, 202: AckQueued, 400: BadRequest, 404: NotFound, 503: Unavailable}
     """
     api.valid_device_id(device_id)
+    scope.require(device_id)
     with writing() as conn:
         found, command = store.forget_queued(conn, device_id, time.time())
     if not found:

@@ -12,7 +12,9 @@ import threading
 import time
 from collections.abc import Callable
 
-Item = tuple[int, str, bytes]  # (event id, source device id, SSE frame): built once, shared by every client
+# (event id, its device: the source id, "" for an event of no device (the monitor's own, §14), SSE frame):
+# built once, shared by every client.
+Item = tuple[int, str, bytes]
 RESTART_ID = 0  # the id of the item that says the database's ids went backwards: ids after it start again
 SPACING_PER_CLIENT_S = 10e-6  # the least spacing per client, before a round has been measured
 ROUND_FACTOR = 2.0  # spacing = twice what a round of wake-ups takes: the fan-out takes at most ~half a core

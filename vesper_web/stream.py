@@ -14,10 +14,11 @@ from flask.typing import ResponseReturnValue
 
 from shared import store
 from shared.events import dumps
-from vesper_web import sse
+from vesper_web import auth, scope, sse
 from vesper_web.api import INTEGER, valid_device_id
 from vesper_web.hub import Hub, Subscriber
 from vesper_web.ring import RESTART_ID, Item
+from vesper_web.stream_scope import SiteFilter
 
 bp = Blueprint("stream", __name__)
 
@@ -65,10 +66,12 @@ def stream() -> ResponseReturnValue:
     """
     device = request.args.get("device")
     if device is not None:
-        valid_device_id(device)
+        scope.require(valid_device_id(device))
     after = _last_event_id()
     hub: Hub = current_app.extensions["vesper_hub"]
     cfg = current_app.config["VESPER"]
+    sites = auth.sites()
+    only = None if sites is None else SiteFilter(cfg.database.target, sites)  # a token limited to sites (§14)
     # Registered before the catch-up query: what arrives meanwhile waits in the ring.
     # A dropped client may be blocked writing: shutting both directions frees its greenlet now.
     sub = hub.subscribe(device, on_drop=_shutdown(request.environ, socket.SHUT_RDWR), keepalive_s=cfg.web.keepalive_s)
@@ -76,7 +79,7 @@ def stream() -> ResponseReturnValue:
         abort(503, "too many open streams on this worker; retry later")
     # A stream the server ends also ends its connection, not a keep-alive wait for another request.
     end = _shutdown(request.environ, socket.SHUT_RD)
-    body = _frames(hub, sub, after, cfg.database.target, cfg.web.keepalive_s, end)
+    body = _frames(hub, sub, after, cfg.database.target, cfg.web.keepalive_s, end, only)
     response = Response(body, mimetype="text/event-stream")
     response.headers["Cache-Control"] = "no-cache"
     response.headers["X-Accel-Buffering"] = "no"
@@ -84,12 +87,16 @@ def stream() -> ResponseReturnValue:
     return response
 
 
-def _catch_up(db_path: str | Path, after: int, device: str | None) -> Iterator[tuple[int, bytes]]:
-    """Stored events after `after`, from the store's chunked event reader (no read transaction stays open)."""
+def _catch_up(
+    db_path: str | Path, after: int, device: str | None, only: SiteFilter | None
+) -> Iterator[tuple[int, bytes | None]]:
+    """Stored events after `after`, from the store's chunked event reader (no read transaction stays open);
+    the frame None for one the client may not see (its id still counts as sent)."""
     with closing(store.connect(db_path, readonly=True)) as conn:
         after = min(after, store.last_event_id(conn))  # an id from another database: start from its end
     for event in store.read_events(db_path, after, device=device):
-        yield event["id"], sse.event(event["id"], dumps(event))
+        shown = only is None or only.event(event)
+        yield event["id"], sse.event(event["id"], dumps(event)) if shown else None
 
 
 def _frames(
@@ -99,21 +106,25 @@ def _frames(
     db_path: str | Path,
     keepalive_s: float,
     end: Callable[[], None] | None = None,
+    only: SiteFilter | None = None,
 ) -> Iterator[bytes]:
-    """The stream body: connected, catch-up, then live frames with no id sent twice."""
+    """The stream body: connected, catch-up, then live frames with no id sent twice (`only`: a site limit's)."""
     try:
         yield sse.connected()
         sent = after or 0
         if after is not None:
-            for event_id, frame in _catch_up(db_path, after, sub.device):
+            for event_id, frame in _catch_up(db_path, after, sub.device, only):
                 sent = event_id
-                yield frame
-        yield from _live(sub, sent, keepalive_s, end)
+                if frame is not None:
+                    yield frame
+        yield from _live(sub, sent, keepalive_s, end, only)
     finally:
         hub.unsubscribe(sub)
 
 
-def _live(sub: Subscriber, sent: int, keepalive_s: float, end: Callable[[], None] | None) -> Iterator[bytes]:
+def _live(
+    sub: Subscriber, sent: int, keepalive_s: float, end: Callable[[], None] | None, only: SiteFilter | None = None
+) -> Iterator[bytes]:
     """Live frames after `sent`, batched when several wait, and a keepalive when idle.
 
     The hub wakes waiting clients every keepalive_s / 2 (one timer for all, none per client): an
@@ -131,7 +142,7 @@ def _live(sub: Subscriber, sent: int, keepalive_s: float, end: Callable[[], None
             if end is not None:
                 end()
             return  # dropped (fell behind) or the worker is stopping: the client resumes by id
-        batch, sent = _unsent(items, sent)
+        batch, sent = _unsent(items, sent, None if only is None else only.ids())
         now = time.monotonic()
         if not batch and now - last_write >= idle_after:
             batch.append(sse.keepalive())
@@ -140,11 +151,15 @@ def _live(sub: Subscriber, sent: int, keepalive_s: float, end: Callable[[], None
             yield b"".join(batch)
 
 
-def _unsent(items: list[Item], sent: int) -> tuple[list[bytes], int]:
-    """The frames of ids after `sent` (the catch-up's are skipped) and the new `sent`; after RESTART_ID, any id."""
+def _unsent(items: list[Item], sent: int, mine: frozenset[str] | None = None) -> tuple[list[bytes], int]:
+    """The frames of ids after `sent` (the catch-up's are skipped) and the new `sent`; after RESTART_ID, any id.
+
+    `mine`: a site-limited client's device ids; then only their frames and those of no device ("") are sent.
+    """
     batch = []
-    for event_id, _, frame in items:
+    for event_id, device, frame in items:
         if event_id > sent or event_id == RESTART_ID:
-            batch.append(frame)
+            if mine is None or not device or device in mine:
+                batch.append(frame)
             sent = event_id
     return batch, sent

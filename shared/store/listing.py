@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.severity import HEALTH_ORDER, standing_sql
-from shared.store import search
+from shared.store import scope, search
 from shared.store.device_rows import DEVICE_FROM, DEVICE_SELECT, WIDTH
 from shared.store.dialect import Connection, caseless_like, read
 
@@ -46,6 +46,7 @@ class DeviceQuery:
     sort: str = "id"
     limit: int | None = None
     after: tuple[Any, ...] | None = None
+    sites: tuple[str, ...] | None = None  # a site-limited caller's (§14): its devices only; None: every device
 
 
 def _like(text: str) -> str:
@@ -81,6 +82,10 @@ def _filters(query: DeviceQuery, like: str, found: list[str] | None = None) -> t
     if query.firmware is not None:
         where.append("d.firmware = ?")
         args.append(query.firmware)
+    if query.sites is not None:
+        term, site_args = scope.site_is("r.site", query.sites)
+        where.append(term)
+        args += site_args
     return where, args
 
 
@@ -177,7 +182,7 @@ def _count(conn: Connection, query: DeviceQuery, where: list[str], args: list[An
 
     With q (unless its index gave the candidates) every row may be read: the count stops at COUNT_CAP + 1.
     """
-    source = DEVICE_FROM if query.q or query.site is not None else " FROM devices d"
+    source = DEVICE_FROM if query.q or query.site is not None or query.sites is not None else " FROM devices d"
     if query.q:
         sql = f"SELECT COUNT(*) FROM (SELECT 1{source}{_clause(where)} LIMIT {COUNT_CAP + 1}) AS matches"
     else:
@@ -203,24 +208,49 @@ def _top(counts: list[tuple[str, int]], name: str) -> dict[str, Any]:
     return {name: dict(top), f"{name}_total": len(counts)}
 
 
-def summary(conn: Connection) -> dict[str, Any]:
-    """The fleet's counts: devices, by health (every health, zeros included), the largest tags, sites and firmware.
+def summary(conn: Connection, sites: tuple[str, ...] | None = None) -> dict[str, Any]:
+    """The fleet's counts (or `sites`' devices'): devices, by health (every health, zeros included), the largest
+    tags, sites and firmware.
 
     A device counts in its standing's chip (its worst alert's) and, when offline, in "offline" as well (§12).
     """
     with read(conn):
-        # Counted by index range, all but ok, which is the rest: a healthy fleet's count reads few entries.
-        devices = conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
-        ok = HEALTH_ORDER.index("ok")
-        by_place = dict(conn.execute(f"SELECT {HEALTH}, COUNT(*) FROM devices d WHERE {HEALTH} < ? GROUP BY 1", (ok,)))
-        by_place[ok] = devices - sum(by_place.values())
-        offline = conn.execute("SELECT COUNT(*) FROM devices WHERE liveness = 'offline'").fetchone()[0]
-        tags = conn.execute("SELECT tag, n FROM tag_counts WHERE n > 0").fetchall()
-        sites = conn.execute("SELECT site, COUNT(*) FROM registry WHERE site IS NOT NULL GROUP BY site").fetchall()
-        firmware = conn.execute(
-            "SELECT firmware, COUNT(*) FROM devices WHERE firmware IS NOT NULL GROUP BY firmware"
-        ).fetchall()
+        devices, by_place, offline, tags, sites_, firmware = (
+            _fleet_counts(conn) if sites is None else _site_counts(conn, sites)
+        )
     by_health = {name: by_place.get(place, 0) for place, name in enumerate(HEALTH_ORDER)}
     by_health["offline"] = offline
-    return {"devices": devices, "health": by_health, **_top(tags, "tags"), **_top(sites, "sites"),
+    return {"devices": devices, "health": by_health, **_top(tags, "tags"), **_top(sites_, "sites"),
             **_top(firmware, "firmware")}  # fmt: skip
+
+
+Counts = tuple[int, dict[int, int], int, list[Any], list[Any], list[Any]]
+
+
+def _fleet_counts(conn: Connection) -> Counts:
+    # Counted by index range, all but ok, which is the rest: a healthy fleet's count reads few entries.
+    devices = conn.execute("SELECT COUNT(*) FROM devices").fetchone()[0]
+    ok = HEALTH_ORDER.index("ok")
+    by_place = dict(conn.execute(f"SELECT {HEALTH}, COUNT(*) FROM devices d WHERE {HEALTH} < ? GROUP BY 1", (ok,)))
+    by_place[ok] = devices - sum(by_place.values())
+    offline = conn.execute("SELECT COUNT(*) FROM devices WHERE liveness = 'offline'").fetchone()[0]
+    tags = conn.execute("SELECT tag, n FROM tag_counts WHERE n > 0").fetchall()
+    sites = conn.execute("SELECT site, COUNT(*) FROM registry WHERE site IS NOT NULL GROUP BY site").fetchall()
+    firmware = conn.execute("SELECT firmware, COUNT(*) FROM devices WHERE firmware IS NOT NULL GROUP BY firmware")
+    return devices, by_place, offline, tags, sites, firmware.fetchall()
+
+
+def _site_counts(conn: Connection, sites: tuple[str, ...]) -> Counts:
+    """The same counts over these sites' devices only, each read by the registry's site index."""
+    term, args = scope.site_is("r.site", sites)
+    mine = f" FROM registry r JOIN devices d ON d.id = r.device_id WHERE {term}"
+    devices = conn.execute(f"SELECT COUNT(*){mine}", args).fetchone()[0]
+    by_place = dict(conn.execute(f"SELECT {HEALTH}, COUNT(*){mine} GROUP BY 1", args).fetchall())
+    offline = conn.execute(f"SELECT COUNT(*){mine} AND d.liveness = 'offline'", args).fetchone()[0]
+    tags = conn.execute(
+        f"SELECT t.tag, COUNT(*) FROM registry r JOIN device_tags t ON t.device_id = r.device_id WHERE {term}"
+        " GROUP BY t.tag", args
+    ).fetchall()
+    by_site = conn.execute(f"SELECT r.site, COUNT(*) FROM registry r WHERE {term} GROUP BY r.site", args).fetchall()
+    firmware = conn.execute(f"SELECT d.firmware, COUNT(*){mine} AND d.firmware IS NOT NULL GROUP BY 1", args)
+    return devices, by_place, offline, tags, by_site, firmware.fetchall()

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from shared.events import event_dict
+from shared.store import scope
 from shared.store.dialect import Connection
 from shared.vocabulary import EVENT_TYPES
 
@@ -34,6 +35,7 @@ class Timeline:
     device: str | None = None
     site: str | None = None
     tag: str | None = None
+    sites: tuple[str, ...] | None = None  # a site-limited caller's (§14): its devices' events and the monitor's
 
 
 def kept_types(page: Timeline) -> frozenset[str] | None:
@@ -76,6 +78,10 @@ def _conditions(page: Timeline, types: frozenset[str] | None, driver: str) -> tu
         if part is not None and column != driver and not by_ids:
             where.append(part[0])
             args += part[1]
+    if page.sites is not None:  # always: the ids of a scoped driver include the monitor's sources
+        term, scope_args = scope.event_in(page.sites)
+        where.append(term)
+        args += scope_args
     return where, args
 
 
@@ -84,7 +90,7 @@ def _few_sources(conn: Connection, page: Timeline) -> list[str] | None:
     if page.device is not None:
         return [page.device]
     if page.site is None and page.tag is None:
-        return None
+        return None if page.sites is None else _scope_sources(conn, page.sites)
     if page.site is None:
         sql, args = TAG_IDS, [page.tag]
     elif page.tag is None:
@@ -93,6 +99,14 @@ def _few_sources(conn: Connection, page: Timeline) -> list[str] | None:
         sql, args = f"{SITE_IDS} AND device_id IN ({TAG_IDS})", [page.site, page.tag]
     ids = [row[0] for row in conn.execute(f"{sql} LIMIT ?", (*args, FEW_SOURCES + 1)).fetchall()]
     return ids if len(ids) <= FEW_SOURCES else None
+
+
+def _scope_sources(conn: Connection, sites: tuple[str, ...]) -> list[str] | None:
+    """A site-limited page's sources when its devices are few: theirs and the monitor's own (None when many)."""
+    term, args = scope.site_is("site", sites)
+    sql = f"SELECT device_id FROM registry WHERE {term} LIMIT ?"
+    ids = [row[0] for row in conn.execute(sql, (*args, FEW_SOURCES + 1)).fetchall()]
+    return ids + scope.monitor_sources(conn) if len(ids) <= FEW_SOURCES else None
 
 
 def _driver(conn: Connection, page: Timeline, types: frozenset[str] | None) -> tuple[str, list[str]]:
