@@ -9,6 +9,7 @@ from __future__ import annotations
 import unicodedata
 from typing import Any
 
+from shared.pipeline import duration
 from shared.vocabulary import EVENT_TYPES, plain, render
 
 MAX_FIELD = 200
@@ -27,6 +28,9 @@ CATEGORIES = {
 RESOLVED = ("cleared", "online", "resumed")
 PIPELINE = ("blind", "resumed")  # about the console's own pipeline, not a device: no device link
 Item = tuple[str, str, str]  # (category, device_id, line)
+HEADING = "Vesper: "  # a message's title begins with one of these, then the counts
+REMINDER = "Still active: "
+ESCALATION = "Unacknowledged for "  # then the rule's escalate_after_s in words: "Unacknowledged for 15 min: "
 
 
 def clean(value: Any) -> str:
@@ -70,11 +74,21 @@ def _counts(items: list[Item]) -> str:
     return ", ".join(f"{n:,} {CATEGORIES[cat][n != 1]}" for cat, n in tally.items() if n)  # "50,000 devices offline"
 
 
-def compose(items: list[Item], public_url: str = "", reminder: bool = False) -> tuple[str, str, str]:
-    """(title, body, Apprise notify type) for one group of items."""
+def escalation_heading(after_s: float) -> str:
+    """The title's start of an escalation (§14): "Unacknowledged for 15 min: "."""
+    return f"{ESCALATION}{duration(after_s)}: "
+
+
+def is_escalation(title: str) -> bool:
+    """A stored message's title says it escalated (titles are composed here only, device strings come after)."""
+    return title.startswith(ESCALATION)
+
+
+def compose(items: list[Item], public_url: str = "", heading: str = HEADING) -> tuple[str, str, str]:
+    """(title, body, Apprise notify type) for one group of items; heading: HEADING, REMINDER or an escalation's."""
     order = list(CATEGORIES)
     ranked = sorted(items, key=lambda item: (order.index(item[0]), item[1], item[2]))
-    title = ("Still active: " if reminder else "Vesper: ") + _counts(ranked)
+    title = heading + _counts(ranked)
     base = public_url.rstrip("/")
     linked = [(text, base and cat not in PIPELINE, device) for cat, device, text in ranked[:MAX_ITEMS]]
     lines = [f"{text} {base}/devices/{device}" if link else text for text, link, device in linked]

@@ -26,6 +26,7 @@ T0 = 1_700_000_000.0
 HOSTILE = "<img src=x onerror=alert(1)>"
 CHANNELS = [{"name": "ops", "url": "json://127.0.0.1:9/x"}, {"name": "pager", "url": "json://127.0.0.1:9/y"}]
 KEYS = ["id", "channel", "status", "attempts", "created_at", "sent_at", "last_error", "title", "body", "event_ids"]
+KEYS += ["escalation"]
 
 
 def make_app(db: Path, **auth: Any) -> Flask:
@@ -104,6 +105,7 @@ def test_the_log_is_newest_first_in_the_spec_shape(client: FlaskClient, writer: 
         "title": "Vesper: 2 devices offline",
         "body": "body of Vesper: 2 devices offline",
         "event_ids": [4, 7],
+        "escalation": False,
     }
     assert got[1]["status"] == "failed" and got[1]["last_error"] == "HTTP 500 from the webhook"
     assert got[1]["sent_at"] is None and got[1]["attempts"] == 1

@@ -29,16 +29,22 @@ _mids = iter(range(1, 10**9))
 @pytest.fixture
 def ingest(tmp_path: Path, db_path: Path, clock: FakeClock) -> Iterator[Ingest]:
     """An ingest with one channel (never sent to), a 5 s window and hourly reminders."""
+    notify = '[notify]\n[[notify.channels]]\nname = "ops"\nurl = "json://127.0.0.1:9/x"\n'
+    notify += f'[[notify.rules]]\nchannel = "ops"\ngroup_wait_s = {WINDOW_S}\nrepeat_after_s = 3600.0\n'
+    ing = started(tmp_path, db_path, clock, notify)
+    yield ing
+    ing.writer.close()
+
+
+def started(tmp_path: Path, db_path: Path, clock: FakeClock, notify: str) -> Ingest:
+    """An ingest (not run: nothing is sent) on the test's database with this [notify] section."""
     path = write_config(  # a month's heartbeat timeout: no device goes offline while hours pass here
         tmp_path / "vesper.toml", broker_mod.free_port(), db_path, liveness={"heartbeat_timeout_s": 30 * 86400.0}
     )
-    notify = '[notify]\n[[notify.channels]]\nname = "ops"\nurl = "json://127.0.0.1:9/x"\n'
-    notify += f'[[notify.rules]]\nchannel = "ops"\ngroup_wait_s = {WINDOW_S}\nrepeat_after_s = 3600.0\n'
     path.write_text(path.read_text() + notify)
     ing = Ingest(config_mod.load(path), clock=clock)
     ing.connected()
-    yield ing
-    ing.writer.close()
+    return ing
 
 
 def send(ingest: Ingest, device: str, state: str, subsystem: str = "Audio") -> None:

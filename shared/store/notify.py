@@ -6,11 +6,13 @@ import json
 from typing import Any
 
 from shared.events import iso
+from shared.notify_text import is_escalation
 from shared.store import sets
 from shared.store.dialect import Connection
 
 ItemRow = tuple[str, str, str, str, str, int, str]  # rule, device_id, subject, kind, category, event_id, line
-ToldRow = tuple[str, str, str, str, float, str, int]  # rule, device_id, subject, category, told_at, line, acked
+ToldRow = tuple[str, str, str, str, float, str, int, float | None, float | None]  # rule, device_id, subject, category,
+# told_at, line, acked, escalate_at, escalated_at
 FINAL = ("sent", "dropped")
 
 
@@ -18,7 +20,7 @@ def load_state(conn: Connection) -> tuple[list[tuple[str, float, float]], list[I
     """Every open group (rule, opened_at, due_at), its items, and what each rule has told."""
     groups = conn.execute("SELECT rule, opened_at, due_at FROM notify_groups").fetchall()
     items = conn.execute("SELECT rule, device_id, subject, kind, category, event_id, line FROM notify_items").fetchall()
-    told = conn.execute("SELECT rule, device_id, subject, category, told_at, line, acked FROM notify_told").fetchall()
+    told = conn.execute(f"SELECT {', '.join(TOLD_COLUMNS)} FROM notify_told").fetchall()
     return groups, items, told
 
 
@@ -42,8 +44,8 @@ def close_group(conn: Connection, rule: str) -> None:
 
 ITEM_COLUMNS = ("rule", "device_id", "subject", "kind", "category", "event_id", "line")
 ITEM_TYPES = ("text", "text", "text", "text", "text", "bigint", "text")
-TOLD_COLUMNS = ("rule", "device_id", "subject", "category", "told_at", "line", "acked")
-TOLD_TYPES = ("text", "text", "text", "text", "float8", "text", "int4")
+TOLD_COLUMNS = ("rule", "device_id", "subject", "category", "told_at", "line", "acked", "escalate_at", "escalated_at")
+TOLD_TYPES = ("text", "text", "text", "text", "float8", "text", "int4", "float8", "float8")
 
 
 def _last_per_key(rows: list[Any]) -> list[Any]:
@@ -93,6 +95,22 @@ def tell(conn: Connection, rows: list[ToldRow]) -> None:
 def untell(conn: Connection, keys: list[tuple[str, str, str]]) -> None:
     """Forget what recovered (rule, device_id, subject)."""
     _delete(conn, "notify_told", keys)
+
+
+def mark_escalated(
+    conn: Connection, rule: str, keys: list[tuple[str, str]], now: float
+) -> dict[tuple[str, str], tuple[str, str]]:
+    """Compare-and-set: mark escalated now each of these (device_id, subject) of the rule still due, unacknowledged and
+    not yet escalated; returns those marked, (category, line) by key, for the message queued in the same transaction."""
+    conn.executemany(
+        "UPDATE notify_told SET escalated_at = ?, escalate_at = NULL WHERE rule = ? AND device_id = ? AND subject = ?"
+        " AND escalated_at IS NULL AND acked = 0 AND escalate_at <= ?",
+        [(now, rule, device_id, subject, now) for device_id, subject in keys],
+    )
+    rows = conn.execute(
+        "SELECT device_id, subject, category, line FROM notify_told WHERE rule = ? AND escalated_at = ?", (rule, now)
+    ).fetchall()
+    return {(device_id, subject): (category, line) for device_id, subject, category, line in rows}
 
 
 def enqueue(
@@ -153,6 +171,7 @@ def notifications(conn: Connection, limit: int) -> list[dict[str, Any]]:
         item = dict(zip(keys, row[:9], strict=True))
         item["created_at"], item["sent_at"] = iso(item["created_at"]), iso(item["sent_at"])
         item["event_ids"] = json.loads(row[9])
+        item["escalation"] = is_escalation(item["title"])  # told to a rule's escalate_to: nobody acknowledged (§14)
         out.append(item)
     return out
 

@@ -273,4 +273,4 @@ def shift_times(conn: Connection, step: float) -> None:
     """Move what deadlines run from by a wall-clock step (vesper_ingest/clock.py); one statement per table."""
     conn.execute("UPDATE devices SET last_seen = last_seen + ? WHERE last_seen IS NOT NULL", (step,))
     conn.execute("UPDATE notify_groups SET opened_at = opened_at + ?, due_at = due_at + ?", (step, step))
-    conn.execute("UPDATE notify_told SET told_at = told_at + ?", (step,))
+    conn.execute("UPDATE notify_told SET told_at = told_at + ?, escalate_at = escalate_at + ?", (step, step))

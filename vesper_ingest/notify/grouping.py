@@ -15,6 +15,8 @@ from shared import notify_text
 from shared.notify_config import SEVERITIES, Rule
 from shared.severity import ALERT_SEVERITY
 from shared.vocabulary import EVENT_TYPES
+from vesper_ingest.notify import escalation
+from vesper_ingest.notify.escalation import Escalation
 
 PROBLEMS = frozenset(name for name, t in EVENT_TYPES.items() if t.problem)  # the rest: one-off events
 RECOVERY = {name: t.ends for name, t in EVENT_TYPES.items() if t.ends}  # recovery type -> the problem it ends
@@ -40,6 +42,8 @@ class Told:
     told_at: float
     line: str
     acked: bool = False  # an operator is on it: no reminders until a new state
+    escalate_at: float | None = None  # when it is told to the rule's escalate_to, unless acknowledged or over first
+    escalated_at: float | None = None  # when it was (once)
 
 
 @dataclass
@@ -105,6 +109,7 @@ class Grouper:
         self.silenced = silenced or (lambda device_id, subject, now: False)  # shared/silences.py decides
         self.groups: dict[str, Group] = {}
         self.told: dict[str, dict[Key, Told]] = {key: {} for key in self.rules}
+        self.held: dict[str, set[Key]] = {key: set() for key in self.rules}  # escalations a silence holds
         self.ops: list[tuple[Any, ...]] = []  # what changed, for the sink to write; it clears them
 
     def offer(self, event: dict[str, Any], now: float) -> None:
@@ -157,6 +162,7 @@ class Grouper:
         for key, told in self.told.items():
             if what in told and not told[what].acked:
                 told[what].acked = True
+                escalation.stop(told[what])
                 self.ops.append(("tell", key, what, told[what]))
 
     def _flapping(self, event: dict[str, Any]) -> None:
@@ -173,6 +179,7 @@ class Grouper:
         item, told = self._pending(key, what), self.told[key].get(what)
         if told is not None and told.acked and event["payload"].get("state") != event["payload"].get("previous_state"):
             told.acked, told.told_at = False, now  # a new state is unacknowledged again: reminders resume from now
+            escalation.rearm(told, rule, now)
             self.ops.append(("tell", key, what, told))
         if item is None and told is not None and told.category == notify_text.category(event):
             if told.line != (line := notify_text.line(event)):
@@ -211,13 +218,15 @@ class Grouper:
                 del held[what]
 
     def next_due(self) -> float | None:
-        """When close_due next has something to do (a group's end or a reminder)."""
-        times = [g.due_at for g in self.groups.values()]
+        """When close_due or escalations next has something to do (a group's end, a reminder, an escalation)."""
+        times: list[float | None] = [g.due_at for g in self.groups.values()]
         for key, told in self.told.items():
             repeat = self.rules[key].repeat_after_s
             waiting = [t.told_at for t in told.values() if not t.acked]
             if repeat > 0 and waiting:
                 times.append(min(waiting) + repeat)
+            times.append(escalation.next_at(told, self.rules[key], self.held[key]))
+        times = [t for t in times if t is not None]
         return min(times) if times else None
 
     def close_due(self, now: float) -> list[Message]:
@@ -230,10 +239,12 @@ class Grouper:
                 del group.items[what]  # silenced since it was grouped: told at the silence's end if still active
             for what, item in group.items.items():
                 if item.kind == "problem":
-                    self.told[key][what] = told = Told(item.category, now, item.line)
+                    told = Told(item.category, now, item.line)
+                    escalation.carry(told, self.told[key].get(what), self.rules[key], now)
+                    self.told[key][what] = told
                     self.ops.append(("tell", key, what, told))
             if group.items:
-                messages.append(self._message(key, list(group.items.items()), reminder=False))
+                messages.append(self._message(key, list(group.items.items())))
         return messages + self._reminders(now)
 
     def _reminders(self, now: float) -> list[Message]:
@@ -249,11 +260,34 @@ class Grouper:
             items = [(what, Item("problem", t.category, 0, t.line)) for what, t in due if not self.silenced(*what, now)]
             if not items:
                 continue
-            messages.append(self._message(key, items, reminder=True))
+            messages.append(self._message(key, items, notify_text.REMINDER))
         return messages
 
-    def _message(self, key: str, items: list[tuple[Key, Item]], reminder: bool) -> Message:
+    def escalations(self, now: float) -> list[Escalation]:
+        """Each rule's problems due to escalate now (silenced ones held); the sink marks them and calls escalated."""
+        due = [(key, escalation.due(told, self.rules[key], self.held[key], self.silenced, now)) for key, told in
+               self.told.items()]  # fmt: skip
+        return [Escalation(key, self.rules[key].escalate_to, keys) for key, keys in due if keys]
+
+    def escalated(self, esc: Escalation, lines: dict[Key, tuple[str, str]], now: float) -> Message | None:
+        """The escalation's problems the store marked escalated now ((category, line) of each) become its message."""
+        for what in esc.keys:  # one the store did not mark was escalated or acknowledged there: stop it here too
+            told = self.told[esc.rule].get(what)
+            if told is not None:
+                told.escalate_at, told.escalated_at = None, now
+        items = [(what, Item("problem", category, 0, line)) for what, (category, line) in sorted(lines.items())]
+        after = self.rules[esc.rule].escalate_after_s
+        return self._message(esc.rule, items, notify_text.escalation_heading(after), esc.channel) if items else None
+
+    def unhold(self) -> None:
+        """The silences changed: escalations they held are looked at again."""
+        for held in self.held.values():
+            held.clear()
+
+    def _message(
+        self, key: str, items: list[tuple[Key, Item]], heading: str = notify_text.HEADING, channel: str = ""
+    ) -> Message:
         lines = [(item.category, what[0], item.line) for what, item in items]
-        title, body, notify_type = notify_text.compose(lines, self.public_url, reminder=reminder)
+        title, body, notify_type = notify_text.compose(lines, self.public_url, heading)
         event_ids = sorted(item.event_id for _, item in items if item.event_id)
-        return Message(key, self.rules[key].channel, title, body, notify_type, event_ids)
+        return Message(key, channel or self.rules[key].channel, title, body, notify_type, event_ids)

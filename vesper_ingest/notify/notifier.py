@@ -42,6 +42,7 @@ class Notifier:
         for told in grouper.told.values():
             for t in told.values():
                 t.told_at += step
+                t.escalate_at = None if t.escalate_at is None else t.escalate_at + step
 
     def start(self) -> None:
         """Start every channel's worker."""

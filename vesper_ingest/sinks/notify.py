@@ -15,6 +15,7 @@ from collections.abc import Callable
 
 from shared import store
 from shared.notify_config import NotifyConfig
+from vesper_ingest.notify.escalation import Escalation
 from vesper_ingest.notify.grouping import Group, Grouper, Item, Message, Told
 from vesper_ingest.notify.silencing import Silencing
 from vesper_ingest.sinks import Backlog, Wire
@@ -63,8 +64,9 @@ class NotifySink:
         for rule, device_id, subject, kind, category, event_id, line in items:
             if rule in self.grouper.groups:
                 self.grouper.groups[rule].items[(device_id, subject)] = Item(kind, category, event_id, line)
-        for rule, device_id, subject, category, told_at, line, acked in told:
-            self.grouper.told[rule][(device_id, subject)] = Told(category, told_at, line, bool(acked))
+        for rule, device_id, subject, category, told_at, line, acked, escalate_at, escalated_at in told:
+            entry = Told(category, told_at, line, bool(acked), escalate_at, escalated_at)
+            self.grouper.told[rule][(device_id, subject)] = entry
 
     def _tags(self, device_id: str) -> set[str]:
         """The registry's tags of a device (asked only for rules that name tags)."""
@@ -104,6 +106,7 @@ class NotifySink:
         for problem in ended:
             self.grouper.offer(problem, self.clock())  # still wrong at a silence's end: told once, unless told before
         if self.silences.changed:
+            self.grouper.unhold()  # an escalation a silence held goes now if no other silence holds it
             self._commit([])
         chunk = fresh if fresh and fresh[0][0] == self.done + 1 else backlog(self.done, CHUNK)
         while chunk:
@@ -115,16 +118,20 @@ class NotifySink:
             if self.grouper.ops:
                 self._commit([])
             chunk = [] if chunk is fresh else backlog(self.done, CHUNK)
-        due = self.grouper.next_due()
-        if due is not None and due <= self.clock():
-            self._commit(self.grouper.close_due(self.clock()))
+        due, now = self.grouper.next_due(), self.clock()
+        if due is not None and due <= now:
+            self._commit(self.grouper.close_due(now), self.grouper.escalations(now))
         return offered
 
-    def _commit(self, messages: list[Message]) -> None:
-        """Write the grouper's changes, queue the messages and save the position, in one transaction."""
+    def _commit(self, messages: list[Message], escalations: list[Escalation] | None = None) -> None:
+        """Write the grouper's changes, queue the messages, mark and queue escalations and save the position, in one
+        transaction: an escalation is queued by the transaction that marks it escalated (compare-and-set), once."""
         now = self.clock()
         with self.writer.transaction() as conn:
             _write(conn, self.grouper.ops)
+            marked = [self.grouper.escalated(e, store.mark_escalated(conn, e.rule, e.keys, now), now) for e in
+                      escalations or []]  # fmt: skip
+            messages = [*messages, *(m for m in marked if m)]
             for m in messages:
                 store.enqueue(conn, m.channel, m.title, m.body, m.notify_type, m.event_ids, now)
             store.set_meta(conn, self.marker, str(self.done))
@@ -150,7 +157,11 @@ def _put(conn: store.Connection, ops: list[tuple]) -> None:
 
 
 def _tell(conn: store.Connection, ops: list[tuple]) -> None:
-    store.tell(conn, [(r, d, s, t.category, t.told_at, t.line, int(t.acked)) for _, r, (d, s), t in ops])
+    store.tell(conn, [(r, d, s, *_told_row(t)) for _, r, (d, s), t in ops])
+
+
+def _told_row(t: Told) -> tuple:
+    return t.category, t.told_at, t.line, int(t.acked), t.escalate_at, t.escalated_at
 
 
 WRITERS = {
