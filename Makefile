@@ -66,7 +66,8 @@ POSTGRES_TESTS := tests/test_store.py tests/test_history_follow.py tests/test_hi
 	tests/test_big_import_e2e.py tests/test_notify_slow_receiver_e2e.py tests/test_info_qos_e2e.py \
 	tests/test_mobile_browser.py tests/test_list_fleet.py tests/test_list_browser.py \
 	tests/test_timeline.py tests/test_silence_events.py tests/test_timeline_browser.py \
-	tests/test_bulk_api.py tests/test_bulk_e2e.py tests/test_bulk_browser.py tests/test_history_e2e.py
+	tests/test_bulk_api.py tests/test_bulk_e2e.py tests/test_bulk_browser.py tests/test_history_e2e.py \
+	tests/test_scope.py
 
 test: test-system-deps browser-deps postgres-deps $(TEST_STAMP)
 	$(PY) -m ruff check .
