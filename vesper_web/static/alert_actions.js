@@ -138,10 +138,10 @@ function silenceControls({ deviceId, subsystem, onChanged }) {
   return el("div", { className: "silence-controls", attrs: { role: "group", "aria-label": `Silence ${deviceId}` } }, el("span", { className: "muted", text: "Silence" }), hour, four, until, untilButton, onlyLabel, outcome);
 }
 
-// The controls of one alert, built once per subsystem and kept across re-reads (a half-typed note
+// The controls of one alert (an operator's: hidden below that role, console.css), built once per subsystem and kept across re-reads (a half-typed note
 // survives). `onAcked(alert)` gets the alert the API answered; `onChanged()` asks for a re-read.
 export function alertActions(options) {
-  return el("div", { className: "alert-actions" }, ackForm(options), silenceControls(options));
+  return el("div", { className: "alert-actions needs-operator" }, ackForm(options), silenceControls(options));
 }
 
 // Reflect the alert's state in its kept controls: no Acknowledge control once acknowledged, and

@@ -20,6 +20,17 @@ export { STATE_RANK, STATE_SEVERITY } from "./rules.js";
 export { deviceApi, deviceUrl, getJSON, nextCursor, sendJSON, shared, toSignIn } from "./http.js";
 export { coalescing, follow, throttled } from "./live.js";
 
+// --- roles (§14) ------------------------------------------------------------------------------
+
+// The roles in order, each able to do all the ones before it can (shared/accounts.py's ROLES; a test keeps them equal).
+export const ROLES = ["viewer", "operator", "admin"];
+
+// True when the signed-in role (base.html's body data-role) includes `needed`: whether to offer a control at all.
+// The server's 403 stays the guard; console.css hides .needs-operator and .needs-admin controls the same way.
+export function may(needed, role = document.body.dataset.role) {
+  return ROLES.indexOf(role) >= ROLES.indexOf(needed) && ROLES.includes(needed);
+}
+
 // Build an element. `props`: className, text, dataset, attrs; children are nodes or strings.
 export function el(tag, props = {}, ...children) {
   const node = document.createElement(tag);

@@ -9,11 +9,13 @@ import {
   eventRow,
   follow,
   getJSON,
+  may,
   nextCursor,
   setTime,
   throttled,
   toSignIn,
 } from "./console.js";
+import { failure } from "./alert_actions.js";
 import { alertList as makeAlertList, severityOf } from "./alert_list.js";
 import { playbackShown } from "./device_rows.js";
 import { initRegistryForm, showRegistry } from "./registry_form.js";
@@ -98,7 +100,7 @@ function showDevice(device) {
   $("device-unknown").hidden = true;
   $("device-registered").hidden = reported;
   setHealth(Object.hasOwn(HEALTH_LABEL, device.health) ? device.health : "unknown");
-  $("health-check").disabled = !reported; // the API refuses it until the device has reported
+  $("health-check").disabled = !reported || !may("operator"); // the API refuses it until the device has reported
   showRegistry(device);
   $("fact-liveness").dataset.liveness = device.liveness;
   $("fact-liveness").textContent = device.liveness;
@@ -246,7 +248,8 @@ $("health-check").addEventListener("click", async () => {
       toSignIn();
       return;
     }
-    let [kind, message] = RESULT[response.status] || ["error", `Failed: HTTP ${response.status}`];
+    const body = (response.headers.get("Content-Type") || "").includes("json") ? await response.json() : null;
+    let [kind, message] = RESULT[response.status] || ["error", failure(response.status, body)]; // a 403 says why
     if (response.status === 429) {
       const wait = Number(response.headers.get("Retry-After")) || 10;
       [kind, message] = ["error", `A health check was sent moments ago; try again in ${wait} s`];
@@ -257,7 +260,7 @@ $("health-check").addEventListener("click", async () => {
     result.dataset.result = "error";
     result.textContent = "Failed: the console is unreachable";
   } finally {
-    button.disabled = root.dataset.state !== "known";
+    button.disabled = root.dataset.state !== "known" || !may("operator");
   }
 });
 

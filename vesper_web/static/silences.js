@@ -44,7 +44,7 @@ function row(s, now) {
     el("td", { className: "c-end" }, timeEl(s.ends_at, false)),
     el("td", { className: s.comment ? "c-comment" : "c-comment muted", text: s.comment || "–" }),
     el("td", { className: "c-by", attrs: { title: s.created_at ? `created ${fullTime(s.created_at)}` : null }, text: s.created_by || "–" }),
-    el("td", { className: "c-action" }, end, outcome),
+    el("td", { className: "c-action needs-operator" }, end, outcome),
   );
 }
 
