@@ -1,4 +1,4 @@
-"""A token limited to sites (§14, docs/api.md#site-limited-tokens): what it may see and act on, in the views.
+"""A token limited to sites (§14, docs/security.md#site-limited-tokens): what it may see and act on, in the views.
 
 `auth.sites()` is the caller's sites, or None for every device (then nothing here costs a query). A device
 of another site answers 404 exactly as one that does not exist: a 403 would confirm it exists.

@@ -1,4 +1,4 @@
-"""What a stream client limited to sites receives (§14, docs/api.md#site-limited-tokens): its devices' events and
+"""What a stream client limited to sites receives (§14, docs/security.md#site-limited-tokens): its devices' events and
 the monitor's own, live and on resume.
 
 The registry writes no events, so a device joining or leaving the sites is noticed by re-reading the sites'
