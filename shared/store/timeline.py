@@ -3,7 +3,8 @@
 Events are kept for days (millions of rows at fleet size), so a page reads about as many rows as it shows:
 each page is driven by one index and reads at most `limit` entries of each of its index prefixes
 (events_type for a type filter, events_severity for severity, events_source for a device or a site/tag
-of few devices, the id itself otherwise); the other filters are checked on the rows it reaches.
+of few devices, the id itself otherwise); the other filters are checked on the rows it reaches. A site-limited
+caller's page (§14, scope.py) is read by its sites' devices and the monitor's sources when they are few.
 """
 
 from __future__ import annotations
