@@ -153,7 +153,9 @@ def test_passwd_cli_prints_lines_the_config_accepts() -> None:
     found = creds.token(secret)
     assert found is not None and (found.name, found.role) == ("ci", "viewer") and creds.token(secret[:-1]) is None
     assert PASSWORD not in user.stdout + user.stderr
-    short = subprocess.run([*run, "user", "ops", "--role", "admin"], input="short\n", capture_output=True, text=True, cwd=ROOT)
+    short = subprocess.run(
+        [*run, "user", "ops", "--role", "admin"], input="short\n", capture_output=True, text=True, cwd=ROOT
+    )
     assert short.returncode != 0
 
 
@@ -206,9 +208,10 @@ def test_api_answers_a_token_and_a_session(secured: Flask, url: str) -> None:
 
 def test_who_is_asking(secured: Flask) -> None:
     client = secured.test_client()
-    assert client.get("/api/me", headers=BEARER).get_json() == {"kind": "token", "name": "deploy-bot", "auth": True}
-    sign_in(client)
-    assert client.get("/api/me").get_json() == {"kind": "user", "name": "alice", "auth": True}
+    me = {"kind": "token", "name": "deploy-bot", "auth": True, "role": "admin", "sites": None}
+    assert client.get("/api/me", headers=BEARER).get_json() == me
+    sign_in(client)  # alice's line was written before roles ("NAME:HASH"): an admin
+    assert client.get("/api/me").get_json() == me | {"kind": "user", "name": "alice"}
 
 
 @pytest.mark.parametrize(
@@ -373,7 +376,8 @@ def test_sign_in_redirects_to_next_but_never_off_site(secured: Flask) -> None:
 def test_no_auth_means_no_sign_in_page(open_app: Flask) -> None:
     client = open_app.test_client()
     assert client.get("/login").status_code == 302
-    assert client.get("/api/me").get_json() == {"kind": "local", "name": "(no sign-in configured)", "auth": False}
+    local = {"kind": "local", "name": "(no sign-in configured)", "auth": False, "role": "admin", "sites": None}
+    assert client.get("/api/me").get_json() == local
     assert "signout" not in client.get("/").get_data(as_text=True)
 
 
