@@ -175,6 +175,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "title": {"type": "string"},
             "body": {"type": "string"},
             "event_ids": {"type": "array", "items": {"type": "integer"}},
+            "escalation": {"type": "boolean", "description": "told to a rule's escalate_to: nobody acknowledged"},
         }
     ),
     "RegistryPatch": {

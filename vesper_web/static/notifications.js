@@ -1,4 +1,5 @@
-// Notifications: the delivery log, polled while the tab is visible, and a "Send test" button per channel.
+// Notifications: the delivery log, polled while the tab is visible, and a "Send test" button per channel
+// (admins only: the others' buttons are hidden). An escalation (told to a rule's escalate_to, §14) has a badge.
 //
 // Titles, bodies, errors and channel names reach the page through textContent and attributes only.
 import { clockTime, el, fullTime, getJSON, shared, timeEl, toSignIn } from "./console.js";
@@ -37,15 +38,23 @@ function eventIds(ids) {
   return el("span", { className: "event-ids" }, ...links, more);
 }
 
+// An escalation's mark: nobody acknowledged what its lines say within the rule's escalate_after_s.
+function escalationBadge(n) {
+  if (!n.escalation) return null;
+  const title = "Escalated: nobody acknowledged these in time";
+  return el("span", { className: "badge n-escalation", dataset: { health: "critical" }, attrs: { title }, text: "escalation" });
+}
+
 // The title, and under it the whole body as sent (line breaks kept), readable without a hover.
 function message(n) {
-  return el("td", { className: "c-title" }, el("strong", { className: "n-title", text: n.title }), el("div", { className: "n-body", text: n.body }));
+  const head = el("div", { className: "n-head" }, escalationBadge(n), el("strong", { className: "n-title", text: n.title }));
+  return el("td", { className: "c-title" }, head, el("div", { className: "n-body", text: n.body }));
 }
 
 function row(n) {
   return el(
     "tr",
-    { className: "notification", dataset: { notificationId: n.id, status: n.status, channel: n.channel } },
+    { className: "notification", dataset: { notificationId: n.id, status: n.status, channel: n.channel, escalation: n.escalation ? "true" : "false" } },
     el("td", { className: "c-time" }, timeEl(n.created_at, false)),
     el("td", { className: "c-channel mono", text: n.channel }),
     el("td", { className: "c-status" }, statusChip(n)),
@@ -122,6 +131,9 @@ async function sendTest(button) {
   }
 }
 
+// POST /api/notify/test is admin-only: the others see the channels without the button.
+const admin = document.body.dataset.role === "admin";
 for (const button of document.querySelectorAll("button.notify-test")) {
-  button.addEventListener("click", () => sendTest(button));
+  if (admin) button.addEventListener("click", () => sendTest(button));
+  else button.closest("td").hidden = true;
 }
