@@ -41,3 +41,5 @@ def before_call(context: schemathesis.HookContext, case: schemathesis.Case, kwar
         if "to" in case.query:
             case.query["to"] = _past(1)
         case.query.pop("cursor", None)
+        if not str(case.query.get("subsystem", "")).isprintable():
+            case.query["subsystem"] = "Audio"  # printable (str.isprintable: no private-use, format, ...) is no pattern

@@ -78,7 +78,7 @@ FLASK_ARG = re.compile(r"<(?:[^<>]*:)?([^<>:]+)>")
 
 # Not an API (decided, §12): the console's HTML pages and sign-in forms, and its static files.
 CONSOLE_PAGES = {"/", "/devices/<device_id>", "/events", "/notifications", "/silences", "/login", "/logout",
-                 "/devices/<device_id>/history", "/reports"}  # fmt: skip
+                 "/devices/<device_id>/history", "/reports", "/audit"}  # fmt: skip
 
 
 def routed(app: Flask) -> tuple[set[tuple[str, str]], set[str]]:

@@ -13,6 +13,7 @@ from shared.config import Config, ConfigError, load
 from shared.exposure import exposure_error
 from vesper_web import (
     api,
+    audit,
     auth,
     bulk,
     console,
@@ -61,6 +62,7 @@ def create_app(config: Config | None = None) -> Flask:
     app.register_blueprint(bulk.bp)
     app.register_blueprint(status.bp)
     app.register_blueprint(history.bp)
+    app.register_blueprint(audit.bp)  # and its recorder, after every request
     app.register_blueprint(openapi.bp)  # last: it describes the /api routes registered before it
     return app
 

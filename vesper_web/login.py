@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 from flask import Blueprint, current_app, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 
-from vesper_web import auth
+from vesper_web import audit_trail, auth
 from vesper_web.ratelimit import SignInLimit
 
 bp = Blueprint("login", __name__, template_folder="templates")
@@ -55,16 +55,21 @@ def login() -> ResponseReturnValue:
     if wait > 0:
         retry = max(1, math.ceil(wait))
         auth.audit.warning("sign-in refused for %r from %s: too many failures, %d s left", name, _client(), retry)
+        audit_trail.note(f"sign-in refused: too many failures, {retry} s left")
         return _page(f"Too many failed sign-ins. Try again in {retry} s.", 429, name, {"Retry-After": str(retry)})
-    if current_app.extensions["vesper_credentials"].check_password(name, password):
+    creds = current_app.extensions["vesper_credentials"]
+    if creds.check_password(name, password):
         limit.succeeded(_client(), name)
         auth.sign_in(name)
         auth.audit.info("sign-in: user %s from %s", name, _client())
+        account = creds.user(name)
+        audit_trail.note("signed in", auth.Principal("user", name, account.role if account else "viewer"))
         return redirect(safe_next(request.form.get("next")), 303)
     delay, failures = limit.failed(_client(), name, now)
     auth.audit.warning(
         "sign-in failed for %r from %s (%d in a row; next try in %.1f s)", name, _client(), failures, delay
     )
+    audit_trail.note(f"sign-in failed ({failures} in a row)")  # the entry's actor: the name tried (audit_trail)
     return _page(WRONG, 401, name)
 
 
@@ -76,5 +81,6 @@ def logout() -> ResponseReturnValue:
     current = auth.principal()
     if current is not None and current.kind == "user":
         auth.audit.info("sign-out: user %s from %s", current.name, _client())
+        audit_trail.note("signed out")
     session.clear()
     return redirect(url_for("login.login"), 303)

@@ -17,7 +17,7 @@ from prometheus_client.registry import Collector
 
 from shared import store
 from shared.vocabulary import TOPIC_KINDS
-from vesper_web import status
+from vesper_web import audit_trail, status
 from vesper_web.db import get_db
 from vesper_web.hub import Hub
 from vesper_web.notifications import channel_names
@@ -179,6 +179,11 @@ class VesperCollector(Collector):
         stats = store.queue_stats(get_db(), time.time())
         yield from notify_metrics(counters, stats, channel_names(current_app.config["VESPER"]))
         yield from worker_metrics(hub, bridge)
+        yield CounterMetricFamily(
+            "vesper_web_audit_failed_total",
+            "Audit entries this worker could not store (each logged; the request's own answer stood).",
+            audit_trail.failed(),
+        )
         now = time.time()
         state, seen = status.snapshot(now)
         yield from pipeline_metrics(state, seen["ok"], now)

@@ -25,7 +25,7 @@ from flask import Blueprint, Flask, current_app, jsonify, render_template, send_
 from flask.typing import ResponseReturnValue
 from werkzeug.routing import Rule
 
-from vesper_web import csrf, openapi_bulk, openapi_history
+from vesper_web import csrf, openapi_audit, openapi_bulk, openapi_history
 from vesper_web.openapi_events import EVENT_PARAMETERS
 from vesper_web.openapi_schemas import (
     ASSETS,
@@ -37,7 +37,7 @@ from vesper_web.openapi_schemas import (
 from vesper_web.openapi_schemas import PARAMETERS as SHARED_PARAMETERS
 
 bp = Blueprint("openapi", __name__, url_prefix="/api")
-PARAMETERS = {**SHARED_PARAMETERS, **EVENT_PARAMETERS, **openapi_history.PARAMETERS}
+PARAMETERS = {**SHARED_PARAMETERS, **EVENT_PARAMETERS, **openapi_history.PARAMETERS, **openapi_audit.PARAMETERS}
 
 # Swagger UI's files from the flask-swagger-ui package (its blueprint is not used: its page has an inline script).
 SWAGGER_UI = Path(flask_swagger_ui.__file__).parent / "dist"
@@ -46,7 +46,7 @@ METHODS = ("get", "put", "post", "patch", "delete")
 TAGS = {
     "api": "fleet", "registry": "registry", "notifications": "notifications", "openapi": "description",
     "stream": "stream", "healthz": "health", "status": "health", "metrics": "health",
-    "history": "history",
+    "history": "history", "audit": "audit",
 }  # fmt: skip
 DESCRIPTION = (
     'The Vesper Console\'s JSON API. Every error is `{"error": "..."}` with its status. When `[auth]` '
@@ -62,7 +62,7 @@ DESCRIPTION = (
 CONSOLE = {
     "console.devices", "console.device", "console.events", "console.silences", "notifications.page",
     "login.login", "login.logout", "console.static", "console.rules",
-    "console.device_history", "console.reports",
+    "console.device_history", "console.reports", "audit.page",
 }  # fmt: skip
 
 
@@ -114,6 +114,7 @@ def describe(app: Flask) -> dict[str, Any]:
     schemas, responses = dict(SCHEMAS), dict(RESPONSES)
     openapi_bulk.extend(schemas, responses)  # the bulk actions' components, kept apart
     openapi_history.extend(schemas, responses)  # history's (§13)
+    openapi_audit.extend(schemas, responses)  # the audit log's (§14)
     for name, schema in schemas.items():
         spec.components.schema(name, schema)
     for name, header in HEADERS.items():

@@ -7,6 +7,7 @@ neither repeat nor push others out of place, and rows sharing one instant are sp
 
 from __future__ import annotations
 
+import re
 from dataclasses import astuple, dataclass
 from typing import Any
 
@@ -15,6 +16,7 @@ from shared.store.dialect import Connection, read
 
 # The longest text each column keeps (whatever a caller passes): the columns hold untrusted strings.
 CAPS = {"actor": 64, "kind": 16, "role": 16, "address": 64, "method": 8, "action": 64, "target": 256, "detail": 300}
+CURSOR = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?_[0-9]{1,18}")  # the last row's at (repr) and id
 COLUMNS = ("at", "actor", "kind", "role", "address", "method", "action", "target", "status", "detail")
 
 
@@ -51,9 +53,9 @@ def _cursor(cursor: str | None) -> tuple[float, int] | None:
     """The (at, id) a cursor carries (the last row shown); one this module did not give is a ValueError."""
     if cursor is None:
         return None
-    at, _, last = cursor.partition("_")
-    if not last.isascii() or not last.isdigit():
+    if not CURSOR.fullmatch(cursor):
         raise ValueError("cursor")
+    at, _, last = cursor.partition("_")
     return float(at), int(last)
 
 
