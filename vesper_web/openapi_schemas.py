@@ -174,8 +174,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
             "last_error": {"type": ["string", "null"]},
             "title": {"type": "string"},
             "body": {"type": "string"},
-            "event_ids": {"type": "array", "items": {"type": "integer"}},
-            "escalation": {"type": "boolean", "description": "told to a rule's escalate_to: nobody acknowledged"},
+            "event_ids": {"type": "array", "items": {"type": "integer"}}, "escalation": {"type": "boolean"},
         }
     ),
     "RegistryPatch": {
