@@ -31,7 +31,6 @@ from vesper_web.passwd import token_hash
 
 PASSWORD = "correct horse battery"
 SITE = "http://localhost"
-PLANNED = {"audit.audit", "audit.page"}  # decided before their routes exist (the audit log, §14)
 ARGS = {
     "device_id": "bell-1",
     "subsystem": "Audio",
@@ -159,7 +158,7 @@ def test_every_endpoint_is_decided(tmp_path: Path) -> None:
     app = create_app(config_mod.from_dict({"database": {"path": str(tmp_path / "v.db")}}))
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()}
     assert sorted(endpoints - set(roles.ENDPOINTS)) == []
-    assert sorted(set(roles.ENDPOINTS) - endpoints - PLANNED) == []  # no decision outlives its route
+    assert sorted(set(roles.ENDPOINTS) - endpoints) == []  # no decision outlives its route
     assert {e for e, need in roles.ENDPOINTS.items() if need == roles.OPEN} == OPEN_ENDPOINTS
     decided = [need for need in roles.ENDPOINTS.values() if need != roles.OPEN]
     assert all(need.role in ROLES and need.scope in ("sites", "any", "fleet") for need in decided)
