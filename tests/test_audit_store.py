@@ -10,11 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from shared import config as config_mod
 from shared import store
 from shared.store import audit
 from shared.store.audit import Entry
+from vesper_ingest import sweep
 
 T0 = 1_780_000_000.0
+DAY = 86400.0
 
 
 @pytest.fixture
@@ -118,3 +121,15 @@ def test_prune_drops_what_is_older_than_the_retention(db: store.Connection) -> N
     with store.write(db):
         assert audit.prune(db, T0) == 2
     assert [r["id"] for r in audit.entries(db)[0]] == ids[:1:-1]
+
+
+def test_the_ingests_prune_keeps_auth_audit_retention_days(db_path: Path, db: store.Connection) -> None:
+    cfg = config_mod.from_dict({"auth": {"audit_retention_days": 2}})
+    kept = put(db, entry(T0 - 2 * DAY + 1), entry(T0))
+    put(db, entry(T0 - 2 * DAY - 1))
+    writer = store.Writer(db_path)
+    try:
+        sweep.prune(writer, cfg, T0)
+    finally:
+        writer.close()
+    assert [r["id"] for r in audit.entries(db)[0]] == kept[::-1]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from shared import store
 from shared.config import Config
 from shared.events import NewEvent, iso
-from shared.store import episodes
+from shared.store import audit, episodes
 from shared.store.writes import shift_times
 from vesper_ingest import flooding, liveness
 from vesper_ingest.fleet import Fleet
@@ -58,8 +58,9 @@ def rebase(conn: store.Connection, fleet: Fleet, step: float) -> None:
 
 
 def prune(writer: store.Writer, cfg: Config, now: float) -> int:
-    """Drop events and notifications older than the retention, episodes and silences older than history's (§13).
+    """Drop what outlived its retention: events, notifications; episodes, silences (§13); audit entries (§14).
 
+    Events and notifications go after events.retention_days, audit entries after auth.audit_retention_days.
     Silences are history's too: a past maintenance window is left out of availability. Returns how many events went.
     """
     before = now - cfg.events.retention_days * 86400
@@ -70,4 +71,5 @@ def prune(writer: store.Writer, cfg: Config, now: float) -> int:
         store.prune_silences(conn, kept)
         if cfg.history.retention_days > 0:
             episodes.prune(conn, now - cfg.history.retention_days * 86400)
+        audit.prune(conn, now - cfg.auth.audit_retention_days * 86400)
     return removed
