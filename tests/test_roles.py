@@ -189,3 +189,19 @@ def test_the_consoles_roles_are_the_configs() -> None:
     script = (ROOT / "vesper_web" / "static" / "console.js").read_text()
     copied = re.search(r"export const ROLES = \[([^\]]*)\]", script)
     assert copied is not None and re.findall(r'"([a-z]+)"', copied.group(1)) == list(ROLES)
+
+
+def test_the_docs_table_is_the_url_maps(tmp_path: Path) -> None:
+    """docs/teams.md's "Who may call what" lists every route and method with its decision, and nothing else."""
+    app = create_app(config_mod.from_dict({"database": {"path": str(tmp_path / "v.db")}}))
+    scope = {"sites": "its sites only", "any": "yes", "fleet": "403"}
+    expected = set()
+    for rule in app.url_map.iter_rules():
+        if rule.defaults:
+            continue  # the same endpoint under another path (an empty id, to be refused as one)
+        need, path = roles.ENDPOINTS[rule.endpoint], re.sub(r"<(?:[^:>]+:)?([a-z_]+)>", r"{\1}", rule.rule)
+        for method in rule.methods - {"HEAD", "OPTIONS"}:
+            expected.add((f"{method} {path}", need.role or "none (open)", scope[need.scope]))
+    text = (ROOT / "docs" / "teams.md").read_text()
+    documented = re.findall(r"^\| `([A-Z]+ /[^`]*)` \| ([^|]+?) \| ([^|]+?) \|$", text, re.M)
+    assert sorted(documented) == sorted(expected)
