@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
 from shared.config import load
@@ -85,9 +86,9 @@ def the_pages(page: Page, base: str, role: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"browser-test-roles-{role}-silences.png"), full_page=True)
 
 
-def test_each_role_sees_what_it_may_do(
-    make_config: Callable[..., Path], start_ingest: Any, start_web: Any, peer: Peer, browser: Browser
-) -> None:
+@pytest.fixture
+def console(make_config: Callable[..., Path], start_ingest: Any, start_web: Any, peer: Peer) -> str:
+    """The ingest and web with the three users; bell-1 with an alert and a silence. The console's base URL."""
     cfg = make_config(auth=AUTH)
     start_ingest(cfg)
     start_web(cfg)
@@ -96,28 +97,39 @@ def test_each_role_sees_what_it_may_do(
     alert(peer, "bell-1", "Audio", "WARNING", "amp hot")
     silence(base)
     ARTIFACTS.mkdir(exist_ok=True)
+    return base
+
+
+def test_each_role_sees_what_it_may_do(console: str, browser: Browser) -> None:
     for role in ROLES:
         context = browser.new_context(viewport={"width": 1280, "height": 800})
         try:
             page = context.new_page()
             watch = Watch(page)
-            sign_in(page, base, role)
-            the_pages(page, base, role)
+            sign_in(page, console, role)
+            the_pages(page, console, role)
             watch.assert_clean()
         finally:
             context.close()
 
 
-def test_a_refusal_shows_the_servers_words(
-    make_config: Callable[..., Path], start_ingest: Any, start_web: Any, peer: Peer, page: Page
-) -> None:
+def test_on_a_phone_the_header_keeps_to_the_screen(console: str, browser: Browser) -> None:
+    """The admin's header (name, role, the Audit link) never makes the page scroll sideways at 390 px."""
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    try:
+        page = context.new_page()
+        sign_in(page, console, "admin")
+        expect(page.locator("#signed-in-role")).to_be_visible()
+        expect(page.locator("#nav-audit")).to_have_count(1)
+        assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        page.screenshot(path=str(ARTIFACTS / "browser-test-roles-admin-phone.png"))
+    finally:
+        context.close()
+
+
+def test_a_refusal_shows_the_servers_words(console: str, page: Page) -> None:
     """A viewer's page made to show an operator's control (as if the role changed while it was open)."""
-    cfg = make_config(auth=AUTH)
-    start_ingest(cfg)
-    start_web(cfg)
-    base = f"http://{load(cfg).web.bind}"
-    peer.publish("vesper/bell-1/status/heartbeat", {"fw": "v1"})
-    alert(peer, "bell-1", "Audio", "WARNING", "amp hot")
+    base = console
     watch = Watch(page)
     sign_in(page, base, "viewer")
     page.goto(base + "/devices/bell-1")
