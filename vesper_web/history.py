@@ -2,7 +2,8 @@
 
 Each route reads through shared/store/history.py with the window parsed once (history_query.py),
 `now` read once, and the day boundaries of history.timezone. A fleet's report (and its CSV) is computed off the
-worker's loop: the worker keeps serving meanwhile.
+worker's loop: the worker keeps serving meanwhile. A token limited to sites (§14) reads its sites' devices only:
+another site's device history is a 404 as for an unknown device; the lists and reports hold nothing of another site.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from flask import Blueprint, abort, current_app, jsonify, request
 from flask.typing import ResponseReturnValue
 
 from shared.store import history as history_store
-from vesper_web import device_query, history_query
+from vesper_web import auth, device_query, history_query
 from vesper_web.api import valid_device_id
 from vesper_web.db import get_db
 from vesper_web.offload import off_the_loop
@@ -47,8 +48,8 @@ def device_history(device_id: str) -> ResponseReturnValue:
     valid_device_id(device_id)
     now = time.time()
     span = _window(now)
-    found = history_store.device_history(get_db(), device_id, span.start, span.end, now)
-    if found is None:
+    found = history_store.device_history(get_db(), device_id, span.start, span.end, now, sites=auth.sites())
+    if found is None:  # another site's device (§14) answers as one that does not exist
         abort(404, f"device {device_id} was never seen")
     return jsonify(found)
 
@@ -69,7 +70,7 @@ def incidents() -> ResponseReturnValue:
     cursor = request.args.get("cursor") or None
     try:
         rows, following = history_store.incidents(
-            get_db(), span.start, span.end, now, **filters, limit=size, cursor=cursor
+            get_db(), span.start, span.end, now, **filters, limit=size, cursor=cursor, sites=auth.sites()
         )
     except ValueError:  # the store's word for a cursor it did not give
         abort(400, "cursor: not one this list gave; start again without it")
@@ -93,7 +94,7 @@ def availability() -> ResponseReturnValue:
     group = history_query.group_by(request.args, span)
     form = history_query.form(request.args)
     report = off_the_loop(  # a fleet's figures: the worker keeps serving meanwhile
-        history_store.availability_report, get_db(), span.start, span.end, now, group, zone_name()
+        history_store.availability_report, get_db(), span.start, span.end, now, group, zone_name(), auth.sites()
     )
     if form == "csv":
         body = off_the_loop(report_csv, report)
@@ -125,4 +126,4 @@ def problems() -> ResponseReturnValue:
     now = time.time()
     span = _window(now)
     size = device_query.limit(request.args, history_query.PROBLEMS_LIMIT, history_query.MAX_PROBLEMS)
-    return jsonify(off_the_loop(history_store.problems, get_db(), span.start, span.end, now, size))
+    return jsonify(off_the_loop(history_store.problems, get_db(), span.start, span.end, now, size, auth.sites()))

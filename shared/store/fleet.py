@@ -11,22 +11,26 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared import availability as av
 from shared.silences import Silence
+from shared.store import scope
 from shared.store.dialect import Connection
 from shared.store.episodes import history_since, overlapping_sql
-from shared.store.history_rows import Silences, blind, chunks, registry
+from shared.store.history_rows import Silences, blind, chunks, registry, scoped
 
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
 _LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
 # Per device: its outages overlapping [?2, ?3) after ?4 (when history began, if later), and their time. Devices
-# known later than ?4 are computed row by row (_exact): no join with devices on every row.
+# known later than ?4 are computed row by row (_exact): no join with devices on every row. {scope}: only a
+# site-limited caller's devices (§14, from ?5), or every one.
 _DOWN = (
     f"SELECT e.device_id, COUNT(*), SUM(({_HI}) - ({_LO}))"
-    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended')}) AS e WHERE ({_HI}) > ({_LO}) GROUP BY e.device_id"
+    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended')}) AS e WHERE ({_HI}) > ({_LO}){{scope}}"
+    " GROUP BY e.device_id"
 )
 
 # A few devices' outages overlapping [?2, ?3): the window's index ranges filtered (by ?4 …), not each device's
@@ -45,6 +49,7 @@ class Fleet:
     since: float | None
     blind: list[av.Interval]
     silences: Silences
+    limited: tuple[str, ...] | None = None  # a site-limited caller's sites (§14): only their devices; None: all
     known: dict[str, float] = field(default_factory=dict)  # when history knows each device (inf: never)
     known_order: list[tuple[float, str]] = field(default_factory=list)  # (known, id), earliest first
 
@@ -96,25 +101,45 @@ class Figures:
         return av.group([f.ratio for f in self.special.values()], (self.plain.ratio, self.plain_count))
 
 
-def population(conn: Connection, start: float, end: float, tags: bool) -> Fleet:
-    """Every device with its name, site (and with `tags` its tags), and the window's blind time and silences."""
-    rows = conn.execute(
-        "SELECT d.id, d.first_seen, r.name, r.site FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
-    ).fetchall()
+_DEVICES = "SELECT d.id, d.first_seen, r.name, r.site FROM devices d LEFT JOIN registry r ON r.device_id = d.id"
+_SITES_DEVICES = "SELECT d.id, d.first_seen, r.name, r.site FROM registry r JOIN devices d ON d.id = r.device_id WHERE "
+
+
+def _members(conn: Connection, limited: tuple[str, ...] | None, tags: bool) -> tuple[list[Any], dict[str, list[str]]]:
+    """The devices' (id, first_seen, name, site) rows and (with `tags`) their tags: every device, or these sites'."""
+    if limited is None:
+        rows, (only, args) = conn.execute(_DEVICES).fetchall(), ("", [])
+    else:
+        term, args = scope.site_is("r.site", limited)
+        rows = conn.execute(_SITES_DEVICES + term, args).fetchall()
+        only, args = scope.device_in("device_id", limited)
     by_device: dict[str, list[str]] = defaultdict(list)
     if tags:
-        for device_id, tag in conn.execute("SELECT device_id, tag FROM device_tags ORDER BY tag").fetchall():
+        sql = f"SELECT device_id, tag FROM device_tags{' WHERE ' + only if only else ''} ORDER BY tag"
+        for device_id, tag in conn.execute(sql, args).fetchall():
             by_device[device_id].append(tag)
+    return rows, by_device
+
+
+def population(conn: Connection, start: float, end: float, tags: bool, sites: Sequence[str] | None = None) -> Fleet:
+    """Every device (or only those of `sites`, §14) with its name, site (and with `tags` its tags), and the
+    window's blind time (the monitor's: everyone's) and silences."""
+    limited = None if sites is None else tuple(sites)
+    rows, by_device = _members(conn, limited, tags)
     return Fleet(
         first_seen={r[0]: r[1] for r in rows}, names={r[0]: r[2] for r in rows}, sites={r[0]: r[3] for r in rows},
         tags=by_device, since=history_since(conn), blind=blind(conn, start, end), silences=Silences(conn, start, end),
+        limited=limited,
     )  # fmt: skip
 
 
-def _down(conn: Connection, window: av.Interval, since: float | None) -> dict[str, tuple[int, float]]:
-    """Per device: (outages, seconds down) within the window from when it was known."""
+def _down(
+    conn: Connection, window: av.Interval, since: float | None, sites: tuple[str, ...] | None
+) -> dict[str, tuple[int, float]]:
+    """Per device (of these sites, or every one): (outages, seconds down) within the window from when it was known."""
     start = max(window[0], since) if since is not None else window[0]
-    rows = conn.execute(_DOWN, ("outage", window[0], window[1], start)).fetchall()
+    where, args = scoped(sites, 5, "AND")
+    rows = conn.execute(_DOWN.format(scope=where), ("outage", window[0], window[1], start, *args)).fetchall()
     return {d: (int(n), float(s)) for d, n, s in rows}
 
 
@@ -162,9 +187,9 @@ def figures(conn: Connection, fleet: Fleet, window: av.Interval) -> Figures:
     covered = {d for s in held if not _whole_fleet(s) for d in _candidates(conn, fleet, s) if d in fleet.known}
     begins = max(start, fleet.since) if fleet.since is not None else start
     covered.update(fleet.known_between(begins, end))  # known inside the window: row by row
-    down = _down(conn, window, fleet.since)
+    down = _down(conn, window, fleet.since, fleet.limited)
     for stretch in dark:  # the time down within the fleet's unknown or silenced stretches is not counted
-        for device_id, (_, seconds) in _down(conn, stretch, fleet.since).items():
+        for device_id, (_, seconds) in _down(conn, stretch, fleet.since, fleet.limited).items():
             n, total = down.get(device_id, (0, 0.0))
             down[device_id] = (n, total - seconds)
     counted = av.counted_s(window, dark, begins)  # every device known by `begins` counts the same time

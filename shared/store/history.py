@@ -7,10 +7,12 @@ opaque cursor (the last row's start and id), so rows written while an operator p
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from shared import availability as av
 from shared.events import iso
+from shared.store import scope
 from shared.store.dialect import Connection, read
 from shared.store.episodes import history_since, newest_sql
 from shared.store.history_rows import (
@@ -48,12 +50,14 @@ def _availability(
 
 
 def device_history(
-    conn: Connection, device_id: str, start: float, end: float, now: float, limit: int = 1000
-) -> dict[str, Any] | None:
-    """A device's availability over [start, min(end, now)), its 24 h … 90 d figures, its episodes (None: unknown)."""
+    conn: Connection, device_id: str, start: float, end: float, now: float, limit: int = 1000,
+    sites: Sequence[str] | None = None,
+) -> dict[str, Any] | None:  # fmt: skip
+    """A device's availability over [start, min(end, now)), its 24 h … 90 d figures, its episodes (None: unknown,
+    or not of `sites`, a site-limited caller's, §14: the same None as a device that does not exist)."""
     with read(conn):
         row = conn.execute("SELECT first_seen FROM devices WHERE id = ?", (device_id,)).fetchone()
-        if row is None:
+        if row is None or (sites is not None and scope.site_of(conn, device_id) not in sites):
             return None
         end = min(end, now)
         earliest = min(start, now - PERIODS["90d"])
@@ -87,9 +91,9 @@ def device_history(
 
 def _filters(
     device: str | None, site: str | None, tag: str | None, subsystem: str | None, state: str | None,
-    is_open: bool | None,
+    is_open: bool | None, sites: tuple[str, ...] | None,
 ) -> tuple[list[str], list[Any]]:  # fmt: skip
-    """The incident list's filters as WHERE terms and their arguments."""
+    """The incident list's filters as WHERE terms and their arguments (sites: only these sites' devices)."""
     terms: list[tuple[Any, str]] = [
         (device, "e.device_id = ?"),
         (site, "e.device_id IN (SELECT device_id FROM registry WHERE site = ?)"),
@@ -99,6 +103,10 @@ def _filters(
     ]
     where = [sql for value, sql in terms if value is not None]
     args = [value for value, _ in terms if value is not None]
+    if sites is not None:
+        term, site_args = scope.device_in("e.device_id", sites)
+        where.append(term)
+        args += site_args
     if is_open is not None:
         where.append("e.ended IS NULL" if is_open else "e.ended IS NOT NULL")
     return where, args
@@ -117,17 +125,20 @@ def _cursor(cursor: str | None) -> tuple[float, int] | None:
 def incidents(
     conn: Connection, start: float, end: float, now: float, *, device: str | None = None, site: str | None = None,
     tag: str | None = None, subsystem: str | None = None, state: str | None = None, open: bool | None = None,
-    kind: str | None = None, limit: int = 100, cursor: str | None = None,
+    kind: str | None = None, limit: int = 100, cursor: str | None = None, sites: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], str | None]:  # fmt: skip
     """Episodes overlapping [start, min(end, now)), newest start first, and the cursor of the next page (or None).
 
-    kind None: outages and incidents; "blind": the monitor's own unknown stretches. A bad cursor: ValueError.
+    kind None: outages and incidents; "blind": the monitor's own unknown stretches (of no device: shown to a
+    caller limited to `sites` too, §14, whose outages and incidents are only its sites' devices').
+    A bad cursor: ValueError.
     One device's are read by its index; otherwise each kind's span brackets are walked from their newest end
     (episodes.newest_sql), so a first page costs about the same for any window at any fleet size.
     """
     end = min(end, now)
     after = _cursor(cursor)
-    where, args = _filters(device, site, tag, subsystem, state, open)
+    limited = None if sites is None or kind == "blind" else tuple(sites)
+    where, args = _filters(device, site, tag, subsystem, state, open, limited)
     kinds = KINDS if kind is None else (kind,)
     with read(conn):
         if device is not None:

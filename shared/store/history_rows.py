@@ -5,6 +5,7 @@ The rules (intervals, availability) live in shared/availability.py; this module 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections.abc import Iterable, Iterator, Sequence
@@ -14,6 +15,7 @@ from typing import Any
 from shared.availability import Interval, union
 from shared.events import iso
 from shared.silences import Silence
+from shared.store import scope
 from shared.store.dialect import Connection
 from shared.store.episodes import overlapping_sql
 from shared.store.lifecycle import silences_between
@@ -33,6 +35,16 @@ def blind(conn: Connection, start: float, end: float) -> list[Interval]:
 def renumbered(sql: str, numbers: dict[int, int]) -> str:
     """A statement with some numbered placeholders renamed (?1 → ?4), so one SELECT can appear twice in a query."""
     return NUMBERED.sub(lambda m: f"?{numbers.get(int(m.group(1)), int(m.group(1)))}", sql)
+
+
+def scoped(sites: Sequence[str] | None, first: int, word: str = "WHERE") -> tuple[str, list[Any]]:
+    """The clause `word` (WHERE, or AND) "e.device_id is one of these sites' devices" (§14, scope.device_in) with its
+    placeholders numbered from ?first, and its arguments; ("", []) for None (every device)."""
+    if sites is None:
+        return "", []
+    term, args = scope.device_in("e.device_id", tuple(sites))
+    numbers = itertools.count(first)
+    return f" {word} " + re.sub(r"\?", lambda _: f"?{next(numbers)}", term), args
 
 
 def chunks(ids: Sequence[str]) -> Iterator[tuple[str, list[str]]]:

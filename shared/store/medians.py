@@ -2,11 +2,12 @@
 
 At fleet size a month starts about a million and a half episodes, so the rows are read as (device, seconds)
 pairs already subtracted by the database, one index range per span bracket (episodes_span covers every column
-read), and each value is dropped into its groups' lists by a loop that stays in C (_by_group).
+read), and each value is dropped into its group's list by a loop that stays in C (Grouping.medians).
 """
 
 from __future__ import annotations
 
+import itertools
 import operator
 from collections import defaultdict, deque
 from collections.abc import Callable
@@ -18,17 +19,19 @@ from shared.store.episodes import started_sql
 
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 Keys = Callable[[str], list[Any]]
+Scope = tuple[str, list[Any]]  # a WHERE clause on alias e (numbered from ?4) and its arguments; ("", []): every device
 
 
 _TO_END = started_sql("e.device_id, e.ended - e.started", "e.ended IS NOT NULL")  # closed: its time to recover
 _TO_ACK = started_sql("e.device_id, e.ack_at - e.started", "e.ack_at IS NOT NULL")  # acknowledged: time to acknowledge
 
 
-def _pairs(conn: Connection, parts: list[tuple[str, tuple[Any, ...]]]) -> tuple[list[str], list[float]]:
-    """The (device, value) rows these statements read, as two columns."""
+def _pairs(conn: Connection, parts: list[tuple[str, tuple[Any, ...]]], scope: Scope) -> tuple[list[str], list[float]]:
+    """The (device, value) rows these statements read (only `scope`'s devices), as two columns."""
+    where, args = scope
     rows: list[tuple[str, float]] = []
-    for sql, args in parts:
-        rows += conn.execute(sql, args).fetchall()
+    for sql, params in parts:
+        rows += conn.execute(f"SELECT * FROM ({sql}) AS e{where}" if where else sql, (*params, *args)).fetchall()
     return list(map(operator.itemgetter(0), rows)), list(map(operator.itemgetter(1), rows))
 
 
@@ -49,27 +52,36 @@ class Grouping(dict[str, list[float]]):
         """The median of the values by group (and FLEET's), emptying the slots' lists after.
 
         Each value goes to its device's slot's list in C (a dict lookup and list.append through map(), no Python
-        frame per row); then each slot's list is added to each of its groups'.
+        frame per row); a group's values are its one slot's list (by site or device), or its slots' joined.
         """
         deque(map(list.append, map(self.__getitem__, devices), values), maxlen=0)
-        lists: dict[Any, list[float]] = defaultdict(list)
+        parts: dict[Any, list[list[float]]] = defaultdict(list)
         for slot, found in self.slots.items():
-            for key in slot:
-                lists[key] += found
+            if found:
+                for key in slot:
+                    parts[key].append(found)
+        out = {key: av.median(found[0] if len(found) == 1 else _joined(found)) for key, found in parts.items()}
+        for found in self.slots.values():
             found.clear()
-        out = {key: av.median(group) for key, group in lists.items() if group}
         if values:
             out[FLEET] = av.median(values)
         return out
 
 
+def _joined(lists: list[list[float]]) -> list[float]:
+    return list(itertools.chain.from_iterable(lists))
+
+
 def medians(
-    conn: Connection, window: av.Interval, grouping: Grouping | None
+    conn: Connection, window: av.Interval, grouping: Grouping | None, scope: Scope = ("", [])
 ) -> tuple[dict[Any, float | None], dict[Any, float | None]]:
-    """MTTA and MTTR by group (FLEET: the whole fleet's; grouping None: only it) over the episodes started in it."""
+    """MTTA and MTTR by group (FLEET: the whole fleet's; grouping None: only it) over the episodes started in it.
+
+    scope: only the devices it lets through are read (their groups' and FLEET's medians are theirs alone).
+    """
     start, end = window
-    to_ack = _pairs(conn, [(_TO_ACK, ("incident", start, end))])
-    to_end = _pairs(conn, [(_TO_END, ("outage", start, end)), (_TO_END, ("incident", start, end))])
+    to_ack = _pairs(conn, [(_TO_ACK, ("incident", start, end))], scope)
+    to_end = _pairs(conn, [(_TO_END, ("outage", start, end)), (_TO_END, ("incident", start, end))], scope)
     if grouping is None:
         return _fleet(to_ack[1]), _fleet(to_end[1])
     return grouping.medians(*to_ack), grouping.medians(*to_end)

@@ -10,15 +10,16 @@ from __future__ import annotations
 import heapq
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 from shared import availability as av
 from shared.events import iso
+from shared.store import collector
 from shared.store.dialect import Connection, read
 from shared.store.episodes import overlapping_sql
 from shared.store.fleet import DeviceFigures, Figures, Fleet, figures, population
-from shared.store.history_rows import registry, renumbered
+from shared.store.history_rows import registry, renumbered, scoped
 from shared.store.medians import FLEET, Grouping, medians
 
 GROUPS = ("device", "site", "tag", "day")
@@ -70,7 +71,7 @@ def _window_rows(
     """One window's rows by group and its fleet row."""
     results = figures(conn, fleet, window)
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
-    mtta, mttr = medians(conn, window, None if by_day else _grouping(fleet, group_by))
+    mtta, mttr = medians(conn, window, None if by_day else _grouping(fleet, group_by), scoped(fleet.limited, 4))
     rows = []
     groups = {} if by_day else _grouped(fleet, results, group_by)
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
@@ -82,14 +83,18 @@ def _window_rows(
 
 
 def availability_report(
-    conn: Connection, start: float, end: float, now: float, group_by: str, zone: str
-) -> dict[str, Any]:
-    """Availability by device, site, tag or day over [start, min(end, now)), and the fleet's (docs/history.md)."""
+    conn: Connection, start: float, end: float, now: float, group_by: str, zone: str,
+    sites: Sequence[str] | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Availability by device, site, tag or day over [start, min(end, now)), and the fleet's (docs/history.md).
+
+    sites: a site-limited caller's (§14): only their devices are read, grouped and counted in the fleet's row.
+    """
     if group_by not in GROUPS:
         raise ValueError("group_by")
     end = max(start, min(end, now))
-    with read(conn):
-        fleet = population(conn, start, end, tags=group_by == "tag")
+    with read(conn), collector.held():
+        fleet = population(conn, start, end, group_by == "tag", sites)
         if group_by == "day":
             days = [(label, _window_rows(conn, fleet, window, now, "day")[1]) for label, window in
                     av.day_windows(start, end, zone)]  # fmt: skip
@@ -104,11 +109,11 @@ _SUBSYSTEMS = (
     "SELECT e.subsystem, COUNT(*),"
     " SUM((CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END)"
     " - (CASE WHEN e.started > ?2 THEN e.started ELSE ?2 END))"
-    " FROM ({episodes}) AS e GROUP BY e.subsystem ORDER BY 2 DESC, 3 DESC, e.subsystem LIMIT ?4"
+    " FROM ({episodes}) AS e{scope} GROUP BY e.subsystem ORDER BY 2 DESC, 3 DESC, e.subsystem LIMIT ?4"
 )
 # A device's time in a problem: the union of its outages and incidents in the window, summed in SQL as islands
 # (each clipped episode counts the part past the furthest end reached by those before it). {only}: the devices
-# that can rank (?6 …), or every one.
+# that can rank (?6 …), or every one (of a site-limited caller's sites, §14: scoped from ?6).
 _DEVICES = (
     "SELECT device_id, SUM(CASE WHEN kind = 'incident' THEN 1 ELSE 0 END),"
     " SUM(CASE WHEN kind = 'outage' THEN 1 ELSE 0 END),"
@@ -134,29 +139,42 @@ def _contenders(counts: Counter[str], limit: int) -> list[str] | None:
     return found if len(found) <= RANKED_AT_MOST else None
 
 
-def _devices(conn: Connection, episodes: str, window: av.Interval, limit: int, counts: Counter[str]) -> list[Any]:
-    """The top devices: (device, incidents, outages, problem time), their problem time summed only for contenders."""
+def _devices(
+    conn: Connection, episodes: str, window: av.Interval, limit: int, counts: Counter[str],
+    sites: tuple[str, ...] | None,
+) -> list[Any]:  # fmt: skip
+    """The top devices: (device, incidents, outages, problem time), their problem time summed only for contenders
+    (each one of `sites`' already, when limited: the counts are theirs)."""
     contenders = _contenders(counts, limit)
     marks = ", ".join(f"?{at}" for at in range(6, 6 + len(contenders or ())))
-    only = "" if contenders is None else f" WHERE e.device_id IN ({marks})"
-    args = ("incident", *window, "outage", limit, *(contenders or ()))
-    return conn.execute(_DEVICES.format(episodes=episodes, only=only), args).fetchall()
+    only, args = (f" WHERE e.device_id IN ({marks})", list(contenders)) if contenders is not None else scoped(sites, 6)
+    params = ("incident", *window, "outage", limit, *args)
+    return conn.execute(_DEVICES.format(episodes=episodes, only=only), params).fetchall()
 
 
-def problems(conn: Connection, start: float, end: float, now: float, limit: int = 10) -> dict[str, Any]:
+def problems(
+    conn: Connection, start: float, end: float, now: float, limit: int = 10, sites: Sequence[str] | None = None
+) -> dict[str, Any]:
     """The subsystems and devices with the most incidents in [start, min(end, now)), then the most problem time.
 
     Each device's and subsystem's incidents are counted from the window's (device, subsystem) pairs read once
     (no COUNT(DISTINCT) sort in SQL); the islands of problem time are summed only for the devices that can rank.
+    sites: a site-limited caller's (§14): only their devices' episodes count.
     """
     end = max(start, min(end, now))
+    limited = None if sites is None else tuple(sites)
     columns = "e.device_id, e.kind, e.subsystem, e.started, e.ended"
     incidents = overlapping_sql(columns)
     both = f"{incidents} UNION ALL {renumbered(incidents, {1: 4})}"
+    where, args = scoped(limited, 4)
+    pairs_sql = overlapping_sql("e.device_id, e.subsystem")
+    pairs_sql = f"SELECT * FROM ({pairs_sql}) AS e{where}" if where else pairs_sql
+    subsystems_sql = _SUBSYSTEMS.format(episodes=incidents, scope=scoped(limited, 5)[0])
     with read(conn):
-        pairs = conn.execute(overlapping_sql("e.device_id, e.subsystem"), ("incident", start, end)).fetchall()
-        subsystems = conn.execute(_SUBSYSTEMS.format(episodes=incidents), ("incident", start, end, limit)).fetchall()
-        devices = _devices(conn, both, (start, end), limit, Counter(map(operator.itemgetter(0), pairs)))
+        pairs = conn.execute(pairs_sql, ("incident", start, end, *args)).fetchall()
+        subsystems = conn.execute(subsystems_sql, ("incident", start, end, limit, *args)).fetchall()
+        counts = Counter(map(operator.itemgetter(0), pairs))
+        devices = _devices(conn, both, (start, end), limit, counts, limited)
         entries = {d: (e.name, e.site) for d, e in registry(conn, [row[0] for row in devices]).items()}
     spread = Counter(map(operator.itemgetter(1), set(pairs)))  # per subsystem: how many devices had one
     subsystems = [(s, n, spread[s], t) for s, n, t in subsystems]
