@@ -23,6 +23,7 @@ from shared.store.history_rows import registry, renumbered, scoped
 from shared.store.medians import FLEET, Grouping, medians
 
 GROUPS = ("device", "site", "tag", "day")
+Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
 
 
 def _row(
@@ -46,22 +47,21 @@ def _keys(fleet: Fleet, device_id: str, group_by: str) -> list[str | None]:
     return list(fleet.tags.get(device_id, ())) or [None]
 
 
-def _grouping(fleet: Fleet, group_by: str) -> Grouping:
-    """Each device's groups for the medians, made in one pass over the fleet (not one call per device)."""
+def _slots(fleet: Fleet, group_by: str) -> Slots:
+    """Each device's groups (as _keys), made in one pass over the fleet (not one call per device), in its order."""
     if group_by == "site":
-        slot_of = {device_id: (site,) for device_id, site in fleet.sites.items()}
-    elif group_by == "device":
-        slot_of = {device_id: (device_id,) for device_id in fleet.first_seen}
-    else:
-        slot_of = {device_id: tuple(fleet.tags.get(device_id, ())) or (None,) for device_id in fleet.first_seen}
-    return Grouping(slot_of, lambda device_id: _keys(fleet, device_id, group_by))
+        return {device_id: (site,) for device_id, site in fleet.sites.items()}
+    if group_by == "device":
+        return {device_id: (device_id,) for device_id in fleet.first_seen}
+    return {device_id: tuple(fleet.tags.get(device_id, ())) or (None,) for device_id in fleet.first_seen}
 
 
-def _grouped(fleet: Fleet, results: Figures, group_by: str) -> dict[str | None, list[DeviceFigures]]:
+def _grouped(fleet: Fleet, results: Figures, slots: Slots) -> dict[Any, list[DeviceFigures]]:
     groups: dict[str | None, list[DeviceFigures]] = defaultdict(list)
-    for device_id in fleet.first_seen:
-        for key in _keys(fleet, device_id, group_by):
-            groups[key].append(results.of(fleet, device_id))
+    for device_id, slot in slots.items():
+        found = results.of(fleet, device_id)
+        for key in slot:
+            groups[key].append(found)
     return groups
 
 
@@ -71,9 +71,11 @@ def _window_rows(
     """One window's rows by group and its fleet row."""
     results = figures(conn, fleet, window)
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
-    mtta, mttr = medians(conn, window, None if by_day else _grouping(fleet, group_by), scoped(fleet.limited, 4))
+    slots = {} if by_day else _slots(fleet, group_by)
+    grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
+    mtta, mttr = medians(conn, window, grouping, scoped(fleet.limited, 4))
     rows = []
-    groups = {} if by_day else _grouped(fleet, results, group_by)
+    groups = _grouped(fleet, results, slots)
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
         row = _row(key, av.group(m.ratio for m in members), members, mtta.get(key), mttr.get(key))
         if group_by == "device":
