@@ -262,3 +262,12 @@ def test_a_bad_parameter_is_a_400_naming_it(client: FlaskClient, query: str, nam
 )  # fmt: skip
 def test_the_summary_quotes_only_named_fields_on_one_line(endpoint: str, body: Any, said: str | None) -> None:
     assert audit_trail.summary(endpoint, body) == said
+
+
+def test_a_sign_in_too_large_or_by_someone_signed_in_names_what_was_tried(client: FlaskClient) -> None:
+    too_large = {"username": "x", "pad": "p" * 20_000}
+    assert client.post("/login", data=too_large, headers={"Origin": SITE}).status_code == 413
+    sign_in(client, user="olga")
+    assert sign_in(client, user="root", password="guess").status_code == 401  # signed in as olga, tries root
+    got = [(e["actor"], e["kind"], e["status"]) for e in read(client)[::-1]]
+    assert got == [("anonymous", "anonymous", 413), ("olga", "user", 303), ("root", "anonymous", 401)]

@@ -19,6 +19,7 @@ import time
 from typing import Any
 
 from flask import Response, current_app, g, request
+from werkzeug.exceptions import HTTPException
 
 from shared.ratelog import RateLimitedLog
 from shared.store import audit as audit_store
@@ -93,13 +94,25 @@ def _error(response: Response) -> str | None:
     return str(found.get("error")) if isinstance(found, dict) and found.get("error") else None
 
 
+def _tried(endpoint: str) -> str | None:
+    """The user name a sign-in form posted (never anything else of it), or None."""
+    if endpoint != "login.login":
+        return None
+    try:
+        return request.form.get("username")
+    except HTTPException:  # a body over the limit (413): nothing of it is read
+        return None
+
+
 def _who(endpoint: str) -> tuple[str, str, str | None]:
-    """(actor, kind, role): the principal; before sign-in "anonymous", or the name a sign-in form tried."""
-    who = g.get("audit_who") or principal()
+    """(actor, kind, role): who the view said, else the name a sign-in tried, else the principal or "anonymous"."""
+    who, tried = g.get("audit_who"), _tried(endpoint)
+    if who is None and tried is not None:
+        return (clean(tried) or "anonymous"), "anonymous", None
+    who = who or principal()
     if who is not None:
         return ("local" if who.kind == "local" else who.name), who.kind, who.role
-    tried = request.form.get("username", "") if endpoint == "login.login" else ""
-    return (clean(tried) or "anonymous"), "anonymous", None
+    return "anonymous", "anonymous", None
 
 
 def entry(response: Response, now: float) -> audit_store.Entry:
