@@ -176,7 +176,7 @@ def _forbidden(who: Principal) -> ResponseReturnValue | None:
         return None
     if not answers_json(request.path):
         abort(403, why)
-    response = jsonify({"error": why, "role_needed": roles.access(request.endpoint).role})
+    response = jsonify({"error": why, "role_needed": roles.role_needed(who.role, request.endpoint)})
     response.status_code = 403
     return response
 

@@ -90,6 +90,8 @@ def refusal(role: str, sites: tuple[str, ...] | None, endpoint: str | None) -> s
     return None
 
 
-def may(role: str, needed: str) -> bool:
-    """True when role includes needed (for the console: show the button or not)."""
-    return rank(role) >= rank(needed)
+def role_needed(role: str, endpoint: str | None) -> str | None:
+    """The role a refusal names: the endpoint's, or None when the role is enough (a site limit refused it)."""
+    need = access(endpoint).role
+    return need if need and rank(role) < rank(need) else None
+
