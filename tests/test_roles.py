@@ -151,7 +151,8 @@ def check(app: Flask, caller: Caller, endpoint: str, method: str, path: str) -> 
     if path.startswith(("/api/", "/events/stream", "/metrics")):
         ok = json_ and set(body) == {"error", "role_needed"} and body["role_needed"] == need and body["error"]
         return None if ok else f"{where}, expected JSON naming {need}: {body}"
-    return None if not json_ and "text/html" in response.content_type else f"{where}, expected an HTML page"
+    page = not json_ and "text/html" in response.content_type and 'id="forbidden-reason"' in body
+    return None if page else f"{where}, expected the console's 403 page saying why"
 
 
 def test_every_endpoint_is_decided(tmp_path: Path) -> None:

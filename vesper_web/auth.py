@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from flask import Flask, abort, current_app, g, jsonify, redirect, request, session, url_for
+from flask import Flask, abort, current_app, g, jsonify, redirect, render_template, request, session, url_for
 from flask.typing import ResponseReturnValue
 from werkzeug.datastructures import Headers
 
@@ -175,7 +175,7 @@ def _forbidden(who: Principal) -> ResponseReturnValue | None:
     if why is None:
         return None
     if not answers_json(request.path):
-        abort(403, why)
+        return render_template("forbidden.html", page="forbidden", why=why), 403
     response = jsonify({"error": why, "role_needed": roles.role_needed(who.role, request.endpoint)})
     response.status_code = 403
     return response
