@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import operator
 from collections import defaultdict, deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from shared import availability as av
@@ -19,6 +19,7 @@ from shared.store.episodes import started_sql
 
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 Keys = Callable[[str], list[Any]]
+Pairs = tuple[Iterable[str], list[float]]  # (device, value) rows as two columns, the devices to be read once
 Scope = tuple[str, list[Any]]  # a WHERE clause on alias e (numbered from ?4) and its arguments; ("", []): every device
 
 
@@ -26,13 +27,15 @@ _TO_END = started_sql("e.device_id, e.ended - e.started", "e.ended IS NOT NULL")
 _TO_ACK = started_sql("e.device_id, e.ack_at - e.started", "e.ack_at IS NOT NULL")  # acknowledged: time to acknowledge
 
 
-def _pairs(conn: Connection, parts: list[tuple[str, tuple[Any, ...]]], scope: Scope) -> tuple[list[str], list[float]]:
-    """The (device, value) rows these statements read (only `scope`'s devices), as two columns."""
+def _pairs(conn: Connection, parts: list[tuple[str, tuple[Any, ...]]], scope: Scope) -> Pairs:
+    """The (device, value) rows these statements read (only `scope`'s devices), as two columns (devices: once)."""
     where, args = scope
-    rows: list[tuple[str, float]] = []
-    for sql, params in parts:
-        rows += conn.execute(f"SELECT * FROM ({sql}) AS e{where}" if where else sql, (*params, *args)).fetchall()
-    return list(map(operator.itemgetter(0), rows)), list(map(operator.itemgetter(1), rows))
+    found = [
+        conn.execute(f"SELECT * FROM ({sql}) AS e{where}" if where else sql, (*params, *args)).fetchall()
+        for sql, params in parts
+    ]
+    chain = itertools.chain.from_iterable
+    return map(operator.itemgetter(0), chain(found)), list(map(operator.itemgetter(1), chain(found)))
 
 
 class Grouping(dict[str, list[float]]):
@@ -48,7 +51,7 @@ class Grouping(dict[str, list[float]]):
         found = self[device_id] = self.slots[tuple(self.keys(device_id))]  # a device the fleet no longer lists
         return found
 
-    def medians(self, devices: list[str], values: list[float]) -> dict[Any, float | None]:
+    def medians(self, devices: Iterable[str], values: list[float]) -> dict[Any, float | None]:
         """The median of the values by group (and FLEET's), emptying the slots' lists after.
 
         Each value goes to its device's slot's list in C (a dict lookup and list.append through map(), no Python
