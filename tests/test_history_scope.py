@@ -19,7 +19,7 @@ from flask.testing import FlaskClient
 
 from shared import config as config_mod
 from shared import store
-from shared.store import episodes
+from shared.store import episodes, history
 from shared.store.episodes import Episode
 from shared.store.history import availability_report, device_history, incidents, problems
 from tests.conftest import database
@@ -111,7 +111,11 @@ def test_problems_hold_nothing_of_another_site(db: store.Connection) -> None:
     assert [d["device_id"] for d in top["devices"]] in (["bell-s1"], ["bell-s2"])
 
 
-def test_incidents_are_its_devices_and_the_monitors_blind_time(db: store.Connection) -> None:
+@pytest.mark.parametrize("few", [50, 0], ids=["each device by its index", "the brackets filtered"])
+def test_incidents_are_its_devices_and_the_monitors_blind_time(
+    db: store.Connection, monkeypatch: pytest.MonkeyPatch, few: int
+) -> None:
+    monkeypatch.setattr(history, "FEW_DEVICES", few)
     rows, _ = incidents(db, START, NOW, NOW, sites=("north",))
     assert {r["device_id"] for r in rows} == set(NORTH) and len(rows) == 6
     rows, _ = incidents(db, START, NOW, NOW, site="south", sites=("north",))  # another site's filter: nothing

@@ -30,6 +30,7 @@ __all__ = ["availability_report", "device_history", "incidents", "problems"]
 DAY_S = 86400.0
 PERIODS = {"24h": DAY_S, "7d": 7 * DAY_S, "30d": 30 * DAY_S, "90d": 90 * DAY_S}
 KINDS = ("outage", "incident")  # what a device's history and the incident list show unless asked for "blind"
+FEW_DEVICES = 50  # a site-limited caller's list reads each of its devices by its index when it has at most this many
 
 
 def _device_episodes(conn: Connection, device_id: str, start: float, end: float) -> list[tuple[Any, ...]]:
@@ -132,8 +133,9 @@ def incidents(
     kind None: outages and incidents; "blind": the monitor's own unknown stretches (of no device: shown to a
     caller limited to `sites` too, §14, whose outages and incidents are only its sites' devices').
     A bad cursor: ValueError.
-    One device's are read by its index; otherwise each kind's span brackets are walked from their newest end
-    (episodes.newest_sql), so a first page costs about the same for any window at any fleet size.
+    One device's are read by its index (so are a few devices' each, a site-limited caller's: FEW_DEVICES);
+    otherwise each kind's span brackets are walked from their newest end (episodes.newest_sql), so a first page
+    costs about the same for any window at any fleet size.
     """
     end = min(end, now)
     after = _cursor(cursor)
@@ -141,8 +143,9 @@ def incidents(
     where, args = _filters(device, site, tag, subsystem, state, open, limited)
     kinds = KINDS if kind is None else (kind,)
     with read(conn):
-        if device is not None:
-            rows = _one_device(conn, kinds, start, end, limit + 1, after, where, args)
+        few = None if limited is None or device is not None else scope.device_ids(conn, limited)
+        if device is not None or (few is not None and len(few) <= FEW_DEVICES):
+            rows = _by_device(conn, kinds, (start, end), limit + 1, after, (where, args), few)
         else:
             sql, params = newest_sql(kinds, start, end, limit + 1, after, where, args, EPISODE)
             rows = conn.execute(sql, params).fetchall()
@@ -152,6 +155,20 @@ def incidents(
     out = [episode_dict(r, now, episode_silenced(r, silences, entries, now)) for r in page]
     more = len(rows) > limit
     return out, (f"{page[-1][4]!r}_{page[-1][0]}" if more else None)
+
+
+def _by_device(
+    conn: Connection, kinds: tuple[str, ...], window: tuple[float, float], limit: int,
+    after: tuple[float, int] | None, filters: tuple[list[str], list[Any]], few: frozenset[str] | None,
+) -> list[tuple[Any, ...]]:  # fmt: skip
+    """The page of one device (few None: its filter among `filters`) or of each of a few, merged newest first."""
+    where, args = filters
+    if few is None:
+        return _one_device(conn, kinds, *window, limit, after, where, args)
+    rows: list[tuple[Any, ...]] = []
+    for device_id in sorted(few):
+        rows += _one_device(conn, kinds, *window, limit, after, [*where, "e.device_id = ?"], [*args, device_id])
+    return sorted(rows, key=lambda row: (row[4], row[0]), reverse=True)[:limit]
 
 
 def _one_device(
