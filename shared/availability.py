@@ -9,7 +9,6 @@ from __future__ import annotations
 import functools
 import itertools
 import operator
-import statistics
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -140,11 +139,18 @@ def group(ratios: Iterable[float | None], same: tuple[float | None, int] = (None
 
 
 def median(values: Sequence[float]) -> float | None:
-    """The median (the mean of the middle two for an even count); None for none."""
+    """The median (the mean of the middle two for an even count, as statistics.median); None for none."""
     if len(values) < LARGE:
-        return statistics.median(values) if values else None
+        return _sorted_median(values) if values else None
     found = _middle(values)
-    return found if found is not None else statistics.median(values)
+    return found if found is not None else _sorted_median(values)
+
+
+def _sorted_median(values: Sequence[float]) -> float:
+    """statistics.median's own steps, without its call overhead (a report takes ~40,000 short ones)."""
+    ordered = sorted(values)
+    half = len(ordered) // 2
+    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
 
 
 def _middle(values: Sequence[float]) -> float | None:

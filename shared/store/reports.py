@@ -24,6 +24,7 @@ from shared.store.medians import FLEET, Grouping, medians
 
 GROUPS = ("device", "site", "tag", "day")
 Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
+_RATIO, _OUTAGES, _DOWN_S = (operator.attrgetter(name) for name in ("ratio", "outages", "down_s"))
 
 
 def _row(
@@ -33,8 +34,8 @@ def _row(
     members = list(members)
     return {
         "group": key, "devices": summary.devices, "availability": summary.availability,
-        "under_99": summary.under_99, "outages": sum(m.outages for m in members),
-        "down_s": round(sum(m.down_s for m in members), 3), "mtta_s": mtta, "mttr_s": mttr,
+        "under_99": summary.under_99, "outages": sum(map(_OUTAGES, members)),
+        "down_s": round(sum(map(_DOWN_S, members)), 3), "mtta_s": mtta, "mttr_s": mttr,
     }  # fmt: skip
 
 
@@ -77,7 +78,7 @@ def _window_rows(
     rows = []
     groups = _grouped(fleet, results, slots)
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
-        row = _row(key, av.group(m.ratio for m in members), members, mtta.get(key), mttr.get(key))
+        row = _row(key, av.group(map(_RATIO, members)), members, mtta.get(key), mttr.get(key))
         if group_by == "device":
             row |= {"name": fleet.names.get(str(key)), "site": fleet.sites.get(str(key))}
         rows.append(row)
