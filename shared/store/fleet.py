@@ -13,7 +13,7 @@ import math
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import availability as av
 from shared.silences import Silence
@@ -68,9 +68,8 @@ class Fleet:
         return bisect.bisect_right(self.known_order, (at, "\uffff"))
 
 
-@dataclass(frozen=True)
-class DeviceFigures:
-    """One device's figures over one window."""
+class DeviceFigures(NamedTuple):
+    """One device's figures over one window (a tuple: made ~100,000 times a report, cheaper than a dataclass)."""
 
     ratio: float | None
     down_s: float
