@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import bisect
 import math
+import operator
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,21 +52,22 @@ class Fleet:
     silences: Silences
     limited: tuple[str, ...] | None = None  # a site-limited caller's sites (§14): only their devices; None: all
     known: dict[str, float] = field(default_factory=dict)  # when history knows each device (inf: never)
-    known_order: list[tuple[float, str]] = field(default_factory=list)  # (known, id), earliest first
+    known_times: list[float] = field(default_factory=list)  # every device's `known`, earliest first
+    known_ids: list[str] = field(default_factory=list)  # the devices in that order
 
     def __post_init__(self) -> None:
         self.known = {d: av.known_from(first, self.since) for d, first in self.first_seen.items()}
-        self.known_order = sorted((k, d) for d, k in self.known.items())
+        order = sorted(self.known.items(), key=operator.itemgetter(1))  # by time alone: most share history's start
+        self.known_times = list(map(operator.itemgetter(1), order))
+        self.known_ids = list(map(operator.itemgetter(0), order))
 
     def known_between(self, start: float, end: float) -> list[str]:
         """The devices history came to know within (start, end)."""
-        at = bisect.bisect_right(self.known_order, (start, "\uffff"))
-        until = bisect.bisect_left(self.known_order, (end, ""))
-        return [d for _, d in self.known_order[at:until]]
+        return self.known_ids[bisect.bisect_right(self.known_times, start) : bisect.bisect_left(self.known_times, end)]
 
     def known_by(self, at: float) -> int:
         """How many devices history knew by `at`."""
-        return bisect.bisect_right(self.known_order, (at, "\uffff"))
+        return bisect.bisect_right(self.known_times, at)
 
 
 class DeviceFigures(NamedTuple):
