@@ -37,7 +37,7 @@ def seed(conn: store.Connection) -> None:
                                           "heartbeat_timeout_s": None}, T0)  # fmt: skip
     store.ensure_device(conn, "retained", NOW - 31 * DAY)
     store.upsert_alert(conn, "old", "Audio", "CRITICAL", "x", NOW - 31 * DAY)
-    store.tell(conn, [("0:ops", "old", "", "offline", NOW - 31 * DAY, "old: offline", 0)])
+    store.tell(conn, [("0:ops", "old", "", "offline", NOW - 31 * DAY, "old: offline", 0, None, None)])
 
 
 def ids(conn: store.Connection) -> set[str]:
