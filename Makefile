@@ -70,7 +70,7 @@ POSTGRES_TESTS := tests/test_store.py tests/test_history_follow.py tests/test_hi
 	tests/test_escalation_inprocess.py tests/test_escalation_e2e.py \
 	tests/test_scope.py tests/test_scope_e2e.py \
 	tests/test_roles.py tests/test_roles_e2e.py tests/test_roles_browser.py \
-	tests/test_audit_store.py tests/test_audit_api.py tests/test_audit_e2e.py tests/test_audit_browser.py
+	tests/test_audit_store.py tests/test_audit_api.py tests/test_audit_e2e.py
 
 test: test-system-deps browser-deps postgres-deps $(TEST_STAMP)
 	$(PY) -m ruff check .
