@@ -44,12 +44,6 @@ def require(device_id: str) -> None:
         hide(device_id)
 
 
-def device_ids() -> frozenset[str] | None:
-    """The ids of the caller's sites' devices (None for a caller not limited to sites)."""
-    sites = auth.sites()
-    return None if sites is None else scope.device_ids(get_db(), sites)
-
-
 def silence_mine(silence: Silence, sites: tuple[str, ...], ids: frozenset[str]) -> bool:
     """A silence a site-limited caller sees and may end: of one of its devices, of its site, or of a list of its
     devices only; a tag's, a subsystem's or the whole fleet's reaches other sites and is not its."""
