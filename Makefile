@@ -54,7 +54,7 @@ run: system-deps $(STAMP)
 # These suites again on PostgreSQL (tests/pg.py starts a server): the store's, the in-process ingest's, the
 # API's, the real processes' and the console's. Still SQLite only: the fault suites and the tests that work on
 # the SQLite file itself (issue 13 goes on).
-POSTGRES_TESTS := tests/test_store.py tests/test_history_follow.py tests/test_history_store.py tests/test_history_api.py tests/test_history_scope.py tests/test_device_query.py tests/test_device_paging.py tests/test_device_search.py \
+POSTGRES_TESTS := tests/test_store.py tests/test_history_follow.py tests/test_history_store.py tests/test_history_api.py tests/test_history_scope.py tests/test_beside.py tests/test_device_query.py tests/test_device_paging.py tests/test_device_search.py \
 	tests/test_registry_api.py tests/test_ingest_inprocess.py tests/test_alert_lifecycle.py \
 	tests/test_notify_inprocess.py tests/test_notify_lifecycle.py tests/test_lifecycle_api.py \
 	tests/test_device_timeout.py tests/test_ingest_e2e.py tests/test_web_e2e.py tests/test_notify_e2e.py \

@@ -40,6 +40,7 @@ class Dialect(ABC):
     begin_write: str  # the statement that opens a write transaction
     begin_read: str  # the one that opens a read transaction seeing one snapshot
     caseless_like: str  # the operator of a LIKE that ignores ASCII case
+    joined: str  # the aggregate joining a group's texts with commas ({} is the text)
     types: Mapping[str, str]  # tables.py's column types (text, real, int, bigint, blob, serial) in this engine's DDL
 
     @abstractmethod
@@ -81,6 +82,11 @@ class Dialect(ABC):
     def integrity_ok(self, conn: Connection) -> bool:
         """The database's own consistency check says ok (true where the engine keeps its own)."""
         return True
+
+    def reader_beside(self, conn: Connection) -> Connection | None:
+        """A second read-only connection to `conn`'s database, in a read transaction on `conn`'s snapshot where the
+        engine can share it (beside.py); None where the database cannot be opened again."""
+        return None
 
     def index_term(self, expression: str) -> str:
         """An expression as a term of CREATE INDEX (some engines want it in parentheses)."""

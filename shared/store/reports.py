@@ -16,11 +16,12 @@ from typing import Any
 from shared import availability as av
 from shared.events import iso
 from shared.store import collector
+from shared.store.beside import Beside
 from shared.store.dialect import Connection, read
 from shared.store.episodes import overlapping_sql
 from shared.store.fleet import DeviceFigures, Figures, Fleet, figures, population
 from shared.store.history_rows import registry, renumbered, scoped
-from shared.store.medians import FLEET, Grouping, medians
+from shared.store.medians import FLEET, Grouping, Times, medians, to_ack, to_end
 
 GROUPS = ("device", "site", "tag", "day")
 Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
@@ -67,14 +68,16 @@ def _grouped(fleet: Fleet, results: Figures, slots: Slots) -> dict[Any, list[Dev
 
 
 def _window_rows(
-    conn: Connection, fleet: Fleet, window: av.Interval, now: float, group_by: str
+    conn: Connection, fleet: Fleet, window: av.Interval, group_by: str, ends: Beside[Times] | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One window's rows by group and its fleet row."""
+    """One window's rows by group and its fleet row. ends: its to_end times, being read beside (or read here)."""
     results = figures(conn, fleet, window)
+    acked = to_ack(conn, window, scoped(fleet.limited, 4))
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
     slots = {} if by_day else _slots(fleet, group_by)
     grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
-    mtta, mttr = medians(conn, window, grouping, scoped(fleet.limited, 4))
+    mtta = medians(acked, grouping)
+    mttr = medians(ends.result() if ends is not None else to_end(conn, window, scoped(fleet.limited, 4)), grouping)
     rows = []
     groups = _grouped(fleet, results, slots)
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
@@ -92,19 +95,21 @@ def availability_report(
     """Availability by device, site, tag or day over [start, min(end, now)), and the fleet's (docs/history.md).
 
     sites: a site-limited caller's (§14): only their devices are read, grouped and counted in the fleet's row.
+    The times to end (the most rows) are read on a second connection beside this one's reads (beside.py).
     """
     if group_by not in GROUPS:
         raise ValueError("group_by")
     end = max(start, min(end, now))
     with read(conn), collector.held():
+        ends = Beside(conn, lambda other: to_end(other, (start, end), scoped(sites, 4)))
         fleet = population(conn, start, end, group_by == "tag", sites)
         if group_by == "day":
-            days = [(label, _window_rows(conn, fleet, window, now, "day")[1]) for label, window in
+            days = [(label, _window_rows(conn, fleet, window, "day")[1]) for label, window in
                     av.day_windows(start, end, zone)]  # fmt: skip
             rows = [fleet_row | {"group": label} for label, fleet_row in days]
-            whole = _window_rows(conn, fleet, (start, end), now, "day")[1]
+            whole = _window_rows(conn, fleet, (start, end), "day", ends)[1]
         else:
-            rows, whole = _window_rows(conn, fleet, (start, end), now, group_by)
+            rows, whole = _window_rows(conn, fleet, (start, end), group_by, ends)
     return {"from": iso(start), "to": iso(end), "timezone": zone, "group_by": group_by, "rows": rows, "fleet": whole}
 
 

@@ -23,6 +23,7 @@ class SqliteDialect(Dialect):
     begin_write = "BEGIN IMMEDIATE"
     begin_read = "BEGIN"
     caseless_like = "LIKE"
+    joined = "group_concat({}, ',')"
     types = {"text": "TEXT", "real": "REAL", "int": "INTEGER", "bigint": "INTEGER", "blob": "BLOB",
              "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}  # fmt: skip
 
@@ -70,6 +71,16 @@ class SqliteDialect(Dialect):
             chunk = rows[start : start + size]
             conn.execute(sql.format(rows="VALUES " + ", ".join([marks] * size)), [v for row in chunk for v in row])
             start += size
+
+    def reader_beside(self, conn: Any) -> SqliteConnection | None:
+        """The file opened again, its read begun now (SQLite shares no snapshot: a moment after `conn`'s)."""
+        path = conn.execute("PRAGMA database_list").fetchone()[2]
+        if not path:
+            return None
+        other: SqliteConnection = _open(path, True)
+        other.execute(self.begin_read)
+        other.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # a deferred read takes its snapshot at its first read
+        return other
 
     def columns(self, conn: Any) -> dict[str, list[str]]:
         """sqlite_master's tables (not SQLite's sqlite_* ones, nor q's index: search.py) and their columns."""
