@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 from shared import availability as av
 from shared.store.dialect import Connection
@@ -20,8 +20,16 @@ from shared.store.episodes import started_sql
 
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 Keys = Callable[[str], list[Any]]
-Times = list[tuple[str, list[int]]]  # per device, its times in milliseconds (a row per kind read: a device may repeat)
 Scope = tuple[str, list[Any]]  # a WHERE clause on alias e (numbered from ?4) and its arguments; ("", []): every device
+
+
+
+class Times(NamedTuple):
+    """Each device's times read (in ms), and the fleet's median of them, found by the thread that read them."""
+
+    devices: list[tuple[str, list[int]]]  # a row per kind read: a device may repeat
+    fleet: dict[Any, float | None]  # {FLEET: the median}, or {} for no times
+
 
 _TO_END = ("e.ended - e.started", "e.ended IS NOT NULL", ("outage", "incident"))  # closed: its time to recover
 _TO_ACK = ("e.ack_at - e.started", "e.ack_at IS NOT NULL", ("incident",))  # acknowledged: its time to acknowledge
@@ -40,7 +48,8 @@ def _times(conn: Connection, measure: tuple[str, str, tuple[str, ...]], window: 
     value, where, kinds = measure
     sql = _joined_sql(conn, value, where, scope[0])
     rows = [row for kind in kinds for row in conn.execute(sql, (kind, *window, *scope[1])).fetchall()]
-    return [(device_id, list(map(int, joined.split(",")))) for device_id, joined in rows]
+    devices = [(device_id, list(map(int, joined.split(",")))) for device_id, joined in rows]
+    return Times(devices, {FLEET: _seconds(_joined([part for _, part in devices]))} if devices else {})
 
 
 def to_ack(conn: Connection, window: av.Interval, scope: Scope = ("", [])) -> Times:
@@ -71,7 +80,7 @@ class Grouping(dict[str, list[int]]):
 
         A group's times are its one slot's list (by site or device), or its slots' joined (by tag).
         """
-        for device_id, part in found:
+        for device_id, part in found.devices:
             self[device_id].extend(part)
         parts: dict[Any, list[list[int]]] = defaultdict(list)
         for slot, held in self.slots.items():
@@ -81,7 +90,7 @@ class Grouping(dict[str, list[int]]):
         out = {key: _seconds(held[0] if len(held) == 1 else _joined(held)) for key, held in parts.items()}
         for held in self.slots.values():
             held.clear()
-        return out | _fleet(found)
+        return out | found.fleet
 
 
 def _joined(lists: list[list[int]]) -> list[int]:
@@ -93,10 +102,6 @@ def _seconds(ms: list[int]) -> float | None:
     return None if found is None else found / 1000
 
 
-def _fleet(found: Times) -> dict[Any, float | None]:
-    return {FLEET: _seconds(_joined([part for _, part in found]))} if found else {}
-
-
 def medians(found: Times, grouping: Grouping | None) -> dict[Any, float | None]:
     """The median by group of to_ack's or to_end's times (FLEET: the whole fleet's; grouping None: only it)."""
-    return _fleet(found) if grouping is None else grouping.medians(found)
+    return found.fleet if grouping is None else grouping.medians(found)
