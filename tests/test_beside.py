@@ -90,3 +90,32 @@ def test_a_commit_before_the_second_opens(db: store.Connection, db_path: Path) -
             assert Beside(db, devices).result()[0] == (1 if db.dialect.name == "postgresql" else 2)
     finally:
         writer.close()
+
+
+def test_leaving_the_block_waits_and_closes_without_result(db: store.Connection) -> None:
+    seen: list[store.Connection] = []
+    release = threading.Event()
+
+    def slow(other: store.Connection) -> int:
+        seen.append(other)
+        release.wait(30)
+        return devices(other)[0]
+
+    with pytest.raises(KeyError), store.read(db):
+        with Beside(db, slow):
+            release.set()
+            raise KeyError("the report failed before it asked")
+    with pytest.raises(Exception):  # noqa: B017 - closed, whichever engine's error says so
+        seen[0].execute("SELECT 1")
+
+
+def test_no_second_connection_runs_the_work_when_asked(db: store.Connection, monkeypatch: pytest.MonkeyPatch) -> None:
+    def refused(conn: store.Connection) -> None:
+        raise db.dialect.transient[0]("too many connections")
+
+    monkeypatch.setattr(type(db.dialect), "reader_beside", lambda self, conn: refused(conn))
+    with store.read(db):
+        pending = Beside(db, devices)
+        assert not pending.started
+        count, thread, used = pending.result()
+    assert (count, thread, used) == (1, threading.get_ident(), id(db))

@@ -2,9 +2,9 @@
 
 The database does most of such a read's work without holding Python's lock (SQLite's steps, PostgreSQL's own
 process), so on two cores the halves take the longer one's time, not their sum. The second connection reads the
-same snapshot on PostgreSQL (the first's, exported); on SQLite it begins its own read at once, a moment after the
-first's (the rows a write commits between the two may be in one half only). A database that cannot be opened
-twice (SQLite in memory) runs the work here, after.
+same snapshot on PostgreSQL (the first's, exported); on SQLite it begins its own read as it opens, a moment after
+the first's (a row a write commits between the two may be in one half only). Where no second connection can be
+had (SQLite in memory, a connection refused), the work runs here, when its result is asked for.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import _thread
 import sys
 from collections.abc import Callable
+from types import TracebackType
 from typing import Any, Generic, TypeVar
 
 from shared.store.dialect import Connection
@@ -30,38 +31,56 @@ def _native() -> tuple[Callable[..., Any], Callable[[], Any]]:
 
 
 class Beside(Generic[T]):
-    """`work` started on a second connection to `conn`'s database; result() waits for what it returned."""
+    """`work` started on a second connection to `conn`'s database (inside a read of `conn`'s).
+
+    A context manager: leaving the block waits for the work and closes its connection, whether or not result()
+    was asked for (a read left open would hold SQLite's log from being checkpointed).
+    """
 
     def __init__(self, conn: Connection, work: Callable[[Connection], T]) -> None:
-        self._work = work
-        self._conn = conn
-        self._other = conn.dialect.reader_beside(conn)
-        self._out: list[Any] = []
+        self._work, self._conn, self._out = work, conn, (False, None)
         start, lock = _native()
-        self._done = lock()
+        self._done, self.started = lock(), False
+        try:
+            self._other = conn.dialect.reader_beside(conn)
+        except conn.dialect.transient:
+            self._other = None
         if self._other is not None:
             self._done.acquire()
-            start(self._run, ())
+            try:
+                start(self._run, ())
+                self.started = True
+            except RuntimeError:  # no thread to be had: run here after all
+                self._done.release()
+                self._close()
 
     def _run(self) -> None:
         try:
-            self._out.append((True, self._work(self._other)))  # type: ignore[arg-type]
+            self._out = (True, self._work(self._other))  # type: ignore[arg-type]
         except BaseException as exc:  # noqa: BLE001 - handed to result(), raised there
-            self._out.append((False, exc))
+            self._out = (False, exc)
         finally:
             self._done.release()
 
+    def _close(self) -> None:
+        other, self._other = self._other, None
+        if other is not None:
+            other.close()  # ends its read (no COMMIT: after a failed statement there may be nothing to commit)
+
     def result(self) -> T:
-        """What the work returned (its error raised here); the second connection closed."""
-        if self._other is None:
+        """What the work returned (its error raised here)."""
+        if not self.started:
             return self._work(self._conn)
-        with self._done:
-            pass
-        try:
-            self._other.execute("COMMIT")
-        finally:
-            self._other.close()
-        ok, value = self._out[0]
+        self.__exit__(None, None, None)
+        ok, value = self._out
         if not ok:
             raise value
         return value  # type: ignore[no-any-return]
+
+    def __enter__(self) -> Beside[T]:
+        return self
+
+    def __exit__(self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None) -> None:
+        with self._done:
+            pass
+        self._close()

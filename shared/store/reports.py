@@ -100,8 +100,8 @@ def availability_report(
     if group_by not in GROUPS:
         raise ValueError("group_by")
     end = max(start, min(end, now))
-    with read(conn), collector.held():
-        ends = Beside(conn, lambda other: to_end(other, (start, end), scoped(sites, 4)))
+    scope = scoped(sites, 4)
+    with read(conn), collector.held(), Beside(conn, lambda other: to_end(other, (start, end), scope)) as ends:
         fleet = population(conn, start, end, group_by == "tag", sites)
         if group_by == "day":
             days = [(label, _window_rows(conn, fleet, window, "day")[1]) for label, window in
