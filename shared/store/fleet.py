@@ -122,15 +122,23 @@ def _members(conn: Connection, limited: tuple[str, ...] | None, tags: bool) -> t
     return rows, by_device
 
 
+def _columns(rows: list[Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """Per device, its first report, name and site: each dict made in C from the rows' columns."""
+    if not rows:
+        return {}, {}, {}
+    ids, first, names, sites = zip(*rows, strict=True)
+    return dict(zip(ids, first, strict=True)), dict(zip(ids, names, strict=True)), dict(zip(ids, sites, strict=True))
+
+
 def population(conn: Connection, start: float, end: float, tags: bool, sites: Sequence[str] | None = None) -> Fleet:
     """Every device (or only those of `sites`, §14) with its name, site (and with `tags` its tags), and the
     window's blind time (the monitor's: everyone's) and silences."""
     limited = None if sites is None else tuple(sites)
     rows, by_device = _members(conn, limited, tags)
+    first_seen, names, sites_of = _columns(rows)
     return Fleet(
-        first_seen={r[0]: r[1] for r in rows}, names={r[0]: r[2] for r in rows}, sites={r[0]: r[3] for r in rows},
-        tags=by_device, since=history_since(conn), blind=blind(conn, start, end), silences=Silences(conn, start, end),
-        limited=limited,
+        first_seen=first_seen, names=names, sites=sites_of, tags=by_device, since=history_since(conn),
+        blind=blind(conn, start, end), silences=Silences(conn, start, end), limited=limited,
     )  # fmt: skip
 
 
