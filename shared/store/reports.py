@@ -11,6 +11,8 @@ import heapq
 import operator
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
+from functools import partial
 from typing import Any
 
 from shared import availability as av
@@ -24,6 +26,8 @@ from shared.store.history_rows import registry, renumbered, scoped
 from shared.store.medians import FLEET, Grouping, Times, medians, to_ack, to_end
 
 GROUPS = ("device", "site", "tag", "day")
+READS = (to_ack, to_end)  # a window's times to acknowledge and to end (read beside: each on its own connection)
+Reads = tuple[Beside[Times], ...]
 Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
 _RATIO, _OUTAGES, _DOWN_S = (operator.attrgetter(name) for name in ("ratio", "outages", "down_s"))
 
@@ -68,16 +72,17 @@ def _grouped(fleet: Fleet, results: Figures, slots: Slots) -> dict[Any, list[Dev
 
 
 def _window_rows(
-    conn: Connection, fleet: Fleet, window: av.Interval, group_by: str, ends: Beside[Times] | None = None
+    conn: Connection, fleet: Fleet, window: av.Interval, group_by: str, read_beside: Reads | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One window's rows by group and its fleet row. ends: its to_end times, being read beside (or read here)."""
+    """One window's rows by group and its fleet row. read_beside: its times to acknowledge and to end, being read
+    beside this thread (or None: read here)."""
     results = figures(conn, fleet, window)
-    acked = to_ack(conn, window, scoped(fleet.limited, 4))
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
     slots = {} if by_day else _slots(fleet, group_by)
     grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
-    mtta = medians(acked, grouping)
-    mttr = medians(ends.result() if ends is not None else to_end(conn, window, scoped(fleet.limited, 4)), grouping)
+    scope = scoped(fleet.limited, 4)
+    acked, ended = (r.result() for r in read_beside) if read_beside else (f(conn, window, scope) for f in READS)
+    mtta, mttr = medians(acked, grouping), medians(ended, grouping)
     rows = []
     groups = _grouped(fleet, results, slots)
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
@@ -95,21 +100,23 @@ def availability_report(
     """Availability by device, site, tag or day over [start, min(end, now)), and the fleet's (docs/history.md).
 
     sites: a site-limited caller's (§14): only their devices are read, grouped and counted in the fleet's row.
-    The times to end (the most rows) are read on a second connection beside this one's reads (beside.py).
+    The times to acknowledge and to end (the most rows) are read on connections of their own, beside this one's
+    reads (beside.py).
     """
     if group_by not in GROUPS:
         raise ValueError("group_by")
     end = max(start, min(end, now))
-    scope = scoped(sites, 4)
-    with read(conn), collector.held(), Beside(conn, lambda other: to_end(other, (start, end), scope)) as ends:
+    reads = [partial(f, window=(start, end), scope=scoped(sites, 4)) for f in READS]
+    with read(conn), collector.held(), ExitStack() as stack:
+        read_beside = tuple(stack.enter_context(Beside(conn, work)) for work in reads)
         fleet = population(conn, start, end, group_by == "tag", sites)
         if group_by == "day":
             days = [(label, _window_rows(conn, fleet, window, "day")[1]) for label, window in
                     av.day_windows(start, end, zone)]  # fmt: skip
             rows = [fleet_row | {"group": label} for label, fleet_row in days]
-            whole = _window_rows(conn, fleet, (start, end), "day", ends)[1]
+            whole = _window_rows(conn, fleet, (start, end), "day", read_beside)[1]
         else:
-            rows, whole = _window_rows(conn, fleet, (start, end), group_by, ends)
+            rows, whole = _window_rows(conn, fleet, (start, end), group_by, read_beside)
     return {"from": iso(start), "to": iso(end), "timezone": zone, "group_by": group_by, "rows": rows, "fleet": whole}
 
 
