@@ -9,6 +9,7 @@ by shared/availability.py's rules, which are the definition the sums agree with.
 from __future__ import annotations
 
 import bisect
+import itertools
 import math
 import operator
 from collections import defaultdict
@@ -56,7 +57,8 @@ class Fleet:
     known_ids: list[str] = field(default_factory=list)  # the devices in that order
 
     def __post_init__(self) -> None:
-        self.known = {d: av.known_from(first, self.since) for d, first in self.first_seen.items()}
+        firsts = self.first_seen
+        self.known = dict(zip(firsts, map(av.known_from, firsts.values(), itertools.repeat(self.since)), strict=True))
         order = sorted(self.known.items(), key=operator.itemgetter(1))  # by time alone: most share history's start
         self.known_times = list(map(operator.itemgetter(1), order))
         self.known_ids = list(map(operator.itemgetter(0), order))
