@@ -106,6 +106,18 @@ def db_path(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
     return tmp_path / "vesper.db"
 
 
+@pytest.fixture(scope="module")
+def module_db_path(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """As db_path, one for a whole module: data built once for tests that only read it (that module's fixtures)."""
+    if os.environ.get("VESPER_TEST_DATABASE") == "postgresql":
+        server = request.getfixturevalue("pg_server")
+        name = server.fresh_database()
+        request.addfinalizer(lambda: server.drop_database(name))
+        request.addfinalizer(postgres.close_pools)  # added last, run first: the pools close, then the drop
+        return server.url(name)
+    return tmp_path_factory.mktemp("module-db") / "vesper.db"
+
+
 @pytest.fixture
 def app(request: pytest.FixtureRequest, db_path: Path, tmp_path: Path) -> Flask:
     """The web app from create_app over the test's database (db_path); `@pytest.mark.web(...)` sets [web] keys."""

@@ -7,6 +7,7 @@ failure saying why, never a skip, and the fixtures `pg_server` and `pg_url`.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -35,7 +36,10 @@ def find_bindir() -> Path:
 
 
 class Postgres(pg.Postgres):
-    """harness/pg.py's server, whose initdb or start failing fails the test."""
+    """harness/pg.py's server, whose initdb or start failing fails the test; `fresh_database` for each test."""
+
+    _maker: ThreadPoolExecutor | None = None
+    _spare: Future[str] | None = None
 
     def init(self) -> None:
         """initdb, as harness/pg.py's."""
@@ -46,6 +50,20 @@ class Postgres(pg.Postgres):
         """Start on a free port, as harness/pg.py's."""
         with _fails():
             super().start(attempts)
+
+    def fresh_database(self) -> str:
+        """A new empty database, made while the test before ran: the next one is begun in the background now."""
+        if self._maker is None:
+            self._maker = ThreadPoolExecutor(1, thread_name_prefix="pg-spare")
+        name = self._spare.result() if self._spare is not None else self.create_database()
+        self._spare = self._maker.submit(self.create_database)
+        return name
+
+    def stop(self) -> None:
+        """Wait for the spare database being made (it is never used), then stop as harness/pg.py's."""
+        if self._maker is not None:
+            self._maker.shutdown(wait=True)
+        super().stop()
 
 
 @pytest.fixture(scope="session")
@@ -63,6 +81,6 @@ def pg_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Postgres]:
 @pytest.fixture
 def pg_url(pg_server: Postgres) -> Iterator[str]:
     """The URL of a fresh, empty database of its own for this test (dropped afterwards)."""
-    name = pg_server.create_database()
+    name = pg_server.fresh_database()
     yield pg_server.url(name)
     pg_server.drop_database(name)

@@ -19,16 +19,16 @@ from urllib.parse import quote
 import pytest
 from flask.testing import FlaskClient
 
+from shared import config as config_mod
 from shared import store
 from shared.severity import ALERT_STATES_BY_RANK, HEALTH_ORDER, health, health_sql, standing, standing_sql
-from tests import test_registry_api
+from tests.conftest import database, write_config
 from tests.support import FakeClock
 from tests.test_ingest_inprocess import CLEARED, CRITICAL, heartbeat, message
 from tests.test_registry_api import TIMEOUT, get, patch
 from vesper_ingest.service import Ingest
-
-client = test_registry_api.client  # fixtures: the app's test client, and an in-process Ingest on its database
-ingest = test_registry_api.ingest
+from vesper_sim import broker as broker_mod
+from vesper_web import create_app
 
 WARNING = b'{"subsystem":"Power","state":"WARNING","msg":"low"}'
 RANKS = {"critical": 1, "warning": 2}  # a health's alert rank (CRITICAL, WARNING)
@@ -54,10 +54,32 @@ ORDERS = {"id": BY_ID, "severity": BY_SEVERITY, "name": BY_NAME, "last_seen": BY
 HEALTH = {"bell-b": "critical", "bell-c": "warning", "bell-d": "offline", "bell-e": "unknown", "ghost": "unknown"}
 
 
-@pytest.fixture
-def fleet(client: FlaskClient, ingest: Ingest, clock: FakeClock) -> dict[str, dict[str, Any]]:
+@pytest.fixture(scope="module")
+def client(module_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    """A test client of the app over one database for the module: every test here only reads (GET)."""
+    directory = tmp_path_factory.mktemp("device-query")
+    return create_app(config_mod.Config(database=database(module_db_path, directory))).test_client()
+
+
+@pytest.fixture(scope="module")
+def fleet(client: FlaskClient, module_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """Every health: bell-b critical (and warning), bell-c warning, bell-d offline with a critical alert,
     bell-e unknown (a retained heartbeat), ghost unknown (registered only), the rest ok; each heard in turn."""
+    # Built once for the module by an in-process Ingest (never on a broker): the tests only read it, and its clock
+    # stands in 2023 (FakeClock), so no answer changes as the module's tests go by.
+    toml = write_config(tmp_path_factory.mktemp("device-query-ingest") / "vesper.toml", broker_mod.free_port(),
+                        module_db_path, liveness={"heartbeat_timeout_s": TIMEOUT})  # fmt: skip
+    clock = FakeClock()
+    ingest = Ingest(config_mod.load(toml), clock=clock)
+    ingest.connected()
+    try:
+        return _build(client, ingest, clock)
+    finally:
+        ingest.conn.close()
+
+
+def _build(client: FlaskClient, ingest: Ingest, clock: FakeClock) -> dict[str, Any]:
+    """The fleet, through the API (the registry) and the ingest (what the devices said); the devices by id."""
     for device_id, fields in REGISTRY.items():
         patch(client, device_id, fields)
     mids = itertools.count(10)

@@ -396,14 +396,33 @@ FLEET = [f"bell-{i}" for i in range(20)]
 STEPS = pytest.mark.parametrize("step", [600.0, -600.0], ids=["forward", "back"])
 
 
-@pytest.fixture
-def stepping(cfg: config_mod.Config) -> Iterator[tuple[Ingest, FakeClock, FakeClock]]:
-    """An Ingest connected at T0 on two fake clocks, (ingest, wall, monotonic): a test steps the wall clock alone."""
+# Shorter than the steps (600 s): a window kept on the wall clock would end at a step forward, or 600 s late after
+# one back; a tenth of the default (600 s) ticks a tenth as many seconds through it.
+FLAP_WINDOW_S = 60.0
+
+
+def _stepping(cfg: config_mod.Config) -> Iterator[tuple[Ingest, FakeClock, FakeClock]]:
     wall, mono = FakeClock(T0), FakeClock(5_000.0)
     ingest = Ingest(cfg, clock=wall, mono=mono)
     ingest.connected()
     yield ingest, wall, mono
     close(ingest)
+
+
+@pytest.fixture
+def stepping(cfg: config_mod.Config) -> Iterator[tuple[Ingest, FakeClock, FakeClock]]:
+    """An Ingest connected at T0 on two fake clocks, (ingest, wall, monotonic): a test steps the wall clock alone."""
+    yield from _stepping(cfg)
+
+
+@pytest.fixture
+def stepping_flaps(tmp_path: Path, db_path: Path) -> Iterator[tuple[Ingest, FakeClock, FakeClock]]:
+    """As `stepping`, with a flap window of FLAP_WINDOW_S."""
+    toml = write_config(
+        tmp_path / "flaps.toml", broker_mod.free_port(), db_path,
+        liveness={"heartbeat_timeout_s": TIMEOUT}, alerts={"flap_window_s": FLAP_WINDOW_S},
+    )  # fmt: skip
+    yield from _stepping(config_mod.load(toml))
 
 
 def tick(ingest: Ingest, wall: FakeClock, mono: FakeClock, heard: list[str], seconds: float = 1.0) -> None:
@@ -475,11 +494,12 @@ def test_the_grace_after_a_connect_keeps_its_length_through_a_step(
 
 @STEPS
 def test_flapping_windows_keep_their_length_through_a_step(
-    stepping: tuple[Ingest, FakeClock, FakeClock], db_path: Path, step: float
+    stepping_flaps: tuple[Ingest, FakeClock, FakeClock], db_path: Path, step: float
 ) -> None:
     """A flapping subsystem ends after flap_window_s of calm in elapsed time; its stored changes moved too."""
-    ingest, wall, mono = stepping
+    ingest, wall, mono = stepping_flaps
     window = ingest.cfg.alerts.flap_window_s
+    assert window == FLAP_WINDOW_S < abs(step)
     for i in range(ingest.cfg.alerts.flap_transitions):
         tick(ingest, wall, mono, [], 0.1)
         ingest.process([message(ingest, "bell-1", "alerts", CLEARED if i % 2 else CRITICAL, mid=i + 1)])

@@ -131,6 +131,16 @@ def test_ack_without_a_body_or_note_and_a_hostile_note(client: FlaskClient, inge
     assert events_of(client, "alert_acknowledged")[-1]["payload"]["note"] == note
 
 
+def test_a_subsystem_holding_a_slash_or_dots_is_acknowledged_through_2f(client: FlaskClient, ingest: Ingest) -> None:
+    """The console sends a "/" as %2F (§12), a ".." inside a name too; the store finds the alert by its whole name."""
+    alert(ingest, "WARNING", subsystem="Power/../Main")
+    alert(ingest, "WARNING", subsystem="Power")
+    answer = ack(client, ingest, "/api/devices/bell-1/alerts/Power%2F..%2FMain/ack")
+    assert (answer["subsystem"], answer["acknowledged"]["by"]) == ("Power/../Main", "local")
+    assert events_of(client, "alert_acknowledged")[-1]["payload"]["subsystem"] == "Power/../Main"
+    assert alert_object(client, subsystem="Power")["acknowledged"] is None
+
+
 def test_the_alerts_endpoint_keeps_its_four_fields(client: FlaskClient, ingest: Ingest) -> None:
     alert(ingest, "CRITICAL")
     alert(ingest, "WARNING", subsystem="Net")

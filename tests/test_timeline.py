@@ -6,11 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from flask import Flask
 from flask.testing import FlaskClient
 
 from shared import store
+from shared.config import Config
 from shared.events import dumps
+from tests.conftest import database
+from vesper_web import create_app
 
 T0 = 1_700_000_000.0
 KINDS = [("alert", "critical"), ("playback_started", "info"), ("alert", "warning"), ("playback_stopped", "info"),
@@ -22,10 +24,11 @@ def kind_of(i: int) -> tuple[str, str]:
     return KINDS[i % len(KINDS)]
 
 
-@pytest.fixture
-def client(app: Flask, db_path: Path) -> FlaskClient:
-    """600 events over 12 devices; bell-0..3 at site north, bell-0 and bell-5 tagged quiet."""
-    conn = store.open_store(db_path)
+@pytest.fixture(scope="module")
+def client(module_db_path: Path, tmp_path_factory: pytest.TempPathFactory) -> FlaskClient:
+    """600 events over 12 devices; bell-0..3 at site north, bell-0 and bell-5 tagged quiet (once: tests only read)."""
+    app = create_app(Config(database=database(module_db_path, tmp_path_factory.mktemp("timeline"))))
+    conn = store.open_store(module_db_path)
     with store.write(conn):
         for n in range(12):
             site = "north" if n < 4 else "south"
