@@ -101,10 +101,9 @@ def test_leaving_the_block_waits_and_closes_without_result(db: store.Connection)
         release.wait(30)
         return devices(other)[0]
 
-    with pytest.raises(KeyError), store.read(db):
-        with Beside(db, slow):
-            release.set()
-            raise KeyError("the report failed before it asked")
+    with pytest.raises(KeyError), store.read(db), Beside(db, slow):
+        release.set()
+        raise KeyError("the report failed before it asked")
     with pytest.raises(Exception):  # noqa: B017 - closed, whichever engine's error says so
         seen[0].execute("SELECT 1")
 
