@@ -17,6 +17,9 @@ from tests.support import Peer, Process, wait_for
 DEVICES = 1000
 PER_S = 100.0  # fast enough to finish in about 10 s, slow enough that a flood would show
 MARGIN = 1.25  # the measured rate may exceed the pace this much (a late start catches up, timers are coarse)
+# Any 100 consecutive arrivals may come this much faster than the pace: the receiver, on a busy machine, may read a
+# backlog at once after a pause (0.79 s against 0.8 was seen); a flood (no pacing) takes milliseconds.
+BURST_MARGIN = 2.0
 
 
 def request(base: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:
@@ -60,10 +63,10 @@ def test_health_checks_to_1000_devices_arrive_all_and_paced(
     rate = (DEVICES - 1) / span
     print(f"bulk health checks: {DEVICES} in {span:.1f} s = {rate:.1f}/s (pace {PER_S:g}/s)")
     assert rate <= PER_S * MARGIN
-    # No burst either: any 100 consecutive arrivals take at least 100 / pace / margin seconds.
+    # No burst either: any 100 consecutive arrivals take at least 100 / pace / BURST_MARGIN seconds.
     window = 100
     tightest = min(arrived[i + window][0] - arrived[i][0] for i in range(DEVICES - window))
-    assert tightest >= window / PER_S / MARGIN, tightest
+    assert tightest >= window / PER_S / BURST_MARGIN, tightest
     web.wait_output("ended: filter {'tag': 'fleet'}, 1000 sent, 0 skipped", 30)
     status, repeat = request(base, "POST", "/api/bulk", {"filter": {"q": "bell-0001"}, "action": "health_check"})
     assert status == 202  # the device's interval (web.health_check_interval_s) skips it: counted in the log
