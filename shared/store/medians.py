@@ -23,7 +23,6 @@ Keys = Callable[[str], list[Any]]
 Scope = tuple[str, list[Any]]  # a WHERE clause on alias e (numbered from ?4) and its arguments; ("", []): every device
 
 
-
 class Times(NamedTuple):
     """Each device's times read (in ms), and the fleet's median of them, found by the thread that read them."""
 

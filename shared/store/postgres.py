@@ -62,8 +62,12 @@ class PostgresDialect(Dialect):
         if snapshot is None or not SNAPSHOT_ID.fullmatch(snapshot):
             return None
         other = connect(conn.url, readonly=True)
-        other.execute(self.begin_read)
-        other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # a utility statement: no parameters
+        try:
+            other.execute(self.begin_read)
+            other.execute(f"SET TRANSACTION SNAPSHOT '{snapshot}'")  # a utility statement: no parameters
+        except BaseException:
+            other.close()  # a session half set up is not left open
+            raise
         return other
 
     def accepts(self, target: str | Path) -> bool:

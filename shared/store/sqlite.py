@@ -78,8 +78,12 @@ class SqliteDialect(Dialect):
         if not path:
             return None
         other: SqliteConnection = _open(path, True)
-        other.execute(self.begin_read)
-        other.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # a deferred read takes its snapshot at its first read
+        try:
+            other.execute(self.begin_read)
+            other.execute("SELECT 1 FROM sqlite_master LIMIT 1")  # a deferred read takes its snapshot at its first read
+        except BaseException:
+            other.close()  # a connection half set up is not left open
+            raise
         return other
 
     def columns(self, conn: Any) -> dict[str, list[str]]:
