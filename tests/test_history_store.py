@@ -186,6 +186,17 @@ def test_mtta_and_mttr_are_medians(db: store.Connection) -> None:
     assert (report["fleet"]["mtta_s"], report["fleet"]["mttr_s"]) == (120.0, 600.0)
 
 
+
+def test_a_moment_long_outage_at_the_window_start_counts_in_mttr(db: store.Connection) -> None:
+    since(db, T0 - DAY)
+    add_device(db, "d0", T0 - DAY, site="a")
+    add(db, "outage", "d0", T0, T0)  # started (and ended) at the window's first instant: its time to end is 0
+    add(db, "outage", "d0", T0 - H, T0)  # ended as the window begins: not in it
+    add(db, "incident", "d0", T0 + H, T0 + H + 90, "Audio", "WARNING")
+    report = availability_report(db, T0, T0 + DAY, T0 + DAY, "site", "UTC")
+    assert report["rows"][0]["mttr_s"] == 45.0  # the median of 0 and 90
+    assert (report["rows"][0]["outages"], report["rows"][0]["down_s"]) == (0, 0.0)
+
 @pytest.fixture
 def listed(db: store.Connection) -> store.Connection:
     since(db, T0 - DAY)

@@ -35,19 +35,22 @@ def span(length_s: float) -> int:
     return min(MAX_SPAN, max(0, math.ceil(math.log2(hours)))) if hours > 1 else 0
 
 
-def overlapping_sql(columns: str = COLUMNS, alias: str = "e") -> str:
+def overlapping_sql(columns: str = COLUMNS, alias: str = "e", touching: bool = False) -> str:
     """A SELECT of the episodes of kind ?1 that overlap [?2, ?3): one index range (episodes_span) per bracket.
 
     A closed episode of bracket k that ends after ?2 started at most 2**k hours before it; an open one (span -1)
-    overlaps if it started before ?3. Parameters: ?1 kind, ?2 from, ?3 to (epoch seconds).
+    overlaps if it started before ?3. Parameters: ?1 kind, ?2 from, ?3 to (epoch seconds). touching: also those
+    ending at ?2 exactly (so that every episode started in the window is among them, a moment-long one at ?2 too).
     """
+    after = ">=" if touching else ">"
     parts = [
         f"SELECT {columns} FROM episodes {alias} WHERE {alias}.kind = ?1 AND {alias}.span = -1 AND {alias}.started < ?3"
     ]
     for k in range(MAX_SPAN + 1):
         parts.append(
             f"SELECT {columns} FROM episodes {alias} WHERE {alias}.kind = ?1 AND {alias}.span = {k}"
-            f" AND {alias}.started >= ?2 - {SPAN_UNIT_S * 2**k:.0f} AND {alias}.started < ?3 AND {alias}.ended > ?2"
+            f" AND {alias}.started >= ?2 - {SPAN_UNIT_S * 2**k:.0f} AND {alias}.started < ?3"
+            f" AND {alias}.ended {after} ?2"
         )
     return " UNION ALL ".join(parts)
 

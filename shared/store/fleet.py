@@ -2,8 +2,9 @@
 
 Each device's time down is summed by the database over the outages overlapping the window (one index range per
 span bracket, overlapping_sql), clipped to when the device was known; the same sum over each of the fleet's few
-blind stretches is taken off. Only the devices a maintenance window may cover are read row by row and computed
-by shared/availability.py's rules, which are the definition the sums agree with.
+blind stretches is taken off; the same read joins their times to end (for MTTR). Only the devices a maintenance
+window may cover are read row by row and computed by shared/availability.py's rules, which are the definition the
+sums agree with.
 """
 
 from __future__ import annotations
@@ -23,16 +24,18 @@ from shared.store import scope
 from shared.store.dialect import Connection
 from shared.store.episodes import history_since, overlapping_sql
 from shared.store.history_rows import Silences, blind, chunks, registry, scoped
+from shared.store.medians import TO_END, Joined, joined_ms
 
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
 _LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
-# Per device: its outages overlapping [?2, ?3) after ?4 (when history began, if later), and their time. Devices
-# known later than ?4 are computed row by row (_exact): no join with devices on every row. {scope}: only a
-# site-limited caller's devices (§14, from ?5), or every one.
+# Per device: its outages overlapping [?2, ?3) after ?4 (when history began, if later), their time, and the times
+# to end of those started in the window ({ended}: medians.py). Devices known later than ?4 are computed row by row
+# (_exact): no join with devices on every row. {scope}: only a site-limited caller's devices (§14, from ?5), or all.
+_COUNTED = f"({_HI}) > ({_LO})"
 _DOWN = (
-    f"SELECT e.device_id, COUNT(*), SUM(({_HI}) - ({_LO}))"
-    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended')}) AS e WHERE ({_HI}) > ({_LO}){{scope}}"
-    " GROUP BY e.device_id"
+    f"SELECT e.device_id, SUM(CASE WHEN {_COUNTED} THEN 1 ELSE 0 END),"
+    f" SUM(CASE WHEN {_COUNTED} THEN ({_HI}) - ({_LO}) ELSE 0 END), {{ended}}"
+    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended', touching=True)}) AS e{{scope}} GROUP BY e.device_id"
 )
 
 # A few devices' outages overlapping [?2, ?3): the window's index ranges filtered (by ?4 …), not each device's
@@ -144,14 +147,23 @@ def population(conn: Connection, start: float, end: float, tags: bool, sites: Se
     )  # fmt: skip
 
 
-def _down(
-    conn: Connection, window: av.Interval, since: float | None, sites: tuple[str, ...] | None
-) -> dict[str, tuple[int, float]]:
-    """Per device (of these sites, or every one): (outages, seconds down) within the window from when it was known."""
+class Downtime(NamedTuple):
+    """Per device, its outages and seconds down in a window (none: not listed); its outages' times to end."""
+
+    sums: dict[str, tuple[int, float]]
+    ended: Joined
+
+
+def downtime(conn: Connection, window: av.Interval, sites: Sequence[str] | None = None) -> Downtime:
+    """Per device (of these sites, or every one): (outages, seconds down) within the window from when history knew
+    it, and the times to end of its outages started in the window (the window's outages read once for both)."""
+    since = history_since(conn)
     start = max(window[0], since) if since is not None else window[0]
-    where, args = scoped(sites, 5, "AND")
-    rows = conn.execute(_DOWN.format(scope=where), ("outage", window[0], window[1], start, *args)).fetchall()
-    return {d: (int(n), float(s)) for d, n, s in rows}
+    where, args = scoped(sites, 5)
+    ended = joined_ms(conn, TO_END[0], f"e.started >= ?2 AND {TO_END[1]}")
+    sql = _DOWN.format(scope=where, ended=ended)
+    rows = conn.execute(sql, ("outage", window[0], window[1], start, *args)).fetchall()
+    return Downtime({d: (int(n), float(s)) for d, n, s, _ in rows if n}, [(d, ended) for d, _, _, ended in rows])
 
 
 def _whole_fleet(silence: Silence) -> bool:
@@ -190,22 +202,23 @@ def _exact(conn: Connection, fleet: Fleet, window: av.Interval, ids: list[str]) 
     return out
 
 
-def figures(conn: Connection, fleet: Fleet, window: av.Interval) -> Figures:
-    """Every device's ratio, time down and outages over the window (docs/history.md#availability)."""
+def figures(conn: Connection, fleet: Fleet, window: av.Interval, down: Downtime) -> Figures:
+    """Every device's ratio, time down and outages over the window (docs/history.md#availability), from its
+    downtime (read beside, or here)."""
     start, end = window
     held = [s for s in fleet.silences.device_level() if s.starts_at < end and s.ends_at > start]
     dark = av.clip(fleet.blind + [(s.starts_at, s.ends_at) for s in held if _whole_fleet(s)], start, end)
     covered = {d for s in held if not _whole_fleet(s) for d in _candidates(conn, fleet, s) if d in fleet.known}
     begins = max(start, fleet.since) if fleet.since is not None else start
     covered.update(fleet.known_between(begins, end))  # known inside the window: row by row
-    down = _down(conn, window, fleet.since, fleet.limited)
+    sums = dict(down.sums)
     for stretch in dark:  # the time down within the fleet's unknown or silenced stretches is not counted
-        for device_id, (_, seconds) in _down(conn, stretch, fleet.since, fleet.limited).items():
-            n, total = down.get(device_id, (0, 0.0))
-            down[device_id] = (n, total - seconds)
+        for device_id, (_, seconds) in downtime(conn, stretch, fleet.limited).sums.items():
+            n, total = sums.get(device_id, (0, 0.0))
+            sums[device_id] = (n, total - seconds)
     counted = av.counted_s(window, dark, begins)  # every device known by `begins` counts the same time
     special = {}
-    for device_id, (n, seconds) in down.items():
+    for device_id, (n, seconds) in sums.items():
         if fleet.known.get(device_id, math.inf) <= begins and counted > 0:
             ratio = min(1.0, max(0.0, 1.0 - seconds / counted))
             special[device_id] = DeviceFigures(ratio, max(0.0, seconds), n)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import heapq
 import operator
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from functools import partial
 from typing import Any
@@ -21,13 +21,12 @@ from shared.store import collector
 from shared.store.beside import Beside
 from shared.store.dialect import Connection, read
 from shared.store.episodes import overlapping_sql
-from shared.store.fleet import DeviceFigures, Figures, Fleet, figures, population
+from shared.store.fleet import DeviceFigures, Figures, Fleet, downtime, figures, population
 from shared.store.history_rows import registry, renumbered, scoped
-from shared.store.medians import FLEET, Grouping, Times, medians, to_ack, to_end
+from shared.store.medians import FLEET, Grouping, incident_times, medians
 
 GROUPS = ("device", "site", "tag", "day")
-READS = (to_ack, to_end)  # a window's times to acknowledge and to end (read beside: each on its own connection)
-Reads = tuple[Beside[Times], ...]
+Reads = tuple[Beside[Any], ...]  # _reads' (Downtime, IncidentTimes), read beside
 Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
 _RATIO, _OUTAGES, _DOWN_S = (operator.attrgetter(name) for name in ("ratio", "outages", "down_s"))
 
@@ -71,20 +70,27 @@ def _grouped(fleet: Fleet, results: Figures, slots: Slots) -> dict[Any, list[Dev
     return groups
 
 
+def _reads(window: av.Interval, sites: Sequence[str] | None) -> tuple[Callable[[Connection], Any], ...]:
+    """A window's heaviest reads (each may run beside, on its own connection): its outages' downtime and times to
+    end, its incidents' times to acknowledge and to end."""
+    return partial(downtime, window=window, sites=sites), partial(incident_times, window=window, scope=scoped(sites, 4))
+
+
 def _window_rows(
     conn: Connection, fleet: Fleet, window: av.Interval, group_by: str, read_beside: Reads | None = None
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """One window's rows by group and its fleet row. read_beside: its times to acknowledge and to end, being read
-    beside this thread (or None: read here)."""
-    results = figures(conn, fleet, window)
+    """One window's rows by group and its fleet row. read_beside: its _reads, being read beside this thread (or
+    None: read here)."""
+    here = _reads(window, fleet.limited)
+    down = read_beside[0].result() if read_beside else here[0](conn)
+    results = figures(conn, fleet, window, down)  # while the incidents are still being read beside
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
     slots = {} if by_day else _slots(fleet, group_by)
-    grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
-    scope = scoped(fleet.limited, 4)
-    acked, ended = (r.result() for r in read_beside) if read_beside else (f(conn, window, scope) for f in READS)
-    mtta, mttr = medians(acked, grouping), medians(ended, grouping)
-    rows = []
     groups = _grouped(fleet, results, slots)
+    grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
+    times = read_beside[1].result() if read_beside else here[1](conn)
+    mtta, mttr = medians(times.acked, grouping), medians(down.ended + times.ended, grouping)
+    rows = []
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
         row = _row(key, av.group(map(_RATIO, members)), members, mtta.get(key), mttr.get(key))
         if group_by == "device":
@@ -100,15 +106,14 @@ def availability_report(
     """Availability by device, site, tag or day over [start, min(end, now)), and the fleet's (docs/history.md).
 
     sites: a site-limited caller's (§14): only their devices are read, grouped and counted in the fleet's row.
-    The times to acknowledge and to end (the most rows) are read on connections of their own, beside this one's
-    reads (beside.py).
+    The window's outages and incidents (the most rows) are read on connections of their own, beside this one's
+    reads of the fleet (beside.py).
     """
     if group_by not in GROUPS:
         raise ValueError("group_by")
     end = max(start, min(end, now))
-    reads = [partial(f, window=(start, end), scope=scoped(sites, 4)) for f in READS]
     with read(conn), collector.held(), ExitStack() as stack:
-        read_beside = tuple(stack.enter_context(Beside(conn, work)) for work in reads)
+        read_beside = tuple(stack.enter_context(Beside(conn, work)) for work in _reads((start, end), sites))
         fleet = population(conn, start, end, group_by == "tag", sites)
         if group_by == "day":
             days = [(label, _window_rows(conn, fleet, window, "day")[1]) for label, window in
