@@ -10,9 +10,12 @@ become numbers one group at a time (Grouping.medians): one split per group, not 
 from __future__ import annotations
 
 import itertools
+import operator
 from collections import defaultdict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
+
+import numpy as np
 
 from shared import availability as av
 from shared.store.dialect import Connection
@@ -51,50 +54,78 @@ def incident_times(conn: Connection, window: av.Interval, scope: Scope = ("", []
     return IncidentTimes([(d, a) for d, a, _ in rows], [(d, e) for d, _, e in rows])
 
 
-class Grouping(dict[str, list[str]]):
-    """Per device, the list its joined times go to: one per slot (the tuple of its groups, `slot_of`'s or `keys`')."""
+class Grouping:
+    """The groups a device's times go to: its slot (the tuple of its groups, `slot_of`'s or `keys`'), numbered."""
 
     def __init__(self, slot_of: dict[str, tuple[Any, ...]], keys: Keys) -> None:
-        super().__init__()
         self.keys = keys
-        self.slots: dict[tuple[Any, ...], list[str]] = defaultdict(list)
-        self.update({device_id: self.slots[slot] for device_id, slot in slot_of.items()})
+        self.numbers: dict[tuple[Any, ...], int] = {}
+        self.slot_of = {device_id: self._number(slot) for device_id, slot in slot_of.items()}
 
-    def __missing__(self, device_id: str) -> list[str]:
-        found = self[device_id] = self.slots[tuple(self.keys(device_id))]  # a device the fleet no longer lists
-        return found
+    def _number(self, slot: tuple[Any, ...]) -> int:
+        return self.numbers.setdefault(slot, len(self.numbers))
 
     def medians(self, found: Joined) -> dict[Any, float | None]:
-        """The median by group (and FLEET's) of these times, in seconds, emptying the slots' lists after.
+        """The median by group (and FLEET's) of these times, in seconds.
 
-        A group's times are its one slot's (by site or device), or its slots' together (by tag).
+        Every value is made a number and sorted within its slot by numpy, in C; a group's median is its one slot's
+        middle (by site or device), or that of its slots' values together (by tag).
         """
-        for device_id, text in found:
-            if text:
-                self[device_id].append(text)
-        values = {slot: _values(texts) for slot, texts in self.slots.items() if texts}
-        parts: dict[Any, list[list[int]]] = defaultdict(list)
-        for slot, held in values.items():
-            for key in slot:
-                parts[key].append(held)
-        out = {key: _seconds(held[0] if len(held) == 1 else _chained(held)) for key, held in parts.items()}
-        for texts in self.slots.values():
-            texts.clear()
-        return out | ({FLEET: _seconds(_chained(values.values()))} if values else {})
+        rows = list(filter(_TEXT, found))
+        if not rows:
+            return {}
+        ids, texts = zip(*rows, strict=True)
+        slots = np.fromiter(map(self.slot_of.get, ids, itertools.repeat(-1)), np.int64, len(ids))
+        for at in np.flatnonzero(slots < 0).tolist():  # a device the fleet no longer lists
+            slots[at] = self.slot_of[ids[at]] = self._number(tuple(self.keys(ids[at])))
+        counts = np.fromiter(map(str.count, texts, itertools.repeat(",")), np.int64, len(texts)) + 1
+        values = _values(texts)
+        ordered = _by_slot(values, np.repeat(slots, counts), len(self.numbers))
+        return self._by_key(ordered) | {FLEET: _seconds(values)}
+
+    def _by_key(self, ordered: Ordered) -> dict[Any, float | None]:
+        """Each group's median from the values sorted within their slots."""
+        values, sizes = ordered
+        starts = np.cumsum(sizes) - sizes
+        held = np.flatnonzero(sizes)
+        middles = np.zeros(len(sizes))  # each slot's median in ms (a slot without times: never read)
+        middles[held] = (values[starts[held] + (sizes[held] - 1) // 2] + values[starts[held] + sizes[held] // 2]) / 2
+        parts: dict[Any, list[int]] = defaultdict(list)
+        for slot, number in self.numbers.items():
+            if sizes[number]:
+                for key in slot:
+                    parts[key].append(number)
+        out = {}
+        for key, numbers in parts.items():
+            if len(numbers) == 1:
+                out[key] = float(middles[numbers[0]]) / 1000
+            else:
+                out[key] = _seconds(np.concatenate([values[starts[n] : starts[n] + sizes[n]] for n in numbers]))
+        return out
 
 
-def _values(texts: list[str]) -> list[int]:
-    """The numbers in these joined texts, in one split."""
-    return list(map(int, ",".join(texts).split(",")))
+_TEXT = operator.itemgetter(1)
+Ordered = tuple[Any, Any]  # (numpy int64 values sorted by slot then value, each slot's count)
 
 
-def _chained(lists: Iterable[list[int]]) -> list[int]:
-    return list(itertools.chain.from_iterable(lists))
+def _values(texts: Sequence[str]) -> Any:
+    """The numbers in these joined texts, parsed in C (numpy)."""
+    return np.fromstring(",".join(texts), dtype=np.int64, sep=",")
 
 
-def _seconds(ms: list[int]) -> float | None:
-    found = av.median(ms)
-    return None if found is None else found / 1000
+def _by_slot(values: Any, slots: Any, count: int) -> Ordered:
+    """The values sorted by slot, then value: one sort of (slot, value) packed in one int64 where it fits."""
+    base = int(values.min())
+    span = int(values.max()) - base + 1
+    if count * span < 2**62:
+        packed = slots * span + (values - base)
+        packed.sort()
+        return packed % span + base, np.bincount(slots, minlength=count)
+    return values[np.lexsort((values, slots))], np.bincount(slots, minlength=count)
+
+
+def _seconds(ms: Any) -> float | None:
+    return float(np.median(ms)) / 1000 if len(ms) else None
 
 
 def medians(found: Joined, grouping: Grouping | None) -> dict[Any, float | None]:
