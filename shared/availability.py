@@ -1,14 +1,12 @@
-"""The one home of history's arithmetic (SPEC §13): intervals, a device's availability, day windows, medians.
+"""The one home of history's arithmetic (SPEC §13): intervals, a device's availability, day windows.
 
 Pure: no I/O, no clock (time is passed in). An interval is [start, end) in epoch seconds; a list of them is
-read as the union of its members. The store (shared/store/history.py) reads the rows and asks these rules.
+read as the union of its members. The store (shared/store/history.py) reads the rows and asks these rules; MTTA and
+MTTR's medians are the store's (shared/store/medians.py: numpy's, over a month's ~1.8 million times).
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -16,8 +14,6 @@ from zoneinfo import ZoneInfo
 
 Interval = tuple[float, float]
 UNDER = 0.99  # a group's `under_99` counts its devices whose ratio is below this
-LARGE = 20_000  # a list this long has its median found by _middle (a fleet's month: over a million)
-SAMPLE = 1_000  # values in _middle's sample
 
 
 def union(intervals: Iterable[Interval]) -> list[Interval]:
@@ -136,39 +132,6 @@ def group(ratios: Iterable[float | None], same: tuple[float | None, int] = (None
     devices = len(known) + count
     mean = (sum(known) + ratio * count) / devices if devices else None
     return Group(mean, devices, sum(1 for r in known if r < UNDER) + (count if ratio < UNDER else 0))
-
-
-def median(values: Sequence[float]) -> float | None:
-    """The median (the mean of the middle two for an even count, as statistics.median); None for none."""
-    if len(values) < LARGE:
-        return _sorted_median(values) if values else None
-    found = _middle(values)
-    return found if found is not None else _sorted_median(values)
-
-
-def _sorted_median(values: Sequence[float]) -> float:
-    """statistics.median's own steps, without its call overhead (a report takes ~40,000 short ones)."""
-    ordered = sorted(values)
-    half = len(ordered) // 2
-    return ordered[half] if len(ordered) % 2 else (ordered[half - 1] + ordered[half]) / 2
-
-
-def _middle(values: Sequence[float]) -> float | None:
-    """A long list's median without sorting it all (None: a sample's bounds missed it; sort after all).
-
-    The middle of an evenly spread sample bounds the median; the values below the lower bound are counted and only
-    those between the bounds are sorted (each pass in C: map/filter with operator's comparisons).
-    """
-    n = len(values)
-    sample = sorted(values[:: n // SAMPLE])
-    margin = len(sample) // 20
-    lo, hi = sample[len(sample) // 2 - margin], sample[len(sample) // 2 + margin]
-    below = sum(map(operator.lt, values, itertools.repeat(lo)))
-    middle = sorted(filter(functools.partial(operator.ge, hi), filter(functools.partial(operator.le, lo), values)))
-    first, second = (n - 1) // 2 - below, n // 2 - below
-    if first < 0 or second >= len(middle):
-        return None
-    return middle[first] if n % 2 else (middle[first] + middle[second]) / 2
 
 
 def day_windows(start: float, end: float, zone: str) -> list[tuple[str, Interval]]:

@@ -1,12 +1,10 @@
-"""History's arithmetic (SPEC §13), pure: intervals, a device's availability, day windows in a zone, medians.
+"""History's arithmetic (SPEC §13), pure: intervals, a device's availability, day windows in a zone.
 
 Time is passed in; each rule is a table. The store's reads over real databases: tests/test_history_store.py.
 """
 
 from __future__ import annotations
 
-import random
-import statistics
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -122,24 +120,6 @@ def test_day_windows_clip_to_the_window() -> None:
     assert days[0][1] == (start, at("2026-03-29T00:00:00", "Europe/Berlin"))
     assert days[-1][1][1] == start + 36 * H
     assert sum(e - s for _, (s, e) in days) == 36 * H
-
-
-@pytest.mark.parametrize(
-    ("values", "median"), [([], None), ([5.0], 5.0), ([1.0, 9.0], 5.0), ([7.0, 1.0, 3.0], 3.0), ([4, 1, 2, 8], 3.0)]
-)
-def test_median(values: list[float], median: float | None) -> None:
-    assert av.median(values) == median
-
-
-@pytest.mark.parametrize("n", [av.LARGE, av.LARGE + 1, 3 * av.LARGE + 7])
-@pytest.mark.parametrize("shape", ["random", "sorted", "reversed", "repeated", "skewed"])
-def test_a_long_list_has_the_same_median_as_a_full_sort(n: int, shape: str) -> None:
-    rng = random.Random(n)
-    values = [rng.expovariate(1 / 600) for _ in range(n)]
-    values = {"random": values, "sorted": sorted(values), "reversed": sorted(values, reverse=True),
-              "repeated": [float(int(v) % 7) for v in values],
-              "skewed": [1.0] * (n // 2 + 1) + values[: n - n // 2 - 1]}[shape]  # fmt: skip
-    assert av.median(values) == statistics.median(values)
 
 
 def test_group_mean_leaves_out_devices_without_a_ratio() -> None:
