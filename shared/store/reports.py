@@ -31,16 +31,21 @@ Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
 _RATIO, _OUTAGES, _DOWN_S = (operator.attrgetter(name) for name in ("ratio", "outages", "down_s"))
 
 
-def _row(
-    key: str | None, summary: av.Group, members: Iterable[DeviceFigures], mtta: float | None, mttr: float | None
-) -> dict[str, Any]:
-    """A report's row: the group's summary, and the outages and time down of its members (those with any)."""
+def _row(key: str | None, summary: av.Group, members: Iterable[DeviceFigures]) -> dict[str, Any]:
+    """A report's row: the group's summary, and the outages and time down of its members (those with any); its
+    MTTA and MTTR to come (_timed)."""
     members = list(members)
     return {
         "group": key, "devices": summary.devices, "availability": summary.availability,
         "under_99": summary.under_99, "outages": sum(map(_OUTAGES, members)),
-        "down_s": round(sum(map(_DOWN_S, members)), 3), "mtta_s": mtta, "mttr_s": mttr,
+        "down_s": round(sum(map(_DOWN_S, members)), 3), "mtta_s": None, "mttr_s": None,
     }  # fmt: skip
+
+
+def _timed(rows: list[dict[str, Any]], mtta: dict[Any, float | None], mttr: dict[Any, float | None]) -> None:
+    """Each row's MTTA and MTTR, by its group."""
+    for row in rows:
+        row["mtta_s"], row["mttr_s"] = mtta.get(row["group"]), mttr.get(row["group"])
 
 
 def _keys(fleet: Fleet, device_id: str, group_by: str) -> list[str | None]:
@@ -88,15 +93,18 @@ def _window_rows(
     slots = {} if by_day else _slots(fleet, group_by)
     groups = _grouped(fleet, results, slots)
     grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
-    times = read_beside[1].result() if read_beside else here[1](conn)
-    mtta, mttr = medians(times.acked, grouping), medians(down.ended + times.ended, grouping)
     rows = []
     for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
-        row = _row(key, av.group(map(_RATIO, members)), members, mtta.get(key), mttr.get(key))
+        row = _row(key, av.group(map(_RATIO, members)), members)
         if group_by == "device":
             row |= {"name": fleet.names.get(str(key)), "site": fleet.sites.get(str(key))}
         rows.append(row)
-    return rows, _row(None, results.summary(), results.special.values(), mtta.get(FLEET), mttr.get(FLEET))
+    whole = _row(None, results.summary(), results.special.values())
+    times = read_beside[1].result() if read_beside else here[1](conn)  # the rows made while it was read
+    mtta, mttr = medians(times.acked, grouping), medians(down.ended + times.ended, grouping)
+    _timed(rows, mtta, mttr)
+    whole["mtta_s"], whole["mttr_s"] = mtta.get(FLEET), mttr.get(FLEET)
+    return rows, whole
 
 
 def availability_report(
