@@ -12,12 +12,13 @@ from typing import Any
 
 import pytest
 
-from shared.store.medians import FLEET, Grouping, Joined, medians
+from shared.store.medians import FLEET, Grouping, Joined, medians, together
 
 
 def joined(times: dict[str, list[int]]) -> Joined:
-    """Each device's times as a read returns them: one text per device, None for none."""
-    return [(device_id, ",".join(map(str, ms)) or None) for device_id, ms in times.items()]
+    """Each device's times as a read returns them: one text per device (None for none) and how many."""
+    rows = [(device_id, ",".join(map(str, ms)) or None, len(ms)) for device_id, ms in times.items()]
+    return Joined(*map(tuple, zip(*rows, strict=True)))
 
 
 def expected(times: dict[str, list[int]], slot_of: dict[str, tuple[Any, ...]]) -> dict[Any, float | None]:
@@ -48,12 +49,12 @@ def test_a_device_in_several_tags_counts_in_each() -> None:
 def test_a_device_the_fleet_no_longer_lists_goes_to_its_keys() -> None:
     grouping = Grouping({"d1": ("a",)}, lambda device_id: [None])
     assert grouping.medians(joined({"d1": [1_000], "gone": [3_000, 5_000]})) == {"a": 1.0, None: 4.0, FLEET: 3.0}
-    assert grouping.medians([("gone", "7000")]) == {None: 7.0, FLEET: 7.0}  # placed once, kept
+    assert grouping.medians(joined({"gone": [7_000]})) == {None: 7.0, FLEET: 7.0}  # placed once, kept
 
 
 def test_no_times_no_medians() -> None:
     assert Grouping({"d1": ("a",)}, lambda device_id: [None]).medians(joined({"d1": []})) == {}
-    assert medians([("d1", None)], None) == {}
+    assert medians(joined({"d1": []}), None) == {}
 
 
 @pytest.mark.parametrize("spread", [10**6, 10**18])  # the second too wide to pack with a group's number: lexsort
@@ -67,3 +68,4 @@ def test_random_fleets_match_statistics_median(seed: int, spread: int) -> None:
     found = Grouping(slot_of, lambda device_id: [None]).medians(joined(times))
     assert found == pytest.approx(expected(times, slot_of), rel=1e-12)
     assert medians(joined(times), None) == {FLEET: found[FLEET]}
+    assert medians(together(joined(times), joined({"d0": [1]})), None) == medians(joined(times | {"x": [1]}), None)

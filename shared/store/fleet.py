@@ -24,7 +24,7 @@ from shared.store import scope
 from shared.store.dialect import Connection
 from shared.store.episodes import history_since, overlapping_sql
 from shared.store.history_rows import Silences, blind, chunks, registry, scoped
-from shared.store.medians import TO_END, Joined, joined_ms
+from shared.store.medians import TO_END, Joined, joined, joined_ms
 
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
 _LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
@@ -163,7 +163,7 @@ def downtime(conn: Connection, window: av.Interval, sites: Sequence[str] | None 
     ended = joined_ms(conn, TO_END[0], f"e.started >= ?2 AND {TO_END[1]}")
     sql = _DOWN.format(scope=where, ended=ended)
     rows = conn.execute(sql, ("outage", window[0], window[1], start, *args)).fetchall()
-    return Downtime({d: (int(n), float(s)) for d, n, s, _ in rows if n}, [(d, ended) for d, _, _, ended in rows])
+    return Downtime({row[0]: (int(row[1]), float(row[2])) for row in rows if row[1]}, joined(rows, 3))
 
 
 def _whole_fleet(silence: Silence) -> bool:

@@ -10,7 +10,6 @@ become numbers one group at a time (Grouping.medians): one split per group, not 
 from __future__ import annotations
 
 import itertools
-import operator
 from collections import defaultdict
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
@@ -24,14 +23,32 @@ from shared.store.episodes import started_sql
 FLEET = ("fleet",)  # the medians' key of the whole fleet (no group's key is a tuple)
 Keys = Callable[[str], list[Any]]
 Scope = tuple[str, list[Any]]  # a WHERE clause on alias e (numbered from ?4) and its arguments; ("", []): every device
-Joined = list[tuple[str, str | None]]  # per device, its times in ms joined with commas (None: none); may repeat
+
+
+class Joined(NamedTuple):
+    """Per device read (a device may repeat): its times in ms joined with commas (None: none), and how many."""
+
+    ids: tuple[str, ...]
+    texts: tuple[str | None, ...]
+    counts: tuple[int, ...]
 
 
 def joined_ms(conn: Connection, seconds: str, when: str) -> str:
-    """The aggregate joining a group's `seconds` (an expression on alias e) where `when` holds, as whole ms."""
-    return conn.dialect.joined.format(
-        f"CASE WHEN {when} THEN CAST(CAST(ROUND(({seconds}) * 1000) AS BIGINT) AS TEXT) END"
-    )
+    """Two aggregates: a group's `seconds` (an expression on alias e) where `when` holds, as whole ms joined with
+    commas, and how many."""
+    text = f"CASE WHEN {when} THEN CAST(CAST(ROUND(({seconds}) * 1000) AS BIGINT) AS TEXT) END"
+    return f"{conn.dialect.joined.format(text)}, SUM(CASE WHEN {when} THEN 1 ELSE 0 END)"
+
+
+def joined(rows: list[Any], at: int) -> Joined:
+    """The Joined of these rows: the device in their first column, joined_ms' two at `at` (columns made in C)."""
+    columns = list(zip(*rows, strict=True)) or [()] * (at + 2)
+    return Joined(columns[0], columns[at], columns[at + 1])
+
+
+def together(*parts: Joined) -> Joined:
+    """The reads' times together."""
+    return Joined(*(sum((part[n] for part in parts), ()) for n in range(3)))
 
 
 TO_END = ("e.ended - e.started", "e.ended IS NOT NULL")  # closed: its time to recover
@@ -51,7 +68,7 @@ def incident_times(conn: Connection, window: av.Interval, scope: Scope = ("", []
     acked, ended = joined_ms(conn, "e.ack_at - e.started", "e.ack_at IS NOT NULL"), joined_ms(conn, *TO_END)
     sql = f"SELECT e.device_id, {acked}, {ended} FROM ({inner}) AS e GROUP BY e.device_id"
     rows = conn.execute(sql, ("incident", *window, *scope[1])).fetchall()
-    return IncidentTimes([(d, a) for d, a, _ in rows], [(d, e) for d, _, e in rows])
+    return IncidentTimes(joined(rows, 1), joined(rows, 3))
 
 
 class Grouping:
@@ -61,9 +78,23 @@ class Grouping:
         self.keys = keys
         self.numbers: dict[tuple[Any, ...], int] = {}
         self.slot_of = {device_id: self._number(slot) for device_id, slot in slot_of.items()}
+        self._groups: tuple[int, Groups] | None = None
 
     def _number(self, slot: tuple[Any, ...]) -> int:
         return self.numbers.setdefault(slot, len(self.numbers))
+
+    def groups(self) -> Groups:
+        """Each group's slots (numbers); those of one slot apart (by site or device: all), made once per slots."""
+        if self._groups is None or self._groups[0] != len(self.numbers):
+            slots: dict[Any, list[int]] = defaultdict(list)
+            for slot, number in self.numbers.items():
+                for key in slot:
+                    slots[key].append(number)
+            single = [(key, numbers[0]) for key, numbers in slots.items() if len(numbers) == 1]
+            several = {key: numbers for key, numbers in slots.items() if len(numbers) > 1}
+            only = ([key for key, _ in single], np.array([n for _, n in single], dtype=np.int64))
+            self._groups = (len(self.numbers), Groups(slots, only, several))
+        return self._groups[1]
 
     def medians(self, found: Joined) -> dict[Any, float | None]:
         """The median by group (and FLEET's) of these times, in seconds.
@@ -71,16 +102,14 @@ class Grouping:
         Every value is made a number and sorted within its slot by numpy, in C; a group's median is its one slot's
         middle (by site or device), or that of its slots' values together (by tag).
         """
-        rows = list(filter(_TEXT, found))
-        if not rows:
+        ids, texts, counts = found
+        if not any(counts):
             return {}
-        ids, texts = zip(*rows, strict=True)
         slots = np.fromiter(map(self.slot_of.get, ids, itertools.repeat(-1)), np.int64, len(ids))
         for at in np.flatnonzero(slots < 0).tolist():  # a device the fleet no longer lists
             slots[at] = self.slot_of[ids[at]] = self._number(tuple(self.keys(ids[at])))
-        counts = np.fromiter(map(str.count, texts, itertools.repeat(",")), np.int64, len(texts)) + 1
         values = _values(texts)
-        ordered = _by_slot(values, np.repeat(slots, counts), len(self.numbers))
+        ordered = _by_slot(values, np.repeat(slots, np.array(counts, dtype=np.int64)), len(self.numbers))
         return self._by_key(ordered) | {FLEET: _seconds(values)}
 
     def _by_key(self, ordered: Ordered) -> dict[Any, float | None]:
@@ -90,27 +119,32 @@ class Grouping:
         held = np.flatnonzero(sizes)
         middles = np.zeros(len(sizes))  # each slot's median in ms (a slot without times: never read)
         middles[held] = (values[starts[held] + (sizes[held] - 1) // 2] + values[starts[held] + sizes[held] // 2]) / 2
-        parts: dict[Any, list[int]] = defaultdict(list)
-        for slot, number in self.numbers.items():
-            if sizes[number]:
-                for key in slot:
-                    parts[key].append(number)
-        out = {}
-        for key, numbers in parts.items():
-            if len(numbers) == 1:
-                out[key] = float(middles[numbers[0]]) / 1000
-            else:
-                out[key] = _seconds(np.concatenate([values[starts[n] : starts[n] + sizes[n]] for n in numbers]))
+        groups = self.groups()
+        keys, numbers = groups.only
+        held = sizes[numbers] > 0
+        seconds = (middles[numbers[held]] / 1000).tolist()
+        out = dict(zip(itertools.compress(keys, held.tolist()), seconds, strict=True))
+        for key, several in groups.several.items():
+            parts = [values[starts[n] : starts[n] + sizes[n]] for n in several if sizes[n]]
+            if parts:
+                out[key] = _seconds(np.concatenate(parts))
         return out
 
 
-_TEXT = operator.itemgetter(1)
+class Groups(NamedTuple):
+    """A grouping's groups: each one's slots (numbers), the groups of one slot (keys, numbers) and the others'."""
+
+    slots: dict[Any, list[int]]
+    only: tuple[list[Any], Any]
+    several: dict[Any, list[int]]
+
+
 Ordered = tuple[Any, Any]  # (numpy int64 values sorted by slot then value, each slot's count)
 
 
-def _values(texts: Sequence[str]) -> Any:
-    """The numbers in these joined texts, parsed in C (numpy)."""
-    return np.fromstring(",".join(texts), dtype=np.int64, sep=",")
+def _values(texts: Sequence[str | None]) -> Any:
+    """The numbers in these joined texts (None: none), parsed in C (numpy)."""
+    return np.fromstring(",".join(filter(None, texts)), dtype=np.int64, sep=",")
 
 
 def _by_slot(values: Any, slots: Any, count: int) -> Ordered:
@@ -132,5 +166,4 @@ def medians(found: Joined, grouping: Grouping | None) -> dict[Any, float | None]
     """The median by group of these times (FLEET: the whole fleet's; grouping None: only it)."""
     if grouping is not None:
         return grouping.medians(found)
-    texts = [text for _, text in found if text]
-    return {FLEET: _seconds(_values(texts))} if texts else {}
+    return {FLEET: _seconds(_values(found.texts))} if any(found.counts) else {}

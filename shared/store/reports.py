@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import heapq
 import operator
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from functools import partial
@@ -21,9 +21,10 @@ from shared.store import collector
 from shared.store.beside import Beside
 from shared.store.dialect import Connection, read
 from shared.store.episodes import overlapping_sql
-from shared.store.fleet import DeviceFigures, Figures, Fleet, downtime, figures, population
+from shared.store.fleet import DeviceFigures, Fleet, downtime, figures, population
+from shared.store.group_rows import group_rows
 from shared.store.history_rows import registry, renumbered, scoped
-from shared.store.medians import FLEET, Grouping, incident_times, medians
+from shared.store.medians import FLEET, Grouping, incident_times, medians, together
 
 GROUPS = ("device", "site", "tag", "day")
 Reads = tuple[Beside[Any], ...]  # _reads' (Downtime, IncidentTimes), read beside
@@ -66,15 +67,6 @@ def _slots(fleet: Fleet, group_by: str) -> Slots:
     return {device_id: tuple(fleet.tags.get(device_id, ())) or (None,) for device_id in fleet.first_seen}
 
 
-def _grouped(fleet: Fleet, results: Figures, slots: Slots) -> dict[Any, list[DeviceFigures]]:
-    groups: dict[str | None, list[DeviceFigures]] = defaultdict(list)
-    for device_id, slot in slots.items():
-        found = results.of(fleet, device_id)
-        for key in slot:
-            groups[key].append(found)
-    return groups
-
-
 def _reads(window: av.Interval, sites: Sequence[str] | None) -> tuple[Callable[[Connection], Any], ...]:
     """A window's heaviest reads (each may run beside, on its own connection): its outages' downtime and times to
     end, its incidents' times to acknowledge and to end."""
@@ -90,18 +82,14 @@ def _window_rows(
     down = read_beside[0].result() if read_beside else here[0](conn)
     results = figures(conn, fleet, window, down)  # while the incidents are still being read beside
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
-    slots = {} if by_day else _slots(fleet, group_by)
-    groups = _grouped(fleet, results, slots)
-    grouping = None if by_day else Grouping(slots, lambda device_id: _keys(fleet, device_id, group_by))
-    rows = []
-    for key, members in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or "")):
-        row = _row(key, av.group(map(_RATIO, members)), members)
-        if group_by == "device":
-            row |= {"name": fleet.names.get(str(key)), "site": fleet.sites.get(str(key))}
-        rows.append(row)
+    grouping = None if by_day else Grouping(_slots(fleet, group_by), lambda d: _keys(fleet, d, group_by))
+    rows = [] if grouping is None else group_rows(grouping, fleet, results)
+    if group_by == "device":
+        for row in rows:
+            row |= {"name": fleet.names.get(row["group"]), "site": fleet.sites.get(row["group"])}
     whole = _row(None, results.summary(), results.special.values())
     times = read_beside[1].result() if read_beside else here[1](conn)  # the rows made while it was read
-    mtta, mttr = medians(times.acked, grouping), medians(down.ended + times.ended, grouping)
+    mtta, mttr = medians(times.acked, grouping), medians(together(down.ended, times.ended), grouping)
     _timed(rows, mtta, mttr)
     whole["mtta_s"], whole["mttr_s"] = mtta.get(FLEET), mttr.get(FLEET)
     return rows, whole
