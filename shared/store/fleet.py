@@ -24,7 +24,7 @@ from shared.store import scope
 from shared.store.dialect import Connection
 from shared.store.episodes import history_since, overlapping_sql
 from shared.store.history_rows import Silences, blind, chunks, registry, scoped
-from shared.store.medians import TO_END, Joined, joined, joined_ms
+from shared.store.medians import TO_END, Joined, joined, joined_ms, ms
 
 _HI = "CASE WHEN COALESCE(e.ended, ?3) < ?3 THEN COALESCE(e.ended, ?3) ELSE ?3 END"
 _LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
@@ -32,10 +32,11 @@ _LO = "CASE WHEN e.started > ?4 THEN e.started ELSE ?4 END"
 # to end of those started in the window ({ended}: medians.py). Devices known later than ?4 are computed row by row
 # (_exact): no join with devices on every row. {scope}: only a site-limited caller's devices (§14, from ?5), or all.
 _COUNTED = f"({_HI}) > ({_LO})"
+_COLUMNS = f"e.device_id, e.started, e.ended, {ms(TO_END[0], f'e.started >= ?2 AND {TO_END[1]}', 'ended_ms')}"
 _DOWN = (
     f"SELECT e.device_id, SUM(CASE WHEN {_COUNTED} THEN 1 ELSE 0 END),"
     f" SUM(CASE WHEN {_COUNTED} THEN ({_HI}) - ({_LO}) ELSE 0 END), {{ended}}"
-    f" FROM ({overlapping_sql('e.device_id, e.started, e.ended', touching=True)}) AS e{{scope}} GROUP BY e.device_id"
+    f" FROM ({overlapping_sql(_COLUMNS, touching=True)}) AS e{{scope}} GROUP BY e.device_id"
 )
 
 # A few devices' outages overlapping [?2, ?3): the window's index ranges filtered (by ?4 …), not each device's
@@ -160,8 +161,7 @@ def downtime(conn: Connection, window: av.Interval, sites: Sequence[str] | None 
     since = history_since(conn)
     start = max(window[0], since) if since is not None else window[0]
     where, args = scoped(sites, 5)
-    ended = joined_ms(conn, TO_END[0], f"e.started >= ?2 AND {TO_END[1]}")
-    sql = _DOWN.format(scope=where, ended=ended)
+    sql = _DOWN.format(scope=where, ended=joined_ms(conn, "ended_ms"))
     rows = conn.execute(sql, ("outage", window[0], window[1], start, *args)).fetchall()
     return Downtime({row[0]: (int(row[1]), float(row[2])) for row in rows if row[1]}, joined(rows, 3))
 

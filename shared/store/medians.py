@@ -33,11 +33,17 @@ class Joined(NamedTuple):
     counts: tuple[int, ...]
 
 
-def joined_ms(conn: Connection, seconds: str, when: str) -> str:
-    """Two aggregates: a group's `seconds` (an expression on alias e) where `when` holds, as whole ms joined with
-    commas, and how many."""
-    text = f"CASE WHEN {when} THEN CAST(CAST(ROUND(({seconds}) * 1000) AS BIGINT) AS TEXT) END"
-    return f"{conn.dialect.joined.format(text)}, SUM(CASE WHEN {when} THEN 1 ELSE 0 END)"
+def ms(seconds: str, when: str, name: str) -> str:
+    """A column `name` of a read's rows: `seconds` (an expression on alias e) in whole ms where `when` holds."""
+    return f"CASE WHEN {when} THEN CAST(ROUND(({seconds}) * 1000) AS BIGINT) END AS {name}"
+
+
+def joined_ms(conn: Connection, name: str) -> str:
+    """Two aggregates of an ms column (alias e; NULL: none): its values joined with commas, and how many.
+
+    Made before the database groups the rows (ms), the sort that groups them carries two integers, not three
+    times."""
+    return f"{conn.dialect.joined.format(f'CAST(e.{name} AS TEXT)')}, COUNT(e.{name})"
 
 
 def joined(rows: list[Any], at: int) -> Joined:
@@ -52,6 +58,7 @@ def together(*parts: Joined) -> Joined:
 
 
 TO_END = ("e.ended - e.started", "e.ended IS NOT NULL")  # closed: its time to recover
+TO_ACK = ("e.ack_at - e.started", "e.ack_at IS NOT NULL")  # acknowledged: its time to acknowledge
 
 
 class IncidentTimes(NamedTuple):
@@ -63,10 +70,11 @@ class IncidentTimes(NamedTuple):
 
 def incident_times(conn: Connection, window: av.Interval, scope: Scope = ("", [])) -> IncidentTimes:
     """The times to acknowledge and to end of the incidents started in the window (scope: only its devices')."""
-    inner = started_sql("e.device_id, e.started, e.ended, e.ack_at", "1 = 1")
+    columns = f"e.device_id, {ms(*TO_ACK, 'acked')}, {ms(*TO_END, 'ended')}"
+    inner = started_sql(columns, "1 = 1")
     inner = f"SELECT * FROM ({inner}) AS e{scope[0]}" if scope[0] else inner
-    acked, ended = joined_ms(conn, "e.ack_at - e.started", "e.ack_at IS NOT NULL"), joined_ms(conn, *TO_END)
-    sql = f"SELECT e.device_id, {acked}, {ended} FROM ({inner}) AS e GROUP BY e.device_id"
+    aggregates = f"{joined_ms(conn, 'acked')}, {joined_ms(conn, 'ended')}"
+    sql = f"SELECT e.device_id, {aggregates} FROM ({inner}) AS e GROUP BY e.device_id"
     rows = conn.execute(sql, ("incident", *window, *scope[1])).fetchall()
     return IncidentTimes(joined(rows, 1), joined(rows, 3))
 
