@@ -84,9 +84,6 @@ class DeviceFigures(NamedTuple):
     outages: int
 
 
-NONE = DeviceFigures(None, 0.0, 0)  # a device history did not know in the window
-
-
 @dataclass(frozen=True)
 class Figures:
     """Every device's figures over one window: those that differ, and the one shared by the rest."""
@@ -94,14 +91,7 @@ class Figures:
     special: dict[str, DeviceFigures]
     plain: DeviceFigures  # a device known from the window's start (or history's) with no outage and no silence
     plain_count: int
-    begins: float
-
-    def of(self, fleet: Fleet, device_id: str) -> DeviceFigures:
-        """One device's figures."""
-        found = self.special.get(device_id)
-        if found is not None:
-            return found
-        return self.plain if fleet.known[device_id] <= self.begins else NONE
+    begins: float  # a device history knew only after this has no figures (group_rows.py: no ratio)
 
     def summary(self) -> av.Group:
         """The mean over every device's ratio, as av.group (the plain ones counted, not listed)."""

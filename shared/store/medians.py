@@ -129,9 +129,9 @@ class Grouping:
         middles[held] = (values[starts[held] + (sizes[held] - 1) // 2] + values[starts[held] + sizes[held] // 2]) / 2
         groups = self.groups()
         keys, numbers = groups.only
-        held = sizes[numbers] > 0
-        seconds = (middles[numbers[held]] / 1000).tolist()
-        out = dict(zip(itertools.compress(keys, held.tolist()), seconds, strict=True))
+        has_times = sizes[numbers] > 0
+        seconds = (middles[numbers[has_times]] / 1000).tolist()
+        out = dict(zip(itertools.compress(keys, has_times.tolist()), seconds, strict=True))
         for key, several in groups.several.items():
             parts = [values[starts[n] : starts[n] + sizes[n]] for n in several if sizes[n]]
             if parts:

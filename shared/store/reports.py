@@ -29,7 +29,7 @@ from shared.store.medians import FLEET, Grouping, incident_times, medians, toget
 GROUPS = ("device", "site", "tag", "day")
 Reads = tuple[Beside[Any], ...]  # _reads' (Downtime, IncidentTimes), read beside
 Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
-_RATIO, _OUTAGES, _DOWN_S = (operator.attrgetter(name) for name in ("ratio", "outages", "down_s"))
+_OUTAGES, _DOWN_S = operator.attrgetter("outages"), operator.attrgetter("down_s")
 
 
 def _row(key: str | None, summary: av.Group, members: Iterable[DeviceFigures]) -> dict[str, Any]:
