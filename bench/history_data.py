@@ -183,12 +183,12 @@ def build(conn: store.Connection, shape: Shape, now: float) -> int:
     """Fill a fresh store (migrated) with a shape's history; returns the episodes written."""
     gen = Generator(shape, now)
     conn.execute("BEGIN")
-    for index in _episode_indexes():
+    for index in _episode_indexes(conn):
         conn.execute(f"DROP INDEX {index.name}")
     for chunk in gen.rows():
         conn.executemany(INSERT, chunk)
-    for index in _episode_indexes():
-        conn.execute(f"CREATE INDEX {index.name} ON episodes ({', '.join(index.terms)})")
+    for index in _episode_indexes(conn):
+        conn.execute(tables.create_index(conn.dialect, "episodes", index))
     rows = registry(shape, gen, now)
     conn.executemany("INSERT INTO devices (id, first_seen, last_seen, liveness) VALUES (?, ?, ?, ?)", rows["devices"])
     conn.executemany(
@@ -204,8 +204,8 @@ def build(conn: store.Connection, shape: Shape, now: float) -> int:
     return gen.count
 
 
-def _episode_indexes() -> tuple[tables.Index, ...]:
-    return next(t for t in tables.TABLES if t.name == "episodes").indexes
+def _episode_indexes(conn: store.Connection) -> list[tables.Index]:
+    return tables.indexes(conn.dialect, "episodes")
 
 
 def sqlite_file(shape: Shape, fresh: bool = False) -> tuple[Path, float, float]:
@@ -241,7 +241,7 @@ def copy_to_postgres(source: Path, url: str) -> float:
     lite = store.connect(source, readonly=True)
     raw = conn.raw  # type: ignore[attr-defined]
     with raw.transaction():
-        for index in _episode_indexes():
+        for index in _episode_indexes(conn):
             raw.execute(f"DROP INDEX {index.name}")
         for table, columns in (("episodes", ROW), ("devices", ("id", "first_seen", "last_seen", "liveness")),
                                ("registry", ("device_id", "name", "site", "tags", "updated_at")),
@@ -252,8 +252,8 @@ def copy_to_postgres(source: Path, url: str) -> float:
             with raw.cursor().copy(f"COPY {table} ({names}) FROM STDIN") as copy:
                 for row in lite.execute(f"SELECT {names} FROM {table}"):
                     copy.write_row(row)
-        for index in _episode_indexes():
-            raw.execute(f"CREATE INDEX {index.name} ON episodes ({', '.join(index.terms)})")
+        for index in _episode_indexes(conn):
+            raw.execute(tables.create_index(conn.dialect, "episodes", index))
         raw.execute("SELECT setval(pg_get_serial_sequence('episodes', 'id'), (SELECT max(id) FROM episodes))")
         for key in ("history_since", "bench_history_now"):
             store.set_meta(conn, key, store.get_meta(lite, key) or "")

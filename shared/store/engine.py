@@ -41,6 +41,7 @@ class Dialect(ABC):
     begin_read: str  # the one that opens a read transaction seeing one snapshot
     caseless_like: str  # the operator of a LIKE that ignores ASCII case
     joined: str  # the aggregate joining a group's texts with commas ({} is the text)
+    skip_scan: bool  # a report reads its incidents device by device (episodes_incidents), not grouped by a sort
     types: Mapping[str, str]  # tables.py's column types (text, real, int, bigint, blob, serial) in this engine's DDL
 
     @abstractmethod

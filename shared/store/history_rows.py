@@ -37,12 +37,14 @@ def renumbered(sql: str, numbers: dict[int, int]) -> str:
     return NUMBERED.sub(lambda m: f"?{numbers.get(int(m.group(1)), int(m.group(1)))}", sql)
 
 
-def scoped(sites: Sequence[str] | None, first: int, word: str = "WHERE") -> tuple[str, list[Any]]:
-    """The clause `word` (WHERE, or AND) "e.device_id is one of these sites' devices" (§14, scope.device_in) with its
+def scoped(
+    sites: Sequence[str] | None, first: int, word: str = "WHERE", column: str = "e.device_id"
+) -> tuple[str, list[Any]]:
+    """The clause `word` (WHERE, or AND) "`column` is one of these sites' devices" (§14, scope.device_in) with its
     placeholders numbered from ?first, and its arguments; ("", []) for None (every device)."""
     if sites is None:
         return "", []
-    term, args = scope.device_in("e.device_id", tuple(sites))
+    term, args = scope.device_in(column, tuple(sites))
     numbers = itertools.count(first)
     return f" {word} " + re.sub(r"\?", lambda _: f"?{next(numbers)}", term), args
 

@@ -70,7 +70,7 @@ def _slots(fleet: Fleet, group_by: str) -> Slots:
 def _reads(window: av.Interval, sites: Sequence[str] | None) -> tuple[Callable[[Connection], Any], ...]:
     """A window's heaviest reads (each may run beside, on its own connection): its outages' downtime and times to
     end, its incidents' times to acknowledge and to end."""
-    return partial(downtime, window=window, sites=sites), partial(incident_times, window=window, scope=scoped(sites, 4))
+    return partial(downtime, window=window, sites=sites), partial(incident_times, window=window, sites=sites)
 
 
 def _window_rows(

@@ -210,6 +210,14 @@ MIGRATIONS: list[Script] = [
     # 13: teams (§14): the audit log of state-changing requests and failed sign-ins (shared/store/audit.py), and
     # each told problem's escalation: when it is due (told_at + the rule's escalate_after_s) and when it was sent.
     per_engine(TEAMS),
+    # 14: SQLite's reports read incidents device by device (§13): each one's incidents started in a window are one
+    # range of this index, in device order, so a month's million are grouped by device without a sort (medians.py).
+    # PostgreSQL groups them by hash: it has no use for it.
+    {
+        "sqlite": "CREATE INDEX episodes_incidents ON episodes (device_id, started, ack_at, ended)"
+        " WHERE kind = 'incident';",
+        "postgresql": "",
+    },
 ]
 
 

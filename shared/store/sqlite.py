@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.store import search, sqlite_readers
+from shared.store import search, sqlite_memstatus, sqlite_readers
 from shared.store.engine import Dialect, Script, write
 from shared.store.sets import pieces
 
 BUSY_TIMEOUT_MS = 10_000
+FAST_ALLOCATOR = sqlite_memstatus.statistics_off()  # before this process's first connection
 MAX_VARIABLES = 30_000  # SQLite allows 32,766 per statement
 
 
@@ -24,6 +25,7 @@ class SqliteDialect(Dialect):
     begin_read = "BEGIN"
     caseless_like = "LIKE"
     joined = "group_concat({}, ',')"
+    skip_scan = True  # a report's incidents are read device by device, not grouped by a sort (medians.py)
     types = {"text": "TEXT", "real": "REAL", "int": "INTEGER", "bigint": "INTEGER", "blob": "BLOB",
              "serial": "INTEGER PRIMARY KEY AUTOINCREMENT"}  # fmt: skip
 

@@ -15,7 +15,7 @@ from shared.severity import standing_sql
 from shared.store import search
 from shared.store.engine import Dialect
 
-AT = 13  # the migration of schema.py that this description equals
+AT = 14  # the migration of schema.py that this description equals
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,14 @@ class Column:
 
 @dataclass(frozen=True)
 class Index:
-    """An index: its name, its columns, and which of them are expressions."""
+    """An index: its name, its columns, which of them are expressions, (a partial index) which rows it holds, and
+    (one engine's own) which engine has it."""
 
     name: str
     terms: tuple[str, ...]
     expressions: tuple[str, ...] = ()
+    where: str = ""
+    engine: str = ""
 
 
 @dataclass(frozen=True)
@@ -134,6 +137,8 @@ TABLES = (
     ), indexes=(
         Index("episodes_device", ("device_id", "started")), Index("episodes_ended", ("ended",)),
         Index("episodes_span", ("kind", "span", "started", "ended", "device_id", "ack_at")),
+        Index("episodes_incidents", ("device_id", "started", "ack_at", "ended"), where="kind = 'incident'",
+              engine="sqlite"),  # its reports' walk (medians.py); PostgreSQL groups by hash
     )),
     Table("audit", (
         C("id", "serial"), C("at", "real", NN), C("actor", "text", NN), C("kind", "text", NN), C("role", "text"),
@@ -153,10 +158,25 @@ def create_table(dialect: Dialect, table: Table) -> list[str]:
     if table.key:
         parts.append(f"PRIMARY KEY ({', '.join(table.key)})")
     statements = [f"CREATE TABLE {table.name} ({', '.join(parts)})"]
-    for index in table.indexes:
-        terms = [dialect.index_term(t) if t in index.expressions else t for t in index.terms]
-        statements.append(f"CREATE INDEX {index.name} ON {table.name} ({', '.join(terms)})")
-    return statements
+    return statements + [create_index(dialect, table.name, index) for index in indexes(dialect, table.name)]
+
+
+def indexes(dialect: Dialect, table: str) -> list[Index]:
+    """A table's indexes in this engine (those of every engine and its own)."""
+    found = next(t for t in TABLES if t.name == table)
+    return [index for index in found.indexes if index.engine in ("", dialect.name)]
+
+
+def engine_only(engine: str) -> set[str]:
+    """The names of the indexes only this engine has."""
+    return {index.name for table in TABLES for index in table.indexes if index.engine == engine}
+
+
+def create_index(dialect: Dialect, table: str, index: Index) -> str:
+    """One index's CREATE INDEX in the dialect's DDL."""
+    terms = [dialect.index_term(t) if t in index.expressions else t for t in index.terms]
+    where = f" WHERE {index.where}" if index.where else ""
+    return f"CREATE INDEX {index.name} ON {table} ({', '.join(terms)}){where}"
 
 
 def create_all(dialect: Dialect) -> list[str]:
