@@ -26,7 +26,8 @@ Keys = Callable[[str], list[Any]]
 
 
 class Joined(NamedTuple):
-    """Per device read (a device may repeat): its times in ms joined with commas (None: none), and how many."""
+    """Per device read (a device may repeat): its times in ms joined with commas (None: none), and how many (ids
+    empty: the fleet's times in one text, incident_times' by_device False)."""
 
     ids: tuple[str, ...]
     texts: tuple[str | None, ...]
@@ -72,17 +73,26 @@ class IncidentTimes(NamedTuple):
     ended: Joined
 
 
-def incident_times(conn: Connection, window: av.Interval, sites: Sequence[str] | None = None) -> IncidentTimes:
-    """The times to acknowledge and to end of the incidents started in the window (sites: only their devices')."""
-    if conn.dialect.skip_scan and window[1] - window[0] >= WALK_FROM_S:
+def incident_times(
+    conn: Connection, window: av.Interval, sites: Sequence[str] | None = None, by_device: bool = True
+) -> IncidentTimes:
+    """The times to acknowledge and to end of the incidents started in the window (sites: only their devices').
+
+    by_device False: for the fleet's medians alone (medians' grouping None), every time in one text, no device's
+    (ids empty): no sort, no walk."""
+    if by_device and conn.dialect.skip_scan and window[1] - window[0] >= WALK_FROM_S:
         return _walked(conn, window, sites)
     columns = f"e.device_id, {ms(*TO_ACK, 'acked')}, {ms(*TO_END, 'ended')}"
     inner = started_sql(columns, "1 = 1")
     where, args = scoped(sites, 4)
     inner = f"SELECT * FROM ({inner}) AS e{where}" if where else inner
     aggregates = f"{joined_ms(conn, 'acked')}, {joined_ms(conn, 'ended')}"
+    params = ("incident", *window, *args)
+    if not by_device:
+        acked, n_acked, ended, n_ended = conn.execute(f"SELECT {aggregates} FROM ({inner}) AS e", params).fetchone()
+        return IncidentTimes(Joined((), (acked,), (n_acked,)), Joined((), (ended,), (n_ended,)))
     sql = f"SELECT e.device_id, {aggregates} FROM ({inner}) AS e GROUP BY e.device_id"
-    rows = conn.execute(sql, ("incident", *window, *args)).fetchall()
+    rows = conn.execute(sql, params).fetchall()
     return IncidentTimes(joined(rows, 1), joined(rows, 3))
 
 

@@ -67,10 +67,13 @@ def _slots(fleet: Fleet, group_by: str) -> Slots:
     return {device_id: tuple(fleet.tags.get(device_id, ())) or (None,) for device_id in fleet.first_seen}
 
 
-def _reads(window: av.Interval, sites: Sequence[str] | None) -> tuple[Callable[[Connection], Any], ...]:
+def _reads(
+    window: av.Interval, sites: Sequence[str] | None, by_day: bool = False
+) -> tuple[Callable[[Connection], Any], ...]:
     """A window's heaviest reads (each may run beside, on its own connection): its outages' downtime and times to
-    end, its incidents' times to acknowledge and to end."""
-    return partial(downtime, window=window, sites=sites), partial(incident_times, window=window, sites=sites)
+    end, its incidents' times to acknowledge and to end (by day: the fleet's alone, each day its own window)."""
+    incidents = partial(incident_times, window=window, sites=sites, by_device=not by_day)
+    return partial(downtime, window=window, sites=sites), incidents
 
 
 def _window_rows(
@@ -78,7 +81,7 @@ def _window_rows(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One window's rows by group and its fleet row. read_beside: its _reads, being read beside this thread (or
     None: read here)."""
-    here = _reads(window, fleet.limited)
+    here = _reads(window, fleet.limited, group_by == "day")
     down = read_beside[0].result() if read_beside else here[0](conn)
     results = figures(conn, fleet, window, down)  # while the incidents are still being read beside
     by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
@@ -109,7 +112,8 @@ def availability_report(
         raise ValueError("group_by")
     end = max(start, min(end, now))
     with read(conn), collector.held(), ExitStack() as stack:
-        read_beside = tuple(stack.enter_context(Beside(conn, work)) for work in _reads((start, end), sites))
+        reads = _reads((start, end), sites, group_by == "day")
+        read_beside = tuple(stack.enter_context(Beside(conn, work)) for work in reads)
         fleet = population(conn, start, end, group_by == "tag", sites)
         if group_by == "day":
             days = [(label, _window_rows(conn, fleet, window, "day")[1]) for label, window in
