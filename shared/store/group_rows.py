@@ -17,7 +17,7 @@ from shared import availability as av
 from shared.store.fleet import Figures, Fleet
 from shared.store.medians import Grouping
 
-_OUTAGES, _DOWN_S = operator.attrgetter("outages"), operator.attrgetter("down_s")
+OUTAGES, DOWN_S = operator.attrgetter("outages"), operator.attrgetter("down_s")  # of a DeviceFigures
 
 
 def _figures(fleet: Fleet, results: Figures, ids: list[str]) -> tuple[Any, Any, Any]:
@@ -30,8 +30,8 @@ def _figures(fleet: Fleet, results: Figures, ids: list[str]) -> tuple[Any, Any, 
     if special:
         at = np.fromiter(special, np.int64, len(special))
         ratio[at] = np.array([f.ratio for f in special.values()], dtype=np.float64)  # None: nan
-        outages[at] = np.fromiter(map(_OUTAGES, special.values()), np.float64, len(special))
-        down[at] = np.fromiter(map(_DOWN_S, special.values()), np.float64, len(special))
+        outages[at] = np.fromiter(map(OUTAGES, special.values()), np.float64, len(special))
+        down[at] = np.fromiter(map(DOWN_S, special.values()), np.float64, len(special))
     return ratio, outages, down
 
 

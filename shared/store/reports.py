@@ -22,14 +22,13 @@ from shared.store.beside import Beside
 from shared.store.dialect import Connection, read
 from shared.store.episodes import overlapping_sql
 from shared.store.fleet import DeviceFigures, Fleet, downtime, figures, population
-from shared.store.group_rows import group_rows
+from shared.store.group_rows import DOWN_S, OUTAGES, group_rows
 from shared.store.history_rows import registry, renumbered, scoped
 from shared.store.medians import FLEET, Grouping, incident_times, medians, together
 
 GROUPS = ("device", "site", "tag", "day")
 Reads = tuple[Beside[Any], ...]  # _reads' (Downtime, IncidentTimes), read beside
 Slots = dict[str, tuple[Any, ...]]  # per device, the groups it is in
-_OUTAGES, _DOWN_S = operator.attrgetter("outages"), operator.attrgetter("down_s")
 
 
 def _row(key: str | None, summary: av.Group, members: Iterable[DeviceFigures]) -> dict[str, Any]:
@@ -38,8 +37,8 @@ def _row(key: str | None, summary: av.Group, members: Iterable[DeviceFigures]) -
     members = list(members)
     return {
         "group": key, "devices": summary.devices, "availability": summary.availability,
-        "under_99": summary.under_99, "outages": sum(map(_OUTAGES, members)),
-        "down_s": round(sum(map(_DOWN_S, members)), 3), "mtta_s": None, "mttr_s": None,
+        "under_99": summary.under_99, "outages": sum(map(OUTAGES, members)),
+        "down_s": round(sum(map(DOWN_S, members)), 3), "mtta_s": None, "mttr_s": None,
     }  # fmt: skip
 
 
@@ -68,7 +67,7 @@ def _slots(fleet: Fleet, group_by: str) -> Slots:
 
 
 def _reads(
-    window: av.Interval, sites: Sequence[str] | None, by_day: bool = False
+    window: av.Interval, sites: Sequence[str] | None, by_day: bool
 ) -> tuple[Callable[[Connection], Any], ...]:
     """A window's heaviest reads (each may run beside, on its own connection): its outages' downtime and times to
     end, its incidents' times to acknowledge and to end (by day: the fleet's alone, each day its own window)."""
@@ -81,10 +80,10 @@ def _window_rows(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """One window's rows by group and its fleet row. read_beside: its _reads, being read beside this thread (or
     None: read here)."""
-    here = _reads(window, fleet.limited, group_by == "day")
+    by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
+    here = _reads(window, fleet.limited, by_day)
     down = read_beside[0].result() if read_beside else here[0](conn)
     results = figures(conn, fleet, window, down)  # while the incidents are still being read beside
-    by_day = group_by == "day"  # each day is its own window: its fleet row is the day's row
     grouping = None if by_day else Grouping(_slots(fleet, group_by), lambda d: _keys(fleet, d, group_by))
     rows = [] if grouping is None else group_rows(grouping, fleet, results)
     if group_by == "device":
